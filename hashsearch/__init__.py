@@ -1,0 +1,96 @@
+"""hashsearch: cross-source remote-sensing image retrieval with deep hashing.
+
+The public surface of the search engine; importing it never imports torch.
+
+- :class:`BinaryIndex` — exact k-NN and range search over packed binary codes
+  (FAISS-like API; compiled SIMD core, Numba and NumPy backends).
+- :func:`pack` / :func:`unpack` — the one place that owns the bit conventions.
+- :func:`knn_search`, :func:`range_search`, :func:`hamming_distances` — the same
+  searches over bare arrays; :func:`merge_topk` combines partial results.
+- :class:`CodeStore` — codes on disk in a sharded Zarr v3 group (imported lazily).
+- :func:`simd_level`, :func:`available_backends` — what this machine runs.
+
+The PyTorch side (networks, training, encoders) is :mod:`hashsearch.training`,
+installed with the ``train`` extra.
+"""
+
+from __future__ import annotations
+
+import logging
+from importlib import metadata as _metadata
+from typing import TYPE_CHECKING, Any
+
+from hashsearch.backends import available_backends
+from hashsearch.errors import (
+    BackendUnavailableError,
+    CorruptStoreError,
+    HashsearchError,
+    IncompatibleStoreError,
+    StoreError,
+    StoreLockedError,
+)
+from hashsearch.functional import hamming_distances, knn_search, merge_topk, range_search
+from hashsearch.index import BinaryIndex
+from hashsearch.packing import pack, unpack
+
+if TYPE_CHECKING:
+    from hashsearch.store import CodeStore
+
+try:
+    __version__ = _metadata.version("hashsearch")
+except _metadata.PackageNotFoundError:  # pragma: no cover - running from a bare checkout
+    __version__ = "0.0.0+unknown"
+
+__all__ = [
+    "BackendUnavailableError",
+    "BinaryIndex",
+    "CodeStore",
+    "CorruptStoreError",
+    "HashsearchError",
+    "IncompatibleStoreError",
+    "StoreError",
+    "StoreLockedError",
+    "__version__",
+    "available_backends",
+    "hamming_distances",
+    "knn_search",
+    "merge_topk",
+    "pack",
+    "range_search",
+    "simd_level",
+    "simd_levels",
+    "unpack",
+]
+
+logging.getLogger("hashsearch").addHandler(logging.NullHandler())
+
+
+def simd_level() -> str | None:
+    """The SIMD path the compiled kernels take now ("avx512", "avx2", "popcnt", "generic"),
+    or None when the compiled core is not built."""
+    try:
+        from hashsearch import _core
+    except ImportError:
+        return None
+    return _core.simd_level()
+
+
+def simd_levels() -> list[str]:
+    """SIMD paths this CPU supports, best first (empty when the compiled core is not built).
+
+    ``HASHSEARCH_SIMD=<level>`` in the environment forces a lower one.
+    """
+    try:
+        from hashsearch import _core
+    except ImportError:
+        return []
+    return list(_core.simd_levels())
+
+
+def __getattr__(name: str) -> Any:
+    # CodeStore needs zarr; import it on first use so `import hashsearch` stays fast.
+    if name == "CodeStore":
+        from hashsearch.store import CodeStore
+
+        return CodeStore
+    raise AttributeError(f"module 'hashsearch' has no attribute {name!r}")

@@ -1,0 +1,123 @@
+"""Input checks shared by the index, the store and the distributed search.
+
+Every public entry point validates here, once, so kernels can trust their input.
+Errors say what was expected and what came: ``TypeError`` for a wrong kind or
+dtype, ``ValueError`` for a wrong shape, width or value.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "MAX_NBITS",
+    "check_nbits",
+    "as_codes",
+    "check_k",
+    "check_radius",
+    "as_ids",
+]
+
+#: Largest code length the engine accepts (bits).
+MAX_NBITS = 1 << 16
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def check_nbits(nbits: Any) -> int:
+    """Return ``nbits`` as an int after checking it is a positive multiple of 8.
+
+    Raises:
+        TypeError: not an integer.
+        ValueError: not a positive multiple of 8, or above :data:`MAX_NBITS`.
+    """
+    if not _is_int(nbits):
+        raise TypeError(f"nbits must be an int, got {type(nbits).__name__}")
+    nbits = int(nbits)
+    if nbits <= 0 or nbits % 8:
+        raise ValueError(f"nbits must be a positive multiple of 8, got {nbits}")
+    if nbits > MAX_NBITS:
+        raise ValueError(f"nbits must be at most {MAX_NBITS}, got {nbits}")
+    return nbits
+
+
+def as_codes(x: Any, nbits: int, name: str = "codes", *, allow_1d: bool = True) -> np.ndarray:
+    """Return packed codes as a C-contiguous uint8 (n, nbits // 8) array.
+
+    Args:
+        x: uint8 array-like of shape (n, nbits // 8), or (nbits // 8,) for a single code
+            when ``allow_1d``. Non-contiguous input is copied; contiguous input is not.
+        nbits: the code length the caller expects.
+        name: the argument's name, for error messages.
+        allow_1d: accept a single 1-D code (returned as shape (1, nbytes)).
+
+    Raises:
+        TypeError: not a uint8 array (pack real-valued codes with ``hashsearch.pack``).
+        ValueError: wrong number of dimensions or wrong code width.
+    """
+    if type(x).__module__.split(".", 1)[0] == "torch":
+        from hashsearch.packing import _to_numpy
+
+        x = _to_numpy(x)
+    arr = x if isinstance(x, np.ndarray) else np.asarray(x)
+    nbytes = nbits // 8
+    if arr.dtype != np.uint8:
+        hint = " (use hashsearch.pack to pack real-valued, ±1 or 0/1 codes)" if arr.dtype.kind in "biuf" else ""
+        raise TypeError(f"{name} must be packed uint8 codes, got dtype {arr.dtype}{hint}")
+    if arr.ndim == 1 and allow_1d:
+        arr = arr.reshape(1, -1)
+    if arr.ndim != 2:
+        raise ValueError(f"{name} must have shape (n, {nbytes}), got shape {arr.shape}")
+    if arr.shape[1] != nbytes:
+        raise ValueError(
+            f"{name} have {arr.shape[1]} bytes per code ({arr.shape[1] * 8} bits), "
+            f"expected {nbytes} bytes for nbits={nbits}"
+        )
+    return np.ascontiguousarray(arr)
+
+
+def check_k(k: Any) -> int:
+    """Return ``k`` as an int after checking it is >= 1."""
+    if not _is_int(k):
+        raise TypeError(f"k must be an int, got {type(k).__name__}")
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    return int(k)
+
+
+def check_radius(radius: Any, nbits: int) -> int:
+    """Return ``radius`` as an int after checking it is >= 0 (values above nbits are clipped)."""
+    if not _is_int(radius):
+        raise TypeError(f"radius must be an int, got {type(radius).__name__}")
+    if radius < 0:
+        raise ValueError(f"radius must be >= 0, got {radius}")
+    return int(min(radius, nbits))
+
+
+def as_ids(ids: Any, n: int, name: str = "ids") -> np.ndarray:
+    """Return ids as a C-contiguous int64 (n,) array of distinct non-negative values.
+
+    Raises:
+        TypeError: not an integer array.
+        ValueError: wrong shape or length, negative or duplicate ids.
+    """
+    arr = ids if isinstance(ids, np.ndarray) else np.asarray(ids)
+    if arr.dtype.kind not in "iu" or arr.dtype == np.uint64 and arr.size and arr.max() > np.iinfo(np.int64).max:
+        raise TypeError(f"{name} must be integers, got dtype {arr.dtype}")
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
+    if arr.shape[0] != n:
+        raise ValueError(f"{name} has {arr.shape[0]} entries for {n} codes")
+    arr = np.ascontiguousarray(arr, dtype=np.int64)
+    if n and arr.min() < 0:
+        raise ValueError(f"{name} must be non-negative (-1 marks 'no result'), got {int(arr.min())}")
+    if n > 1:
+        sorted_ids = np.sort(arr)
+        dup = sorted_ids[1:][sorted_ids[1:] == sorted_ids[:-1]]
+        if dup.size:
+            raise ValueError(f"{name} contains duplicates, e.g. {int(dup[0])}")
+    return arr

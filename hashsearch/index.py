@@ -1,0 +1,329 @@
+"""``BinaryIndex``: exact Hamming-distance search over packed binary codes.
+
+FAISS-like semantics, so it drops into systems that know ``faiss.IndexBinaryFlat``:
+
+>>> import numpy as np
+>>> from hashsearch import BinaryIndex, pack
+>>> rng = np.random.default_rng(0)
+>>> index = BinaryIndex(64)
+>>> index.add(pack(rng.standard_normal((1000, 64))))
+>>> D, I = index.search(index.reconstruct(7), k=3)
+>>> int(I[0, 0]), int(D[0, 0])
+(7, 0)
+
+Differences from FAISS, all deliberate:
+
+- every code has an int64 id (``add(codes, ids)``; default: consecutive ids after
+  the largest one used so far), so no ``IndexIDMap`` wrapper is needed and ids
+  stay stable after ``remove_ids``;
+- ties are broken by ascending database position (insertion order), on every
+  backend and for any thread count;
+- ``range_search`` keeps distances ``<= radius`` (a closed Hamming ball); FAISS's
+  binary ``range_search`` keeps ``< radius``;
+- a 1-D query is accepted and treated as one query (results are still 2-D).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+
+from hashsearch._validate import as_codes, as_ids, check_k, check_nbits, check_radius
+from hashsearch.backends import PAD_POSITION, Backend, make_backend
+
+__all__ = ["BinaryIndex"]
+
+logger = logging.getLogger("hashsearch")
+
+_MIN_CAPACITY = 1024
+
+
+class BinaryIndex:
+    """Exact k-NN and range search over packed binary codes by Hamming distance.
+
+    Args:
+        nbits: code length in bits, a positive multiple of 8 (8 ... 1024 and beyond).
+        backend: ``"auto"`` (default: ``$HASHSEARCH_BACKEND`` if set, else the
+            compiled core, else Numba, else NumPy), a backend name (``"native"``,
+            ``"numba"``, ``"numpy"``, ...) or a :class:`~hashsearch.backends.Backend`.
+        num_threads: threads the search kernels use; default
+            ``$HASHSEARCH_NUM_THREADS`` or the CPUs available to this process.
+
+    Raises:
+        TypeError, ValueError: nbits is not a positive multiple of 8.
+        BackendUnavailableError: the named backend cannot run here.
+
+    Attributes:
+        nbits: code length in bits.
+        code_size: bytes per code (``nbits // 8``), as in FAISS.
+    """
+
+    def __init__(self, nbits: int, backend: str | Backend | None = "auto", *, num_threads: int | None = None) -> None:
+        self.nbits = check_nbits(nbits)
+        self.code_size = self.nbits // 8
+        self._backend = make_backend(backend, num_threads)
+        self._codes = np.empty((0, self.code_size), dtype=np.uint8)
+        self._ids = np.empty(0, dtype=np.int64)
+        self._n = 0
+        self._next_id = 0
+        # True while ids increase with position (the default): lookups need no index.
+        self._ids_increasing = True
+        self._lookup: tuple[np.ndarray, np.ndarray] | None = None
+
+    # -- properties -------------------------------------------------------------------
+    @property
+    def ntotal(self) -> int:
+        """Number of codes in the index."""
+        return self._n
+
+    def __len__(self) -> int:
+        return self._n
+
+    @property
+    def backend(self) -> str:
+        """Name of the backend that runs the searches."""
+        return self._backend.name
+
+    @property
+    def backend_impl(self) -> Backend:
+        """The backend object itself."""
+        return self._backend
+
+    @property
+    def simd_level(self) -> str | None:
+        """Instruction-set path of the kernels (native backend), else None."""
+        return self._backend.simd_level
+
+    @property
+    def num_threads(self) -> int:
+        """Threads the search kernels use."""
+        return self._backend.num_threads
+
+    @num_threads.setter
+    def num_threads(self, value: int) -> None:
+        self._backend.num_threads = value
+
+    @property
+    def codes(self) -> np.ndarray:
+        """Read-only view of the stored codes, uint8 (ntotal, code_size), in position order."""
+        view = self._codes[: self._n]
+        view.flags.writeable = False
+        return view
+
+    @property
+    def ids(self) -> np.ndarray:
+        """Read-only view of the ids, int64 (ntotal,), in position order."""
+        view = self._ids[: self._n]
+        view.flags.writeable = False
+        return view
+
+    def __repr__(self) -> str:
+        return (
+            f"BinaryIndex(nbits={self.nbits}, ntotal={self._n}, backend={self.backend!r}, "
+            f"num_threads={self.num_threads})"
+        )
+
+    # -- adding and removing ----------------------------------------------------------
+    def add(self, codes: Any, ids: Any = None) -> None:
+        """Append codes.
+
+        Args:
+            codes: uint8 (n, code_size), or (code_size,) for one code. Non-contiguous
+                input is copied. Pack real-valued or ±1 codes with ``hashsearch.pack``.
+            ids: int (n,) distinct non-negative ids not already in the index; default
+                consecutive ids after the largest id assigned so far.
+
+        Raises:
+            TypeError: codes are not uint8, or ids are not integers.
+            ValueError: wrong code width or shape; ids of the wrong length, negative,
+                repeated, or already present. The index is unchanged on any error.
+        """
+        new_codes = as_codes(codes, self.nbits, "codes")
+        m = new_codes.shape[0]
+        if ids is None:
+            new_ids = np.arange(self._next_id, self._next_id + m, dtype=np.int64)
+        else:
+            new_ids = as_ids(ids, m)
+            if m and new_ids.min() < self._next_id:
+                clash = self._find_positions(new_ids)
+                if (clash >= 0).any():
+                    first = int(new_ids[np.argmax(clash >= 0)])
+                    raise ValueError(f"id {first} is already in the index (ids must be unique)")
+        if m == 0:
+            return
+        self._reserve(self._n + m)
+        self._codes[self._n : self._n + m] = new_codes
+        self._ids[self._n : self._n + m] = new_ids
+        if self._ids_increasing:
+            prev_last = self._ids[self._n - 1] if self._n else -1
+            self._ids_increasing = bool(new_ids[0] > prev_last and (m == 1 or (np.diff(new_ids) > 0).all()))
+        self._n += m
+        self._next_id = max(self._next_id, int(new_ids.max()) + 1)
+        self._lookup = None
+        self._backend.attach(self.codes)
+
+    def remove_ids(self, ids: Any) -> int:
+        """Remove the codes with the given ids; ids not in the index are ignored.
+
+        Remaining codes keep their ids and their relative order.
+
+        Args:
+            ids: int array-like (m,) or a single int.
+
+        Returns:
+            Number of codes removed.
+
+        Raises:
+            TypeError: ids are not integers.
+        """
+        arr = np.asarray(ids)
+        if arr.dtype.kind not in "iu" and not (arr.size == 0 and arr.dtype.kind == "f"):
+            raise TypeError(f"ids must be integers, got dtype {arr.dtype}")
+        arr = arr.astype(np.int64, copy=False).ravel()
+        positions = self._find_positions(arr)
+        positions = np.unique(positions[positions >= 0])
+        if positions.size == 0:
+            return 0
+        keep = np.ones(self._n, dtype=bool)
+        keep[positions] = False
+        remaining = self._n - positions.size
+        self._codes[:remaining] = self._codes[: self._n][keep]
+        self._ids[:remaining] = self._ids[: self._n][keep]
+        self._n = remaining
+        self._lookup = None
+        self._backend.attach(self.codes)
+        logger.debug("removed %d codes, %d remain", positions.size, remaining)
+        return int(positions.size)
+
+    def reset(self) -> None:
+        """Remove every code (ids restart at 0)."""
+        self._codes = np.empty((0, self.code_size), dtype=np.uint8)
+        self._ids = np.empty(0, dtype=np.int64)
+        self._n = 0
+        self._next_id = 0
+        self._ids_increasing = True
+        self._lookup = None
+        self._backend.attach(self.codes)
+
+    def reconstruct(self, id: int) -> np.ndarray:  # noqa: A002 - FAISS's name
+        """Return a copy of the code stored under ``id``: uint8 (code_size,).
+
+        Raises:
+            TypeError: id is not an integer.
+            KeyError: no code has this id.
+        """
+        if isinstance(id, (bool, np.bool_)) or not isinstance(id, (int, np.integer)):
+            raise TypeError(f"id must be an int, got {type(id).__name__}")
+        pos = int(self._find_positions(np.array([id], dtype=np.int64))[0])
+        if pos < 0:
+            raise KeyError(f"id {id} is not in the index")
+        return self._codes[pos].copy()
+
+    def reconstruct_batch(self, ids: Any) -> np.ndarray:
+        """Return copies of the codes stored under ``ids``: uint8 (m, code_size).
+
+        Raises:
+            KeyError: one of the ids is not in the index.
+        """
+        arr = np.asarray(ids)
+        if arr.dtype.kind not in "iu":
+            raise TypeError(f"ids must be integers, got dtype {arr.dtype}")
+        pos = self._find_positions(arr.astype(np.int64, copy=False).ravel())
+        if (pos < 0).any():
+            raise KeyError(f"id {int(arr.ravel()[np.argmax(pos < 0)])} is not in the index")
+        return self._codes[pos]
+
+    # -- searching --------------------------------------------------------------------
+    def search(self, queries: Any, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Exact k nearest codes of each query.
+
+        Args:
+            queries: uint8 (nq, code_size), or (code_size,) for one query.
+            k: neighbours per query, >= 1; may exceed ``ntotal``.
+
+        Returns:
+            (D, I): D int32 (nq, k) Hamming distances, ascending; I int64 (nq, k) ids.
+            Equal distances are ordered by ascending database position. When
+            k > ntotal the extra columns hold id -1 and distance 2**31 - 1
+            (``hashsearch.backends.PAD_DISTANCE``, FAISS's value).
+
+        Raises:
+            TypeError: queries are not uint8 or k is not an int.
+            ValueError: wrong code width or shape, or k < 1.
+        """
+        q = as_codes(queries, self.nbits, "queries")
+        k = check_k(k)
+        distances, positions = self._backend.knn(self._codes[: self._n], q, k)
+        return distances, self._positions_to_ids(positions)
+
+    def range_search(self, queries: Any, radius: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every code within Hamming distance ``<= radius`` of each query.
+
+        The ball is closed (inclusive), unlike FAISS's binary ``range_search``, which
+        keeps distances strictly below the radius: ``radius=r`` here equals
+        ``radius=r + 1`` there.
+
+        Args:
+            queries: uint8 (nq, code_size), or (code_size,) for one query.
+            radius: largest distance kept, >= 0 (values above nbits keep everything).
+
+        Returns:
+            (lims, D, I): lims int64 (nq + 1,); query i's results are
+            ``D[lims[i]:lims[i+1]]`` (int32 distances) and ``I[lims[i]:lims[i+1]]``
+            (int64 ids), in database-position order (not sorted by distance).
+
+        Raises:
+            TypeError, ValueError: bad queries, or a negative or non-integer radius.
+        """
+        q = as_codes(queries, self.nbits, "queries")
+        radius = check_radius(radius, self.nbits)
+        lims, distances, positions = self._backend.range_search(self._codes[: self._n], q, radius)
+        return lims, distances, self._positions_to_ids(positions)
+
+    def distances(self, queries: Any) -> np.ndarray:
+        """Hamming distance from each query to every stored code, int32 (nq, ntotal).
+
+        Memory grows as nq * ntotal: meant for small inputs and checks.
+        """
+        q = as_codes(queries, self.nbits, "queries")
+        return self._backend.distances(q, self._codes[: self._n])
+
+    # -- internals --------------------------------------------------------------------
+    def _reserve(self, n: int) -> None:
+        capacity = self._codes.shape[0]
+        if n <= capacity:
+            return
+        new_capacity = max(n, 2 * capacity, _MIN_CAPACITY)
+        codes = np.empty((new_capacity, self.code_size), dtype=np.uint8)
+        ids = np.empty(new_capacity, dtype=np.int64)
+        codes[: self._n] = self._codes[: self._n]
+        ids[: self._n] = self._ids[: self._n]
+        self._codes, self._ids = codes, ids
+
+    def _positions_to_ids(self, positions: np.ndarray) -> np.ndarray:
+        ids = self._ids[: self._n]
+        if ids.size == 0:
+            return np.full_like(positions, PAD_POSITION)
+        out = ids[np.maximum(positions, 0)]
+        out[positions < 0] = PAD_POSITION
+        return out
+
+    def _find_positions(self, ids: np.ndarray) -> np.ndarray:
+        """Positions of ``ids`` (int64 (m,)), -1 where absent."""
+        stored = self._ids[: self._n]
+        if stored.size == 0 or ids.size == 0:
+            return np.full(ids.shape, -1, dtype=np.int64)
+        if self._ids_increasing:
+            sorted_ids, order = stored, None
+        else:
+            if self._lookup is None:
+                order = np.argsort(stored, kind="stable")
+                self._lookup = (stored[order], order)
+            sorted_ids, order = self._lookup
+        where = np.searchsorted(sorted_ids, ids)
+        where_c = np.minimum(where, sorted_ids.size - 1)
+        found = sorted_ids[where_c] == ids
+        pos = where_c if order is None else order[where_c]
+        return np.where(found, pos, -1).astype(np.int64, copy=False)
