@@ -1,0 +1,31 @@
+# Two commands do everything on a fresh machine:
+#   make demo   - set up the environment, then run the demo
+#   make test   - set up the environment, then run the test suite (what CI runs)
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.hashsearch-setup
+# Thread counts pinned for reproducible timings; tests use at most 2 threads.
+export HASHSEARCH_NUM_THREADS ?= 2
+export OMP_NUM_THREADS ?= 2
+
+.PHONY: setup demo test test-all bench clean
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml CMakeLists.txt scripts/setup.sh $(wildcard csrc/*)
+	./scripts/setup.sh $(VENV)
+	@touch $@
+
+demo: $(STAMP)
+	$(VENV)/bin/hashsearch demo
+
+test: $(STAMP)
+	HASHSEARCH_REQUIRE_NATIVE=1 $(PY) -m pytest -q
+
+test-all: $(STAMP)
+	HASHSEARCH_REQUIRE_NATIVE=1 $(PY) -m pytest -q -m ""
+
+bench: $(STAMP)
+	$(PY) -m pytest benchmarks/bench_engine.py --benchmark-only --benchmark-group-by=group -p no:randomly
+
+clean:
+	rm -rf build dist .pytest_cache .benchmarks
