@@ -1,9 +1,336 @@
-// AVX-512 kernels (compiled with -mavx512f/bw/vl/vpopcntdq/bitalg/vbmi).
+// AVX-512 kernels (compiled with -mavx512f/bw/vl/vpopcntdq/bitalg/vbmi; dispatch.cpp
+// only selects them when the CPU and OS support all of these).
+//
+// A code-length "layout" (Lanes<W, EXPAND>) puts each code in a lane of W bytes, so one
+// step of the scan yields the distances of L codes in one register:
+//   W = 1   8-bit codes,  64 per step, vpopcntb, byte compares
+//   W = 2   16-bit codes, 32 per step, vpopcntw
+//   W = 4   32-bit codes (and 24-bit ones, expanded into 32-bit lanes with vpermb), 16 per step
+//   W = 8   64-bit codes (and 40/48/56-bit, expanded), 8 per step, vpopcntq
+//   W = 16  128-bit codes (and 72..120-bit, expanded), 8 per step from 2 registers:
+//           vpopcntq, then vpermt2q + add pairs the two halves of each code
+//   W = 32  256-bit codes (and 136..248-bit, expanded), 8 per step from 4 registers,
+//           two levels of vpermt2q + add
+// and codes longer than 32 bytes take the generic path (LongCodes): 64-byte chunks
+// accumulated vertically per code, then a vpermt2q + add tree turns 8 accumulators into 8
+// distances. Several queries (G) share every loaded step; each compares its distances
+// with its own threshold and a single test of the OR of the masks skips the (rare) codes
+// that must be recorded.
+#include <immintrin.h>
+
 #define HS_ISA_NS avx512
 #include "kernels_impl.h"
 
 namespace hashsearch {
+namespace avx512 {
 
-const KernelTable kKernelsAvx512 = {"avx512", avx512::scan_scalar, avx512::pairwise_scalar};
+// vpermt2q index vectors that add adjacent 64-bit lanes of two registers a, b:
+// sum_pairs(a, b)[j] = (a|b)[2j] + (a|b)[2j+1], (a|b) being the 16 lanes a0..a7 b0..b7.
+static inline __m512i sum_pairs(__m512i a, __m512i b) {
+  const __m512i even = _mm512_set_epi64(14, 12, 10, 8, 6, 4, 2, 0);
+  const __m512i odd = _mm512_set_epi64(15, 13, 11, 9, 7, 5, 3, 1);
+  return _mm512_add_epi64(_mm512_permutex2var_epi64(a, even, b),
+                          _mm512_permutex2var_epi64(a, odd, b));
+}
+
+static inline __mmask64 low_bits64(int64_t count) {
+  return count >= 64 ? ~__mmask64(0) : ((__mmask64(1) << count) - 1);
+}
+
+// Codes laid out in lanes of W bytes (W in 1, 2, 4, 8, 16, 32). EXPAND: the code is
+// shorter than W (nbytes < W) and is spread from its packed bytes into zero-padded lanes
+// with vpermb.
+template <int W, bool EXPAND>
+struct Lanes {
+  static constexpr int kRegs = W <= 8 ? 1 : W / 8;  // registers per step
+  static constexpr int kPerReg = 64 / W;            // codes per register
+  static constexpr int L = kRegs * kPerReg;         // codes per step
+  static constexpr int G = W <= 8 ? 8 : 4;          // queries sharing a step
+
+  struct Data {
+    __m512i r[kRegs];
+  };
+
+  int64_t nbytes;
+  __m512i expand_idx;     // EXPAND: source byte of every destination byte
+  __mmask64 expand_keep;  // EXPAND: destination bytes that receive a code byte
+
+  explicit Lanes(int64_t nb) : nbytes(nb), expand_idx(_mm512_setzero_si512()), expand_keep(0) {
+    if (EXPAND) {
+      alignas(64) uint8_t idx[64];
+      uint64_t keep = 0;
+      for (int j = 0; j < 64; ++j) {
+        const int lane = j / W, byte = j % W;
+        idx[j] = static_cast<uint8_t>(byte < nb ? lane * nb + byte : 0);
+        if (byte < nb) keep |= uint64_t(1) << j;
+      }
+      expand_idx = _mm512_load_si512(idx);
+      expand_keep = keep;
+    }
+  }
+
+  // Register i of a step, from the `count` codes (count <= kPerReg) at p.
+  __m512i load_reg(const uint8_t* p, int64_t count) const {
+    if (EXPAND) {
+      const __m512i raw = _mm512_maskz_loadu_epi8(low_bits64(count * nbytes), p);
+      return _mm512_maskz_permutexvar_epi8(expand_keep, expand_idx, raw);
+    }
+    if (count >= kPerReg) return _mm512_loadu_si512(p);
+    return _mm512_maskz_loadu_epi8(low_bits64(count * W), p);
+  }
+
+  // The L codes at p (count = L), or the first `count` of them (tail, other lanes zero).
+  Data load(const uint8_t* p, int64_t count) const {
+    Data d;
+    for (int i = 0; i < kRegs; ++i) {
+      int64_t c = count - int64_t(i) * kPerReg;
+      c = c < 0 ? 0 : (c > kPerReg ? kPerReg : c);
+      d.r[i] = load_reg(p + int64_t(i) * kPerReg * nbytes, c);
+    }
+    return d;
+  }
+
+  // A query laid out like one register of codes (the code repeated in every lane).
+  __m512i query(const uint8_t* q) const {
+    alignas(64) uint8_t buf[64];
+    for (int j = 0; j < 64; ++j) {
+      const int byte = j % W;
+      buf[j] = byte < nbytes ? q[byte] : 0;
+    }
+    return _mm512_load_si512(buf);
+  }
+
+  // Threshold broadcast in the distance lane type.
+  static __m512i thresh(int32_t t) {
+    if (W == 1) return _mm512_set1_epi8(static_cast<char>(t));
+    if (W == 2) return _mm512_set1_epi16(static_cast<short>(t));
+    if (W == 4) return _mm512_set1_epi32(t);
+    return _mm512_set1_epi64(t);
+  }
+
+  // Distances of the step's codes to q: lane j holds code j's distance (8/16/32/64-bit lanes).
+  static __m512i dist(const Data& d, __m512i q) {
+    if (W == 1) return _mm512_popcnt_epi8(_mm512_xor_si512(d.r[0], q));
+    if (W == 2) return _mm512_popcnt_epi16(_mm512_xor_si512(d.r[0], q));
+    if (W == 4) return _mm512_popcnt_epi32(_mm512_xor_si512(d.r[0], q));
+    if (W == 8) return _mm512_popcnt_epi64(_mm512_xor_si512(d.r[0], q));
+    const __m512i a = _mm512_popcnt_epi64(_mm512_xor_si512(d.r[0], q));
+    const __m512i b = _mm512_popcnt_epi64(_mm512_xor_si512(d.r[kRegs > 1 ? 1 : 0], q));
+    if (W == 16) return sum_pairs(a, b);
+    const __m512i c = _mm512_popcnt_epi64(_mm512_xor_si512(d.r[kRegs > 2 ? 2 : 0], q));
+    const __m512i e = _mm512_popcnt_epi64(_mm512_xor_si512(d.r[kRegs > 3 ? 3 : 0], q));
+    return sum_pairs(sum_pairs(a, b), sum_pairs(c, e));
+  }
+
+  // Bit j set when code j's distance is below the threshold.
+  static uint64_t less(__m512i dist, __m512i tv) {
+    if (W == 1) return _mm512_cmplt_epu8_mask(dist, tv);
+    if (W == 2) return _mm512_cmplt_epu16_mask(dist, tv);
+    if (W == 4) return _mm512_cmplt_epu32_mask(dist, tv);
+    return _mm512_cmplt_epu64_mask(dist, tv);
+  }
+
+  // Lane j of a distance register stored to memory.
+  static int32_t lane(const void* stored, int j) {
+    if (W == 1) return static_cast<const uint8_t*>(stored)[j];
+    if (W == 2) return static_cast<const uint16_t*>(stored)[j];
+    if (W == 4) return static_cast<int32_t>(static_cast<const uint32_t*>(stored)[j]);
+    return static_cast<int32_t>(static_cast<const uint64_t*>(stored)[j]);
+  }
+
+  // Distances of the L codes as int32 (pairwise): out[0..count).
+  static void store_int32(__m512i dist, int32_t* out, int64_t count) {
+    alignas(64) uint8_t buf[64];
+    _mm512_store_si512(buf, dist);
+    for (int64_t j = 0; j < count; ++j) out[j] = lane(buf, static_cast<int>(j));
+  }
+};
+
+// Codes longer than 32 bytes: 8 codes per step, each accumulated over 64-byte chunks.
+struct LongCodes {
+  static constexpr int L = 8;
+  static constexpr int G = 2;
+
+  struct Data {
+    const uint8_t* p;
+    int64_t count;
+  };
+
+  int64_t nbytes;
+  int64_t full_chunks;
+  __mmask64 tail_mask;
+
+  explicit LongCodes(int64_t nb) : nbytes(nb), full_chunks(nb / 64), tail_mask(low_bits64(nb % 64)) {}
+
+  Data load(const uint8_t* p, int64_t count) const { return Data{p, count}; }
+
+  // The query is read from memory chunk by chunk; keep its address.
+  const uint8_t* query(const uint8_t* q) const { return q; }
+
+  static __m512i thresh(int32_t t) { return _mm512_set1_epi64(t); }
+
+  __m512i code_acc(const uint8_t* c, const uint8_t* q) const {
+    __m512i acc = _mm512_setzero_si512();
+    int64_t i = 0;
+    for (; i < full_chunks; ++i) {
+      const __m512i x = _mm512_xor_si512(_mm512_loadu_si512(c + 64 * i), _mm512_loadu_si512(q + 64 * i));
+      acc = _mm512_add_epi64(acc, _mm512_popcnt_epi64(x));
+    }
+    if (tail_mask) {
+      const __m512i x = _mm512_xor_si512(_mm512_maskz_loadu_epi8(tail_mask, c + 64 * i),
+                                         _mm512_maskz_loadu_epi8(tail_mask, q + 64 * i));
+      acc = _mm512_add_epi64(acc, _mm512_popcnt_epi64(x));
+    }
+    return acc;
+  }
+
+  __m512i dist(const Data& d, const uint8_t* q) const {
+    __m512i acc[8];
+    for (int j = 0; j < 8; ++j) {
+      acc[j] = j < d.count ? code_acc(d.p + j * nbytes, q) : _mm512_setzero_si512();
+    }
+    return sum_pairs(sum_pairs(sum_pairs(acc[0], acc[1]), sum_pairs(acc[2], acc[3])),
+                     sum_pairs(sum_pairs(acc[4], acc[5]), sum_pairs(acc[6], acc[7])));
+  }
+
+  static uint64_t less(__m512i dist, __m512i tv) { return _mm512_cmplt_epu64_mask(dist, tv); }
+
+  static int32_t lane(const void* stored, int j) {
+    return static_cast<int32_t>(static_cast<const uint64_t*>(stored)[j]);
+  }
+
+  static void store_int32(__m512i dist, int32_t* out, int64_t count) {
+    alignas(64) uint64_t buf[8];
+    _mm512_store_si512(buf, dist);
+    for (int64_t j = 0; j < count; ++j) out[j] = static_cast<int32_t>(buf[j]);
+  }
+};
+
+// Record the codes of one step whose bits are set in `mask` (distances below s.t when the
+// mask was made). The threshold may drop while we go, so every code is checked again.
+template <class S, class Q>
+__attribute__((noinline)) static void record(const S& spec, const typename S::Data& data, Q q,
+                                             uint64_t mask, int64_t pos, QueryState& s) {
+  alignas(64) uint8_t stored[64];
+  _mm512_store_si512(stored, spec.dist(data, q));
+  do {
+    const int j = __builtin_ctzll(mask);
+    mask &= mask - 1;
+    const int32_t d = S::lane(stored, j);
+    if (d < s.t) accept(s, d, pos + j);
+  } while (mask);
+}
+
+// Scan n codes for exactly G queries (G <= S::G) sharing every loaded step.
+template <class S, int G>
+static void scan_group(const S& spec, const uint8_t* codes, int64_t n, int64_t pos0,
+                       const uint8_t* queries, QueryState* st) {
+  const int64_t nb = spec.nbytes;
+  decltype(spec.query(queries)) q[G];
+  __m512i tv[G];
+  for (int g = 0; g < G; ++g) {
+    q[g] = spec.query(queries + g * nb);
+    tv[g] = S::thresh(st[g].t);
+  }
+  int64_t i = 0;
+  for (; i + S::L <= n; i += S::L) {
+    const typename S::Data data = spec.load(codes + i * nb, S::L);
+    uint64_t m[G];
+    uint64_t any = 0;
+    for (int g = 0; g < G; ++g) {
+      m[g] = S::less(spec.dist(data, q[g]), tv[g]);
+      any |= m[g];
+    }
+    if (__builtin_expect(any != 0, 0)) {
+      for (int g = 0; g < G; ++g) {
+        if (m[g]) {
+          record(spec, data, q[g], m[g], pos0 + i, st[g]);
+          tv[g] = S::thresh(st[g].t);
+        }
+      }
+    }
+  }
+  if (i < n) {
+    const int64_t count = n - i;
+    const typename S::Data data = spec.load(codes + i * nb, count);
+    const uint64_t valid = count >= 64 ? ~uint64_t(0) : ((uint64_t(1) << count) - 1);
+    for (int g = 0; g < G; ++g) {
+      const uint64_t m = S::less(spec.dist(data, q[g]), tv[g]) & valid;
+      if (m) record(spec, data, q[g], m, pos0 + i, st[g]);
+    }
+  }
+}
+
+template <class S>
+static void scan_with(const S& spec, const uint8_t* codes, int64_t n, int64_t pos0,
+                      const uint8_t* queries, int64_t nq, QueryState* states) {
+  const int64_t nb = spec.nbytes;
+  int64_t g = 0;
+  for (; g + S::G <= nq; g += S::G) scan_group<S, S::G>(spec, codes, n, pos0, queries + g * nb, states + g);
+  if (S::G > 4 && g + 4 <= nq) {
+    scan_group<S, (S::G > 4 ? 4 : 1)>(spec, codes, n, pos0, queries + g * nb, states + g);
+    g += 4;
+  }
+  if (g + 2 <= nq) {
+    scan_group<S, 2>(spec, codes, n, pos0, queries + g * nb, states + g);
+    g += 2;
+  }
+  if (g < nq) scan_group<S, 1>(spec, codes, n, pos0, queries + g * nb, states + g);
+}
+
+static void scan(const uint8_t* codes, int64_t n, int64_t pos0, int64_t nbytes,
+                 const uint8_t* queries, int64_t nq, QueryState* states) {
+  if (n <= 0 || nq <= 0) return;
+  switch (nbytes) {
+    case 1: return scan_with(Lanes<1, false>(nbytes), codes, n, pos0, queries, nq, states);
+    case 2: return scan_with(Lanes<2, false>(nbytes), codes, n, pos0, queries, nq, states);
+    case 3: return scan_with(Lanes<4, true>(nbytes), codes, n, pos0, queries, nq, states);
+    case 4: return scan_with(Lanes<4, false>(nbytes), codes, n, pos0, queries, nq, states);
+    case 8: return scan_with(Lanes<8, false>(nbytes), codes, n, pos0, queries, nq, states);
+    case 16: return scan_with(Lanes<16, false>(nbytes), codes, n, pos0, queries, nq, states);
+    case 32: return scan_with(Lanes<32, false>(nbytes), codes, n, pos0, queries, nq, states);
+    default:
+      if (nbytes < 8) return scan_with(Lanes<8, true>(nbytes), codes, n, pos0, queries, nq, states);
+      if (nbytes < 16) return scan_with(Lanes<16, true>(nbytes), codes, n, pos0, queries, nq, states);
+      if (nbytes < 32) return scan_with(Lanes<32, true>(nbytes), codes, n, pos0, queries, nq, states);
+      return scan_with(LongCodes(nbytes), codes, n, pos0, queries, nq, states);
+  }
+}
+
+template <class S>
+static void pairwise_with(const S& spec, const uint8_t* a, int64_t na, const uint8_t* b,
+                          int64_t nb, int32_t* out) {
+  const int64_t w = spec.nbytes;
+  for (int64_t r = 0; r < na; ++r) {
+    const auto q = spec.query(a + r * w);
+    int32_t* row = out + r * nb;
+    for (int64_t j = 0; j < nb; j += S::L) {
+      const int64_t count = nb - j < S::L ? nb - j : S::L;
+      S::store_int32(spec.dist(spec.load(b + j * w, count), q), row + j, count);
+    }
+  }
+}
+
+static void pairwise(const uint8_t* a, int64_t na, const uint8_t* b, int64_t nb, int64_t nbytes,
+                     int32_t* out) {
+  switch (nbytes) {
+    case 1: return pairwise_with(Lanes<1, false>(nbytes), a, na, b, nb, out);
+    case 2: return pairwise_with(Lanes<2, false>(nbytes), a, na, b, nb, out);
+    case 3: return pairwise_with(Lanes<4, true>(nbytes), a, na, b, nb, out);
+    case 4: return pairwise_with(Lanes<4, false>(nbytes), a, na, b, nb, out);
+    case 8: return pairwise_with(Lanes<8, false>(nbytes), a, na, b, nb, out);
+    case 16: return pairwise_with(Lanes<16, false>(nbytes), a, na, b, nb, out);
+    case 32: return pairwise_with(Lanes<32, false>(nbytes), a, na, b, nb, out);
+    default:
+      if (nbytes < 8) return pairwise_with(Lanes<8, true>(nbytes), a, na, b, nb, out);
+      if (nbytes < 16) return pairwise_with(Lanes<16, true>(nbytes), a, na, b, nb, out);
+      if (nbytes < 32) return pairwise_with(Lanes<32, true>(nbytes), a, na, b, nb, out);
+      return pairwise_with(LongCodes(nbytes), a, na, b, nb, out);
+  }
+}
+
+}  // namespace avx512
+
+const KernelTable kKernelsAvx512 = {"avx512", avx512::scan, avx512::pairwise};
 
 }  // namespace hashsearch
