@@ -1,0 +1,355 @@
+"""Lazy reader of the released DSRSID file (the SIDHCNN paper's dual-source data set).
+
+Format of ``DSRSID.mat`` (MATLAB v7.3, i.e. an HDF5 file behind a 512-byte MATLAB
+userblock), as h5py shows it:
+
+============================  ====================  ========  =================================
+variable                      h5py shape            dtype     content
+============================  ====================  ========  =================================
+``PAN_IMAGES``                (N, 1, 256, 256)      uint8     GF-1 panchromatic patches, 2 m
+``MUL_IMAGES``                (N, 4, 64, 64)        uint8     GF-1 multispectral patches, 8 m
+``LAND_COVER_TYPES``          (1, N)                float64   class of each pair, 1..8
+============================  ====================  ========  =================================
+
+MATLAB stores arrays column-major and HDF5 row-major, so h5py reports MATLAB's
+``H x W x C x N`` array reversed, as ``(N, C, W, H)``: each sample's two spatial axes
+arrive swapped, and this reader transposes them back so images are upright
+(``[band, row, col]``, row 0 at the top). Pairs share an index; the classes come in
+contiguous blocks of 10,000 in the paper's order (:data:`DSRSID_CLASSES`).
+
+Labels returned by the reader are **0-based** (file value minus one), indices into
+:data:`DSRSID_CLASSES`.
+
+The file is about 6 GB: it is opened once (per process) and each sample is read on
+demand; only the N labels are read at open. Nothing is ever downloaded: the file is
+distributed by the paper's authors (see the paper) and must be given by path, or
+placed at ``$HASHSEARCH_DATA/DSRSID.mat`` or ``$HASHSEARCH_DATA/dsrsid/DSRSID.mat``.
+
+Splits: ``split="test"`` is the standard split of the paper's public code, 625 test
+pairs drawn per class with a seeded generator (:func:`hashsearch.data.split_per_class`),
+``"train"`` the remaining 75,000 (the retrieval database). ``indices=`` selects any
+custom subset.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from hashsearch._paths import data_root
+from hashsearch.data.errors import DataNotFoundError, MalformedDataError
+from hashsearch.data.splits import split_per_class
+
+if TYPE_CHECKING:  # pragma: no cover
+    import h5py
+
+__all__ = [
+    "DSRSID",
+    "DSRSID_CLASSES",
+    "LABEL_KEY",
+    "MS_KEY",
+    "PAN_KEY",
+    "STANDARD_TEST_PER_CLASS",
+]
+
+logger = logging.getLogger("hashsearch")
+
+#: Class names in the paper's order; file label ``k`` (1..8) is ``DSRSID_CLASSES[k - 1]``.
+DSRSID_CLASSES: tuple[str, ...] = (
+    "aquafarm",
+    "cloud",
+    "forest",
+    "high building",
+    "low building",
+    "farm land",
+    "river",
+    "water",
+)
+PAN_KEY = "PAN_IMAGES"
+MS_KEY = "MUL_IMAGES"
+LABEL_KEY = "LAND_COVER_TYPES"
+#: Test pairs drawn per class by the standard split (8 x 625 = 5,000 queries).
+STANDARD_TEST_PER_CLASS = 625
+
+_FILE_NAMES = ("DSRSID.mat", "dsrsid/DSRSID.mat")
+_MAT5_MAGIC = b"MATLAB 5.0 MAT-file"
+_HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+
+
+def _resolve(path: str | os.PathLike[str] | None) -> Path:
+    if path is None:
+        root = data_root()
+        for name in _FILE_NAMES:
+            if (root / name).is_file():
+                return root / name
+        raise DataNotFoundError(
+            f"DSRSID.mat not found in the data folder {root} (looked for "
+            f"{', '.join(_FILE_NAMES)}). Pass the file's path, or set HASHSEARCH_DATA to the "
+            "folder that holds it. The file is distributed by the SIDHCNN authors and is "
+            "never downloaded by hashsearch."
+        )
+    p = Path(path).expanduser()
+    if p.is_dir():
+        for name in ("DSRSID.mat", *_FILE_NAMES[1:]):
+            if (p / name).is_file():
+                return p / name
+        raise DataNotFoundError(f"{p} is a folder without DSRSID.mat in it; pass the path of DSRSID.mat")
+    if not p.exists():
+        raise DataNotFoundError(
+            f"DSRSID file not found: {p}. Pass the path of the released DSRSID.mat "
+            "(MATLAB v7.3), or set HASHSEARCH_DATA to its folder and pass path=None."
+        )
+    return p
+
+
+def _check_container(path: Path) -> None:
+    """Tell apart 'not a MAT v7.3 file' cases before h5py gives a generic error."""
+    with open(path, "rb") as fh:
+        head = fh.read(520)
+    if head.startswith(_MAT5_MAGIC):
+        raise MalformedDataError(
+            f"{path} is a MATLAB v5 MAT-file; DSRSID.mat is a MATLAB v7.3 (HDF5) file. "
+            "Re-save it in MATLAB with save(name, ..., '-v7.3')."
+        )
+    if not (head[:8] == _HDF5_MAGIC or head[512:520] == _HDF5_MAGIC):
+        raise MalformedDataError(
+            f"{path} is not a MATLAB v7.3 / HDF5 file (no HDF5 signature at byte 0 or 512); "
+            "expected the released DSRSID.mat"
+        )
+
+
+class DSRSID:
+    """The released DSRSID file as a map-style dataset of uint8 sample dicts.
+
+    Item ``i`` of the dataset (``0 <= i < len(ds)``) is::
+
+        {"pan": uint8 (1, 256, 256), "ms": uint8 (4, 64, 64), "label": int (0..7), "index": int}
+
+    where ``index`` is the pair's position in the file (stable across splits) and the
+    images are upright (spatial axes transposed back from MATLAB's column-major order).
+
+    Args:
+        path: ``DSRSID.mat`` or a folder holding it; ``None`` looks in
+            :func:`hashsearch._paths.data_root` (``$HASHSEARCH_DATA``).
+        split: ``"all"``, or ``"train"`` / ``"test"`` of the per-class seeded split.
+        test_per_class: test pairs drawn per class by the split (625 in the paper).
+        seed: seed of the split.
+        indices: explicit file indices (a custom split); overrides ``split``.
+
+    Raises:
+        DataNotFoundError: the file is missing.
+        MalformedDataError: the file is not MAT v7.3 / HDF5, lacks a variable, or a
+            variable has the wrong rank, channel count, dtype, length or label values.
+        ValueError: an unknown split or out-of-range indices.
+    """
+
+    classes: tuple[str, ...] = DSRSID_CLASSES
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        split: Literal["all", "train", "test"] = "all",
+        *,
+        test_per_class: int = STANDARD_TEST_PER_CLASS,
+        seed: int = 0,
+        indices: Sequence[int] | np.ndarray | None = None,
+    ) -> None:
+        self.path = _resolve(path)
+        self.split = split if indices is None else "custom"
+        self.seed = seed
+        self.test_per_class = test_per_class
+        self._h5: h5py.File | None = None
+        self._pid: int | None = None
+        file_labels = self._validate()
+        self._all_labels = file_labels
+        if indices is not None:
+            idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+            if idx.size and (idx.min() < 0 or idx.max() >= file_labels.size):
+                raise ValueError(f"indices must be in [0, {file_labels.size}), got min {idx.min()} max {idx.max()}")
+            self._indices = idx
+        elif split == "all":
+            self._indices = np.arange(file_labels.size, dtype=np.int64)
+        elif split in ("train", "test"):
+            train, test = self.split_indices(test_per_class=test_per_class, seed=seed)
+            self._indices = train if split == "train" else test
+        else:
+            raise ValueError(f"split must be 'all', 'train' or 'test', got {split!r}")
+
+    # ------------------------------------------------------------------ file access
+    def _file(self) -> h5py.File:
+        import h5py
+
+        if self._h5 is None or self._pid != os.getpid():
+            # h5py handles must not cross a fork: reopen in each DataLoader worker.
+            self._h5 = h5py.File(self.path, "r")
+            self._pid = os.getpid()
+        return self._h5
+
+    def _validate(self) -> np.ndarray:
+        import h5py
+
+        _check_container(self.path)
+        try:
+            f = self._file()
+        except OSError as exc:
+            raise MalformedDataError(f"{self.path} could not be opened as HDF5 (MAT v7.3): {exc}") from exc
+        missing = [k for k in (PAN_KEY, MS_KEY, LABEL_KEY) if k not in f]
+        if missing:
+            raise MalformedDataError(
+                f"{self.path} lacks {', '.join(missing)}; a DSRSID file holds {PAN_KEY}, {MS_KEY} "
+                f"and {LABEL_KEY} (found: {', '.join(sorted(f.keys())) or 'nothing'})"
+            )
+        pan, ms, lab = f[PAN_KEY], f[MS_KEY], f[LABEL_KEY]
+        for key, ds, channels in ((PAN_KEY, pan, 1), (MS_KEY, ms, None)):
+            if not isinstance(ds, h5py.Dataset) or ds.ndim != 4:
+                raise MalformedDataError(
+                    f"{key} in {self.path} must be a 4-D array (h5py shape (N, C, W, H)), got "
+                    f"{getattr(ds, 'shape', type(ds).__name__)}"
+                )
+            if ds.dtype != np.uint8:
+                raise MalformedDataError(f"{key} in {self.path} must be uint8, got {ds.dtype}")
+            if channels is not None and ds.shape[1] != channels:
+                raise MalformedDataError(f"{key} in {self.path} must have {channels} band, got shape {ds.shape}")
+        n = pan.shape[0]
+        if ms.shape[0] != n:
+            raise MalformedDataError(f"{PAN_KEY} has {n} samples but {MS_KEY} has {ms.shape[0]}; pairs share an index")
+        if not isinstance(lab, h5py.Dataset) or lab.ndim > 2 or lab.size != n or (lab.ndim == 2 and 1 not in lab.shape):
+            raise MalformedDataError(
+                f"{LABEL_KEY} in {self.path} must have h5py shape (1, {n}), got {getattr(lab, 'shape', None)}"
+            )
+        values = np.asarray(lab[()], dtype=np.float64).reshape(-1)
+        k = len(self.classes)
+        if values.size and (
+            not np.all(np.isfinite(values))
+            or not np.all(values == np.round(values))
+            or values.min() < 1
+            or values.max() > k
+        ):
+            bad = values[~np.isin(values, np.arange(1, k + 1))][:5]
+            raise MalformedDataError(f"{LABEL_KEY} in {self.path} must hold integers 1..{k}; found e.g. {bad.tolist()}")
+        logger.debug("opened DSRSID %s: %d pairs, pan %s, ms %s", self.path, n, pan.shape, ms.shape)
+        return values.astype(np.int64) - 1
+
+    def close(self) -> None:
+        """Close the HDF5 handle (it is reopened on the next read)."""
+        if self._h5 is not None:
+            try:
+                self._h5.close()
+            finally:
+                self._h5 = None
+
+    def __enter__(self) -> DSRSID:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_h5"] = None
+        state["_pid"] = None
+        return state
+
+    # ------------------------------------------------------------------ dataset API
+    def __len__(self) -> int:
+        return int(self._indices.size)
+
+    @property
+    def indices(self) -> np.ndarray:
+        """int64 (len,): file index of each item of this view."""
+        return self._indices
+
+    @property
+    def labels(self) -> np.ndarray:
+        """int64 (len,): 0-based class of each item of this view."""
+        return self._all_labels[self._indices]
+
+    @property
+    def pan_shape(self) -> tuple[int, int, int]:
+        """Shape (C, H, W) of one upright PAN image."""
+        n, c, w, h = self._file()[PAN_KEY].shape
+        return (c, h, w)
+
+    @property
+    def ms_shape(self) -> tuple[int, int, int]:
+        """Shape (C, H, W) of one upright MS image."""
+        n, c, w, h = self._file()[MS_KEY].shape
+        return (c, h, w)
+
+    def split_indices(self, *, test_per_class: int = STANDARD_TEST_PER_CLASS, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """The seeded per-class split of the whole file: ``(train, test)`` file indices (int64)."""
+        return split_per_class(self._all_labels, test_per_class=test_per_class, seed=seed)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        n = len(self)
+        if not -n <= int(i) < n:
+            raise IndexError(f"index {i} out of range for a dataset of {n} samples")
+        j = int(self._indices[int(i)])
+        f = self._file()
+        pan = np.ascontiguousarray(f[PAN_KEY][j].transpose(0, 2, 1))
+        ms = np.ascontiguousarray(f[MS_KEY][j].transpose(0, 2, 1))
+        return {"pan": pan, "ms": ms, "label": int(self._all_labels[j]), "index": j}
+
+    def read(self, items: Sequence[int] | np.ndarray) -> dict[str, np.ndarray]:
+        """Read several items at once (faster than a loop: one sorted HDF5 selection).
+
+        Args:
+            items: positions in this view, int array (B,).
+
+        Returns:
+            ``{"pan": uint8 (B, 1, H, W), "ms": uint8 (B, 4, h, w), "label": int64 (B,),
+            "index": int64 (B,)}`` in the order of ``items``.
+        """
+        pos = np.asarray(items, dtype=np.int64).reshape(-1)
+        if pos.size and (pos.min() < -len(self) or pos.max() >= len(self)):
+            raise IndexError(f"items out of range for a dataset of {len(self)} samples")
+        file_idx = self._indices[pos]
+        uniq, inverse = np.unique(file_idx, return_inverse=True)
+        f = self._file()
+        out: dict[str, np.ndarray] = {}
+        for name, key in (("pan", PAN_KEY), ("ms", MS_KEY)):
+            block = f[key][uniq] if uniq.size else np.empty((0, *f[key].shape[1:]), np.uint8)
+            out[name] = np.ascontiguousarray(block[inverse].transpose(0, 1, 3, 2))
+        out["label"] = self._all_labels[file_idx]
+        out["index"] = file_idx
+        return out
+
+    def compute_stats(
+        self, *, max_samples: int = 2048, seed: int = 0, batch: int = 256
+    ) -> dict[str, dict[str, list[float]]]:
+        """Per-band mean and standard deviation of this view, from a seeded sample.
+
+        Args:
+            max_samples: at most this many items are read (all when the view is smaller).
+            seed: seed of the sample.
+            batch: items read per HDF5 selection.
+
+        Returns:
+            ``{"pan": {"mean": [..], "std": [..]}, "ms": {...}}``, one float per band,
+            in the pixel units of the file (0..255).
+        """
+        n = len(self)
+        pos = np.arange(n) if n <= max_samples else np.sort(np.random.default_rng(seed).choice(n, max_samples, replace=False))
+        acc: dict[str, list[np.ndarray]] = {}
+        for start in range(0, pos.size, batch):
+            part = self.read(pos[start : start + batch])
+            for name in ("pan", "ms"):
+                x = part[name].astype(np.float64)
+                s = acc.setdefault(name, [np.zeros(x.shape[1]), np.zeros(x.shape[1]), np.zeros(1)])
+                s[0] += x.sum(axis=(0, 2, 3))
+                s[1] += (x * x).sum(axis=(0, 2, 3))
+                s[2] += x.shape[0] * x.shape[2] * x.shape[3]
+        result: dict[str, dict[str, list[float]]] = {}
+        for name, (s1, s2, count) in acc.items():
+            mean = s1 / count
+            std = np.sqrt(np.maximum(s2 / count - mean * mean, 0.0))
+            result[name] = {"mean": mean.tolist(), "std": std.tolist()}
+        return result
+
+    def __repr__(self) -> str:
+        return f"DSRSID(path={str(self.path)!r}, split={self.split!r}, len={len(self)})"
