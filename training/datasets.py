@@ -24,7 +24,6 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -41,15 +40,11 @@ Stats = Mapping[str, Mapping[str, Sequence[float]]]
 
 
 def open_reader(path: str | os.PathLike[str], split: str = "all", **kwargs: Any) -> Any:
-    """Open a reader by path: DSRSID for a ``.mat`` file, else a dual-source Zarr dataset."""
-    p = Path(path)
-    if p.suffix.lower() == ".mat" or p.is_file():
-        from hashsearch.data.dsrsid import DSRSID
+    """Open a reader by path: DSRSID for a ``.mat`` file, else a dual-source Zarr dataset
+    (:func:`hashsearch.data.open_dataset`)."""
+    from hashsearch.data import open_dataset
 
-        return DSRSID(p, split, **kwargs)  # type: ignore[arg-type]
-    from hashsearch.data.dual import DualSourceDataset
-
-    return DualSourceDataset(p, split, **kwargs)  # type: ignore[arg-type]
+    return open_dataset(path, split, **kwargs)  # type: ignore[arg-type]
 
 
 def _stats_of(source: Any) -> Stats:

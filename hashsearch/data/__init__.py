@@ -17,6 +17,10 @@ functions that need them, so importing this package stays light. See docs/datase
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+from typing import Any, Literal
+
 from hashsearch.data.dsrsid import DSRSID, DSRSID_CLASSES
 from hashsearch.data.dual import DualDatasetWriter, DualSourceDataset, dataset_info
 from hashsearch.data.errors import (
@@ -53,7 +57,11 @@ __all__ = [
 ]
 
 
-def open_dataset(path, split="all", **kwargs):  # type: ignore[no-untyped-def]
+def open_dataset(
+    path: str | os.PathLike[str],
+    split: Literal["all", "train", "test"] = "all",
+    **kwargs: Any,
+) -> DSRSID | DualSourceDataset:
     """Open a dataset by path: a DSRSID ``.mat`` file or a dual-source Zarr group.
 
     Args:
@@ -64,8 +72,6 @@ def open_dataset(path, split="all", **kwargs):  # type: ignore[no-untyped-def]
     Returns:
         A :class:`DSRSID` or a :class:`DualSourceDataset`.
     """
-    from pathlib import Path
-
     p = Path(path)
     if p.suffix.lower() == ".mat" or p.is_file():
         return DSRSID(p, split, **kwargs)

@@ -162,3 +162,13 @@ def test_info_counts_classes_per_split(tmp_path: Path) -> None:
     for k, name in enumerate("abc"):
         assert info["classes"][name]["total"] == int((lab == k).sum())
     assert info["classes"]["a"]["test"] + info["classes"]["b"]["test"] + info["classes"]["c"]["test"] == 3
+
+
+def test_open_dataset_dispatches_on_the_path(tmp_path: Path) -> None:
+    from hashsearch.data import DSRSID, open_dataset
+    from hashsearch.data.fake import write_fake_dsrsid
+
+    _build(tmp_path / "d.zarr", [4])
+    assert isinstance(open_dataset(tmp_path / "d.zarr"), DualSourceDataset)
+    mat = write_fake_dsrsid(tmp_path / "x.mat", per_class=1, pan_size=8, ms_size=8)
+    assert isinstance(open_dataset(mat), DSRSID)

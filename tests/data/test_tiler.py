@@ -271,3 +271,10 @@ def test_config_validation() -> None:
         TileConfig(min_purity=1.5)
     with pytest.raises(ValueError, match="patch_size"):
         TileConfig(patch_size=0)
+
+
+def test_unreadable_raster(scene: FakeScene, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.tif"
+    bad.write_bytes(b"II*\x00 definitely not a tiff")
+    with pytest.raises(MalformedDataError, match="could not be read"):
+        tile_scene(bad, scene.ms, tmp_path / "d.zarr")
