@@ -16,7 +16,7 @@ namespace {
 struct CpuFeatures {
   bool popcnt = false;
   bool avx2 = false;
-  bool avx512 = false;  // F + BW + VL + VPOPCNTDQ + BITALG + VBMI, with OS support
+  bool avx512 = false;  // F + BW + VL + DQ + VPOPCNTDQ + BITALG + VBMI + VBMI2, with OS support
 };
 
 uint64_t read_xcr0() {
@@ -40,9 +40,12 @@ CpuFeatures detect() {
   if (max_leaf < 7) return f;
   __cpuid_count(7, 0, a, b, c, d);
   f.avx2 = os_ymm && f.popcnt && ((b >> 5) & 1);
-  const bool avx512f = (b >> 16) & 1, avx512bw = (b >> 30) & 1, avx512vl = (b >> 31) & 1;
-  const bool vbmi = (c >> 1) & 1, bitalg = (c >> 12) & 1, vpopcntdq = (c >> 14) & 1;
-  f.avx512 = f.avx2 && os_zmm && avx512f && avx512bw && avx512vl && vbmi && bitalg && vpopcntdq;
+  const bool avx512f = (b >> 16) & 1, avx512dq = (b >> 17) & 1;
+  const bool avx512bw = (b >> 30) & 1, avx512vl = (b >> 31) & 1;
+  const bool vbmi = (c >> 1) & 1, vbmi2 = (c >> 6) & 1;
+  const bool bitalg = (c >> 12) & 1, vpopcntdq = (c >> 14) & 1;
+  f.avx512 = f.avx2 && os_zmm && avx512f && avx512dq && avx512bw && avx512vl && vbmi && vbmi2 &&
+             bitalg && vpopcntdq;
   return f;
 }
 #endif

@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <cmath>
 #include <memory>
 
 #include "thread_pool.h"
@@ -43,11 +44,15 @@ struct Plan {
 };
 
 // per_query_bytes(len): selection-state bytes of one query over len codes.
+// wide_slice: database slices shorter than this cost extra work per slice (k-NN: every
+// slice selects its own k), so below it there is only one slice per thread.
 template <class F>
-Plan make_plan(int64_t n, int64_t nq, int nthreads, F per_query_bytes) {
+Plan make_plan(int64_t n, int64_t nq, int nthreads, int64_t wide_slice, F per_query_bytes) {
   Plan p;
   if (nthreads > 1 && nq < kQueriesPerThread * nthreads && n >= 2 * kMinSlice) {
-    p.nslices = std::min<int64_t>(kSlicesPerThread * nthreads, n / kMinSlice);
+    int64_t want = kSlicesPerThread * nthreads;
+    if (n / want < wide_slice) want = nthreads;
+    p.nslices = std::min<int64_t>(want, n / kMinSlice);
     p.qchunk = nq;
   } else {
     p.nslices = 1;
@@ -69,14 +74,15 @@ struct StateArena {
   std::unique_ptr<int32_t[]> hist, buf_d;
   std::unique_ptr<int64_t[]> buf_pos;
 
-  void init_knn(int64_t m, int64_t k, int64_t len, int32_t nbits) {
+  // t0: (m,) initial thresholds (accept d < t0[i]), or nullptr for nbits + 1 (everything).
+  void init_knn(int64_t m, int64_t k, int64_t len, int32_t nbits, const int32_t* t0 = nullptr) {
     // 2k entries keep compaction amortised; never more than the codes scanned.
     const int64_t cap = std::max<int64_t>(1, k >= (len + 1) / 2 ? len : 2 * k);
     const int64_t hlen = nbits + 2;
     alloc(m, cap);
     hist.reset(new int32_t[m * hlen]());
     for (int64_t i = 0; i < m; ++i) {
-      states[i] = QueryState{nbits + 1, 0, kKnn, 0, k, 0, cap,
+      states[i] = QueryState{t0 ? t0[i] : nbits + 1, 0, kKnn, 0, k, 0, cap, 0,
                              hist.get() + i * hlen, buf_d.get() + i * cap, buf_pos.get() + i * cap};
     }
   }
@@ -84,12 +90,17 @@ struct StateArena {
   void init_range(int64_t m, int32_t t, int64_t cap) {
     alloc(m, cap);
     for (int64_t i = 0; i < m; ++i) {
-      states[i] = QueryState{t, 0, kRange, 0, 0, 0, cap,
+      states[i] = QueryState{t, 0, kRange, 0, 0, 0, cap, 0,
                              nullptr, buf_d.get() + i * cap, buf_pos.get() + i * cap};
     }
   }
 
+  // Keep another arena's buffers alive as long as this one (states swapped in from it).
+  void keep(StateArena&& other) { kept.push_back(std::make_unique<StateArena>(std::move(other))); }
+
  private:
+  std::vector<std::unique_ptr<StateArena>> kept;
+
   void alloc(int64_t m, int64_t cap) {
     states.reset(new QueryState[m]);
     buf_d.reset(new int32_t[m * cap]);
@@ -102,6 +113,38 @@ int64_t knn_state_bytes(int64_t len, int64_t k, int32_t nbits) {
   return int64_t(sizeof(QueryState)) + (nbits + 2) * 4 + cap * 12;
 }
 
+// Initial k-NN thresholds from a sample. Without one, a query accepts everything until it
+// has k candidates and then lowers its threshold step by step, which costs about
+// k * (1 + ln(len / k)) acceptances; for large k that dominates the scan. So, when k is
+// large, kSample codes spread evenly over [p0, p1) are searched first for their
+// `target`-th nearest (target ~ k * kSample / len plus a safety margin of three standard
+// deviations), and the scan starts with the threshold just above that distance: about
+// k(1 + margin) acceptances. When the estimate was too low (fewer than k codes below it),
+// the query is searched again from scratch (see knn): exact either way.
+constexpr int64_t kSample = 2048;          // codes in the sample (32 runs of 64)
+constexpr int64_t kSampleMinK = 32;        // smaller k: the plain scan is cheaper
+
+void estimate_thresholds(const KernelTable& kt, const uint8_t* codes, int64_t nbytes, int64_t p0,
+                         int64_t p1, const uint8_t* queries, int64_t m, int64_t k, int32_t nbits,
+                         std::vector<int32_t>& t0) {
+  t0.assign(m, nbits + 1);
+  const int64_t len = p1 - p0;
+  if (k < kSampleMinK || len < 8 * kSample) return;
+  const double expect = double(k) * kSample / double(len);
+  const int64_t target = static_cast<int64_t>(expect + 3.0 * std::sqrt(expect) + 3.0);
+  if (target * 4 > kSample) return;
+  constexpr int64_t kRun = 64, kRuns = kSample / kRun;
+  std::vector<uint8_t> sample(kSample * nbytes);
+  for (int64_t r = 0; r < kRuns; ++r) {
+    const int64_t start = p0 + r * ((len - kRun) / (kRuns - 1));
+    std::copy(codes + start * nbytes, codes + (start + kRun) * nbytes, sample.begin() + r * kRun * nbytes);
+  }
+  StateArena arena;
+  arena.init_knn(m, target, kSample, nbits);
+  kt.scan(sample.data(), kSample, 0, nbytes, queries, m, arena.states.get());
+  for (int64_t i = 0; i < m; ++i) t0[i] = std::min(nbits + 1, arena.states[i].t + 1);
+}
+
 // Scan database codes [p0, p1) block by block for m queries.
 void scan_range(const KernelTable& kt, const uint8_t* codes, int64_t nbytes, int64_t p0,
                 int64_t p1, const uint8_t* queries, int64_t m, QueryState* states) {
@@ -112,29 +155,37 @@ void scan_range(const KernelTable& kt, const uint8_t* codes, int64_t nbytes, int
 }
 
 // Write the entries of s that are among its k nearest, ordered by (distance, position), to
-// out_d / out_p (room for min(k, s.size)); returns how many. Counting sort by distance,
-// stable, over a buffer already in position order. count: scratch of nbits + 2.
-int64_t extract(const QueryState& s, int32_t nbits, int32_t* out_d, int64_t* out_p,
-                std::vector<int64_t>& count) {
-  count.assign(nbits + 2, 0);
-  int64_t eq = s.k - s.cnt_lt;
-  for (int64_t r = 0; r < s.size; ++r) {
-    const int32_t d = s.buf_d[r];
-    if (d < s.t || (d == s.t && eq-- > 0)) ++count[d];
-  }
+// out_d / out_p (room for min(k, s.size)); returns how many. The kept entries are every
+// d < t (all of them are in the buffer, and hist counts them) and the first k - cnt_lt
+// with d == t; one pass over the buffer (in position order) scatters them to offsets
+// from the histogram's prefix sums: a stable counting sort by distance.
+// offset: scratch, resized to nbits + 2.
+int64_t extract(QueryState& s, int32_t nbits, int32_t* out_d, int64_t* out_p,
+                std::vector<int64_t>& offset) {
+  const int32_t* bd = s.buf_d;
+  const int64_t* bp = s.buf_pos;
+  const int32_t t = s.t;
+  offset.resize(nbits + 2);
   int64_t total = 0;
-  for (int32_t d = 0; d <= nbits; ++d) {
-    const int64_t c = count[d];
-    count[d] = total;
-    total += c;
+  for (int32_t d = 0; d < t; ++d) {
+    offset[d] = total;
+    total += s.hist[d];
   }
-  eq = s.k - s.cnt_lt;
+  // t > nbits: fewer than k codes scanned, all kept; else k - cnt_lt ties at t.
+  int64_t eq = t > nbits ? 0 : s.k - s.cnt_lt;
+  offset[t] = total;
+  total += eq;
   for (int64_t r = 0; r < s.size; ++r) {
-    const int32_t d = s.buf_d[r];
-    if (d < s.t || (d == s.t && eq-- > 0)) {
-      const int64_t w = count[d]++;
-      out_d[w] = d;
-      out_p[w] = s.buf_pos[r];
+    const int32_t d = bd[r];
+    if (d < t) {
+      const int64_t o = offset[d]++;
+      out_d[o] = d;
+      out_p[o] = bp[r];
+    } else if (d == t && eq > 0) {
+      --eq;
+      const int64_t o = offset[t]++;
+      out_d[o] = d;
+      out_p[o] = bp[r];
     }
   }
   return total;
@@ -158,7 +209,7 @@ void knn(const KernelTable& kt, const uint8_t* codes, int64_t n, int64_t nbytes,
     return;
   }
   const int32_t nbits = static_cast<int32_t>(8 * nbytes);
-  const Plan plan = make_plan(n, nq, nthreads,
+  const Plan plan = make_plan(n, nq, nthreads, 64 * k,
                               [&](int64_t len) { return knn_state_bytes(len, k, nbits); });
   const int64_t S = plan.nslices;
   // Database slices: each (query, slice) keeps up to kk survivors, merged below.
@@ -172,9 +223,23 @@ void knn(const KernelTable& kt, const uint8_t* codes, int64_t n, int64_t nbytes,
     const int64_t qa = qc * plan.qchunk, qb = std::min(nq, qa + plan.qchunk);
     const int64_t p0 = s * plan.slice, p1 = std::min(n, p0 + plan.slice);
     const int64_t m = qb - qa;
+    const uint8_t* qs = queries + qa * nbytes;
+    std::vector<int32_t> t0;
+    estimate_thresholds(kt, codes, nbytes, p0, p1, qs, m, k, nbits, t0);
     StateArena arena;
-    arena.init_knn(m, k, p1 - p0, nbits);
-    scan_range(kt, codes, nbytes, p0, p1, queries + qa * nbytes, m, arena.states.get());
+    arena.init_knn(m, k, p1 - p0, nbits, t0.data());
+    scan_range(kt, codes, nbytes, p0, p1, qs, m, arena.states.get());
+    for (int64_t i = 0; i < m; ++i) {
+      QueryState& st = arena.states[i];
+      if (t0[i] <= nbits && st.t == t0[i]) {
+        // Fewer than k codes below the estimated threshold: search this query again.
+        StateArena again;
+        again.init_knn(1, k, p1 - p0, nbits);
+        scan_range(kt, codes, nbytes, p0, p1, qs + i * nbytes, 1, again.states.get());
+        std::swap(arena.states[i], again.states[0]);
+        arena.keep(std::move(again));
+      }
+    }
     std::vector<int64_t> count;
     for (int64_t i = 0; i < m; ++i) {
       const int64_t q = qa + i;
@@ -230,7 +295,8 @@ void range_search(const KernelTable& kt, const uint8_t* codes, int64_t n, int64_
   const int64_t nbits = 8 * nbytes;
   const int32_t t = static_cast<int32_t>(std::min(radius, nbits) + 1);
   const int64_t bc = block_codes(nbytes);
-  const Plan plan = make_plan(n, nq, nthreads, [&](int64_t len) { return std::min(len, bc) * 12; });
+  const Plan plan = make_plan(n, nq, nthreads, kMinSlice,
+                              [&](int64_t len) { return std::min(len, bc) * 12; });
   const int64_t S = plan.nslices;
   std::vector<std::vector<int32_t>> part_d(nq * S);
   std::vector<std::vector<int64_t>> part_p(nq * S);

@@ -32,6 +32,7 @@ struct QueryState {
   int64_t k;        // kKnn: neighbours wanted (>= 1)
   int64_t size;     // entries in the buffer
   int64_t cap;      // buffer capacity (entries)
+  int64_t scanned;  // codes scanned so far for this state (kernels may use it to pace work)
   int32_t* hist;    // (nbits + 2,) int32, kKnn only; zeroed by the engine
   int32_t* buf_d;   // (cap,) int32 accepted distances
   int64_t* buf_pos; // (cap,) int64 accepted database positions

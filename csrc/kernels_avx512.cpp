@@ -1,5 +1,5 @@
-// AVX-512 kernels (compiled with -mavx512f/bw/vl/vpopcntdq/bitalg/vbmi; dispatch.cpp
-// only selects them when the CPU and OS support all of these).
+// AVX-512 kernels (compiled with -mavx512f/bw/vl/dq/vpopcntdq/bitalg/vbmi/vbmi2; dispatch.cpp
+// only selects them when the CPU and OS support all of these: Ice Lake, Zen 4 and later).
 //
 // A code-length "layout" (Lanes<W, EXPAND>) puts each code in a lane of W bytes, so one
 // step of the scan yields the distances of L codes in one register:
@@ -14,8 +14,7 @@
 // and codes longer than 32 bytes take the generic path (LongCodes): 64-byte chunks
 // accumulated vertically per code, then a vpermt2q + add tree turns 8 accumulators into 8
 // distances. Several queries (G) share every loaded step; each compares its distances
-// with its own threshold and a single test of the OR of the masks skips the (rare) codes
-// that must be recorded.
+// with its own threshold and stores the mask; hits are recorded after each chunk (below).
 #include <immintrin.h>
 
 #define HS_ISA_NS avx512
@@ -92,12 +91,22 @@ struct Lanes {
 
   // A query laid out like one register of codes (the code repeated in every lane).
   __m512i query(const uint8_t* q) const {
-    alignas(64) uint8_t buf[64];
-    for (int j = 0; j < 64; ++j) {
-      const int byte = j % W;
-      buf[j] = byte < nbytes ? q[byte] : 0;
+    if (W == 1) return _mm512_set1_epi8(static_cast<char>(q[0]));
+    if (W == 2) return _mm512_set1_epi16(static_cast<short>(load_bytes(q, nbytes)));
+    if (W == 4) return _mm512_set1_epi32(static_cast<int>(load_bytes(q, nbytes)));
+    if (W == 8) return _mm512_set1_epi64(static_cast<long long>(load_bytes(q, nbytes)));
+    if (W == 16) {
+      const __m128i v = _mm_maskz_loadu_epi8(static_cast<__mmask16>(low_bits64(nbytes)), q);
+      return _mm512_broadcast_i32x4(v);
     }
-    return _mm512_load_si512(buf);
+    const __m256i v = _mm256_maskz_loadu_epi8(static_cast<__mmask32>(low_bits64(nbytes)), q);
+    return _mm512_broadcast_i64x4(v);
+  }
+
+  // Distance of one code (hits are re-measured one by one).
+  int32_t scalar_distance(const uint8_t* c, const uint8_t* q) const {
+    if (!EXPAND) return distance_fixed<W>(c, q);
+    return distance_any(c, q, nbytes);
   }
 
   // Threshold broadcast in the distance lane type.
@@ -169,6 +178,8 @@ struct LongCodes {
 
   static __m512i thresh(int32_t t) { return _mm512_set1_epi64(t); }
 
+  int32_t scalar_distance(const uint8_t* c, const uint8_t* q) const { return distance_any(c, q, nbytes); }
+
   __m512i code_acc(const uint8_t* c, const uint8_t* q) const {
     __m512i acc = _mm512_setzero_si512();
     int64_t i = 0;
@@ -206,25 +217,85 @@ struct LongCodes {
   }
 };
 
-// Record the codes of one step whose bits are set in `mask` (distances below s.t when the
-// mask was made). The threshold may drop while we go, so every code is checked again.
-template <class S, class Q>
-__attribute__((noinline)) static void record(const S& spec, const typename S::Data& data, Q q,
-                                             uint64_t mask, int64_t pos, QueryState& s) {
-  alignas(64) uint8_t stored[64];
-  _mm512_store_si512(stored, spec.dist(data, q));
+// Codes are scanned in chunks. In the hot loop every query only stores its "d < t" mask
+// of each step into a per-query bitmap (no branch); after the chunk, a query whose bitmap
+// is not all zero turns it into a list of hit offsets (vpcompressw, branch-free) and
+// records them in order, with the threshold dropping as it goes (see accept()). The
+// chunk length grows from kChunkMin with the codes a state has seen, so a fresh query
+// (threshold still high) brings its threshold down after a few codes, and a settled one
+// pays the per-chunk work rarely.
+constexpr int64_t kChunkMin = 64;
+constexpr int64_t kChunkMax = 4096;
+
+// Record the hits flagged in `bits` (nwords <= 64 words of 64 bits; bit j = code j of the
+// chunk), in position order.
+//   chunk: (nwords * 64 or fewer, nbytes) uint8 codes of the chunk; pos: position of chunk[0]
+//   q: (nbytes,) uint8 query
+// Nonzero words are found from a one-bit-per-word summary (vptestmq); each is turned into
+// hit offsets with vpcompressw, so the cost follows the hits, not the chunk length.
+template <class S>
+static void record_hits(const S& spec, const uint64_t* bits, int64_t nwords, const uint8_t* chunk,
+                        int64_t pos, const uint8_t* q, QueryState& s) {
+  uint64_t summary = 0;
+  for (int64_t v = 0; v * 8 < nwords; ++v) {
+    const int64_t left = nwords - v * 8;
+    const __m512i x = _mm512_maskz_loadu_epi64(left >= 8 ? 0xFF : (1u << left) - 1, bits + v * 8);
+    summary |= uint64_t(_mm512_test_epi64_mask(x, x)) << (8 * v);
+  }
+  if (summary == 0) return;
+  alignas(64) uint16_t list[kChunkMax + 32];
+  const __m512i iota = _mm512_set_epi16(31, 30, 29, 28, 27, 26, 25, 24, 23, 22, 21, 20, 19, 18, 17, 16,
+                                        15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+  int64_t count = 0;
   do {
-    const int j = __builtin_ctzll(mask);
-    mask &= mask - 1;
-    const int32_t d = S::lane(stored, j);
-    if (d < s.t) accept(s, d, pos + j);
-  } while (mask);
+    const int w = __builtin_ctzll(summary);
+    summary &= summary - 1;
+    const uint64_t m = bits[w];
+    const __m512i lo = _mm512_add_epi16(iota, _mm512_set1_epi16(static_cast<short>(64 * w)));
+    const __m512i hi = _mm512_add_epi16(lo, _mm512_set1_epi16(32));
+    _mm512_storeu_si512(list + count, _mm512_maskz_compress_epi16(static_cast<__mmask32>(m), lo));
+    count += __builtin_popcount(static_cast<uint32_t>(m));
+    _mm512_storeu_si512(list + count, _mm512_maskz_compress_epi16(static_cast<__mmask32>(m >> 32), hi));
+    count += __builtin_popcount(static_cast<uint32_t>(m >> 32));
+  } while (summary);
+  Selector sel(s);
+  if (s.mode == kRange) {
+    for (int64_t h = 0; h < count; ++h) {
+      const int64_t j = list[h];
+      sel.range(spec.scalar_distance(chunk + j * spec.nbytes, q), pos + j);
+    }
+  } else {
+    for (int64_t h = 0; h < count; ++h) {
+      const int64_t j = list[h];
+      const int32_t d = spec.scalar_distance(chunk + j * spec.nbytes, q);
+      if (d < sel.t) sel.knn(d, pos + j);
+    }
+  }
+  sel.flush();
+}
+
+// Store the L-bit mask of step `step` into a bitmap.
+template <int L>
+static inline void store_mask(uint64_t* bits, int64_t step, uint64_t m) {
+  uint8_t* p = reinterpret_cast<uint8_t*>(bits) + step * (L / 8);
+  if (L == 64) {
+    __builtin_memcpy(p, &m, 8);
+  } else if (L == 32) {
+    const uint32_t v = static_cast<uint32_t>(m);
+    __builtin_memcpy(p, &v, 4);
+  } else if (L == 16) {
+    const uint16_t v = static_cast<uint16_t>(m);
+    __builtin_memcpy(p, &v, 2);
+  } else {
+    *p = static_cast<uint8_t>(m);
+  }
 }
 
 // Scan n codes for exactly G queries (G <= S::G) sharing every loaded step.
 template <class S, int G>
 static void scan_group(const S& spec, const uint8_t* codes, int64_t n, int64_t pos0,
                        const uint8_t* queries, QueryState* st) {
+  static_assert(64 % S::L == 0, "a step must divide a bitmap word");
   const int64_t nb = spec.nbytes;
   decltype(spec.query(queries)) q[G];
   __m512i tv[G];
@@ -232,32 +303,34 @@ static void scan_group(const S& spec, const uint8_t* codes, int64_t n, int64_t p
     q[g] = spec.query(queries + g * nb);
     tv[g] = S::thresh(st[g].t);
   }
+  alignas(64) uint64_t bits[G][kChunkMax / 64];
   int64_t i = 0;
-  for (; i + S::L <= n; i += S::L) {
-    const typename S::Data data = spec.load(codes + i * nb, S::L);
-    uint64_t m[G];
-    uint64_t any = 0;
-    for (int g = 0; g < G; ++g) {
-      m[g] = S::less(spec.dist(data, q[g]), tv[g]);
-      any |= m[g];
+  while (i < n) {
+    int64_t chunk = st[0].scanned < kChunkMin ? kChunkMin : st[0].scanned;
+    chunk = chunk > kChunkMax ? kChunkMax : (chunk & ~int64_t(63));
+    if (chunk > n - i) chunk = n - i;
+    const int64_t nwords = (chunk + 63) / 64;
+    for (int g = 0; g < G; ++g) bits[g][nwords - 1] = 0;
+    const uint8_t* base = codes + i * nb;
+    const int64_t steps = chunk / S::L;
+    for (int64_t k = 0; k < steps; ++k) {
+      const typename S::Data data = spec.load(base + k * S::L * nb, S::L);
+      for (int g = 0; g < G; ++g) store_mask<S::L>(bits[g], k, S::less(spec.dist(data, q[g]), tv[g]));
     }
-    if (__builtin_expect(any != 0, 0)) {
+    const int64_t rest = chunk - steps * S::L;
+    if (rest > 0) {
+      const typename S::Data data = spec.load(base + steps * S::L * nb, rest);
+      const uint64_t valid = (uint64_t(1) << rest) - 1;
       for (int g = 0; g < G; ++g) {
-        if (m[g]) {
-          record(spec, data, q[g], m[g], pos0 + i, st[g]);
-          tv[g] = S::thresh(st[g].t);
-        }
+        store_mask<S::L>(bits[g], steps, S::less(spec.dist(data, q[g]), tv[g]) & valid);
       }
     }
-  }
-  if (i < n) {
-    const int64_t count = n - i;
-    const typename S::Data data = spec.load(codes + i * nb, count);
-    const uint64_t valid = count >= 64 ? ~uint64_t(0) : ((uint64_t(1) << count) - 1);
     for (int g = 0; g < G; ++g) {
-      const uint64_t m = S::less(spec.dist(data, q[g]), tv[g]) & valid;
-      if (m) record(spec, data, q[g], m, pos0 + i, st[g]);
+      record_hits(spec, bits[g], nwords, base, pos0 + i, queries + g * nb, st[g]);
+      tv[g] = S::thresh(st[g].t);
+      st[g].scanned += chunk;
     }
+    i += chunk;
   }
 }
 

@@ -107,6 +107,54 @@ static inline void accept(QueryState& s, int32_t d, int64_t pos) {
   }
 }
 
+// The same for a run of hits: a copy of the state's hot fields kept in registers (the
+// buffer stores could otherwise alias them), written back by flush().
+struct Selector {
+  QueryState& s;
+  int32_t t, cnt_lt;
+  int64_t size;
+  const int64_t cap, k;
+  int32_t* const hist;
+  int32_t* const buf_d;
+  int64_t* const buf_pos;
+
+  explicit Selector(QueryState& st)
+      : s(st), t(st.t), cnt_lt(st.cnt_lt), size(st.size), cap(st.cap), k(st.k), hist(st.hist),
+        buf_d(st.buf_d), buf_pos(st.buf_pos) {}
+
+  void flush() {
+    s.t = t;
+    s.cnt_lt = cnt_lt;
+    s.size = size;
+  }
+
+  // k-NN mode: record d < t at pos (see accept()).
+  inline void knn(int32_t d, int64_t pos) {
+    if (__builtin_expect(size == cap, 0)) {
+      flush();
+      compact(s);
+      size = s.size;
+    }
+    buf_d[size] = d;
+    buf_pos[size] = pos;
+    ++size;
+    ++hist[d];
+    if (++cnt_lt >= k) {
+      do {
+        --t;
+        cnt_lt -= hist[t];
+      } while (cnt_lt >= k);
+    }
+  }
+
+  // Range mode: append (the engine sized the buffer to the block).
+  inline void range(int32_t d, int64_t pos) {
+    buf_d[size] = d;
+    buf_pos[size] = pos;
+    ++size;
+  }
+};
+
 // Scalar scan, one code at a time, up to four queries sharing each loaded code.
 // NB = bytes per code, or 0 for a length known only at run time.
 template <int NB>
