@@ -110,13 +110,14 @@ def _resolve(path: str | os.PathLike[str] | None) -> Path:
 def _check_container(path: Path) -> None:
     """Tell apart 'not a MAT v7.3 file' cases before h5py gives a generic error."""
     with open(path, "rb") as fh:
-        head = fh.read(520)
+        head = fh.read(2056)
     if head.startswith(_MAT5_MAGIC):
         raise MalformedDataError(
             f"{path} is a MATLAB v5 MAT-file; DSRSID.mat is a MATLAB v7.3 (HDF5) file. "
             "Re-save it in MATLAB with save(name, ..., '-v7.3')."
         )
-    if not (head[:8] == _HDF5_MAGIC or head[512:520] == _HDF5_MAGIC):
+    # HDF5 looks for its signature at 0 and after a userblock of 512, 1024, 2048, ... bytes.
+    if not any(head[k : k + 8] == _HDF5_MAGIC for k in (0, 512, 1024, 2048)):
         raise MalformedDataError(
             f"{path} is not a MATLAB v7.3 / HDF5 file (no HDF5 signature at byte 0 or 512); "
             "expected the released DSRSID.mat"

@@ -21,7 +21,7 @@ Nothing here is committed as binary data; tests call these functions.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -170,7 +170,6 @@ class FakeScene:
     split_xy: tuple[float, float]
     crs: str
     nodata_box: tuple[int, int, int, int] | None = None
-    extra: dict[str, object] = field(default_factory=dict)
 
 
 def write_fake_scene(
