@@ -4,9 +4,10 @@ Private: the backend module validates nothing either (the index did), but it
 chooses the word type, the tiling and the thread count, allocates the outputs
 and calls in here. Everything below works on *words*: a packed code of
 ``nbytes`` bytes is viewed as ``nbytes / w`` unsigned integers of ``w`` bytes,
-``w`` the largest of 8, 4, 2, 1 that divides ``nbytes`` (so 64-, 128-, 256-bit
-codes are uint64 words, 32-bit codes one uint32, 16-bit one uint16, 24- and
-72-bit codes bytes). Hamming distance is ``sum(popcount(q ^ c))`` over words;
+``w`` the largest of 8, 4, 1 that divides ``nbytes`` (so 64-, 128-, 256-bit
+codes are uint64 words, 32-bit codes one uint32, 8-, 16-, 24- and 72-bit codes
+bytes; uint16 words would gain ~10% on 16-bit codes and cost another full
+compilation). Hamming distance is ``sum(popcount(q ^ c))`` over words;
 :func:`popcount` is LLVM's ``ctpop``, which becomes one ``POPCNT`` instruction
 (or ``VPOPCNT*`` when a loop vectorises) on CPUs that have it.
 
@@ -41,8 +42,7 @@ __all__ = [
     "popcount",
     "knn_kernel",
     "merge_slices",
-    "range_count_kernel",
-    "range_fill_kernel",
+    "range_kernel",
     "pairwise_kernel",
 ]
 
@@ -63,12 +63,12 @@ def popcount(typingctx, x):  # noqa: ARG001 - numba's intrinsic signature
     return None
 
 
-@njit(inline="always", nogil=True)
+@njit(nogil=True)
 def _block_distances(db, q, j0, j1, out):
     """out[j - j0] = Hamming distance between ``q`` (words (nw,)) and ``db[j]``, j in [j0, j1).
 
-    Specialised loops for 1..4 words (8/16/32/64/128/192/256-bit codes and 24-bit
-    codes as bytes) so LLVM can vectorise them; a generic loop otherwise.
+    Specialised loops for 1..4 words (8/16/24/32/64/128/192/256-bit codes) so LLVM
+    can vectorise them; a generic loop otherwise.
     """
     # Index a view from 0 so LLVM sees non-negative indices: Numba's wraparound
     # handling of possibly negative indices would otherwise turn the vector
@@ -268,12 +268,16 @@ def merge_slices(part_d, part_p, nbits, out_d, out_p):
 
 
 @njit(nogil=True, parallel=True, cache=True)
-def range_count_kernel(db, queries, radius, tile, nslices, block, counts):
-    """counts[q, s] = number of codes of slice s within distance <= radius of query q.
+def range_kernel(db, queries, radius, tile, nslices, block, fill, slots, out_d, out_p):
+    """Range search in two calls: count the hits, then write them in ascending position.
 
     Args:
         db, queries: words, read-only. radius, tile, nslices, block: int64.
-        counts: int64 (nq, nslices), written.
+        fill: False to count, True to write.
+        slots: int64 (nq, nslices). Counting writes the number of hits of query q
+            in database slice s; writing reads where those hits start in out_*
+            (exclusive prefix sum of the counts, query-major, slice-minor).
+        out_d: int32 (m,), out_p: int64 (m,): written when ``fill`` (else unused).
     """
     nq = queries.shape[0]
     n = db.shape[0]
@@ -286,52 +290,29 @@ def range_count_kernel(db, queries, radius, tile, nslices, block, counts):
         p0 = s * n // nslices
         p1 = (s + 1) * n // nslices
         dist = np.empty(block, np.int32)
-        for i in range(q0, q1):
-            counts[i, s] = 0
+        pos = np.zeros(q1 - q0, np.int64)
+        if fill:
+            pos[:] = slots[q0:q1, s]
         for b0 in range(p0, p1, block):
             b1 = min(b0 + block, p1)
-            for i in range(q0, q1):
-                _block_distances(db, queries[i], b0, b1, dist)
-                c = 0
-                for j in range(b1 - b0):
-                    if dist[j] <= radius:
-                        c += 1
-                counts[i, s] += c
-
-
-@njit(nogil=True, parallel=True, cache=True)
-def range_fill_kernel(db, queries, radius, tile, nslices, block, offsets, out_d, out_p):
-    """Write the hits counted by :func:`range_count_kernel`, in ascending position.
-
-    Args:
-        offsets: int64 (nq, nslices), where the hits of (q, s) start in out_*
-            (exclusive prefix sum of counts in query-major, slice-minor order).
-        out_d: int32 (m,), out_p: int64 (m,), written.
-    """
-    nq = queries.shape[0]
-    n = db.shape[0]
-    ntiles = (nq + tile - 1) // tile
-    for item in prange(ntiles * nslices):
-        it = item // nslices
-        s = item - it * nslices
-        q0 = it * tile
-        q1 = min(q0 + tile, nq)
-        p0 = s * n // nslices
-        p1 = (s + 1) * n // nslices
-        dist = np.empty(block, np.int32)
-        pos = offsets[q0:q1, s].copy()
-        for b0 in range(p0, p1, block):
-            b1 = min(b0 + block, p1)
+            m = b1 - b0
             for i in range(q0, q1):
                 _block_distances(db, queries[i], b0, b1, dist)
                 o = pos[i - q0]
-                for j in range(b1 - b0):
-                    d = dist[j]
-                    if d <= radius:
-                        out_d[o] = d
-                        out_p[o] = b0 + j
-                        o += 1
+                if fill:
+                    for j in range(m):
+                        d = dist[j]
+                        if d <= radius:
+                            out_d[o] = d
+                            out_p[o] = b0 + j
+                            o += 1
+                else:
+                    for j in range(m):
+                        if dist[j] <= radius:
+                            o += 1
                 pos[i - q0] = o
+        if not fill:
+            slots[q0:q1, s] = pos
 
 
 @njit(nogil=True, parallel=True, cache=True)

@@ -5,8 +5,8 @@ built. Same results as the NumPy reference (exact distances; ties by ascending
 database position; identical for every thread count) at a fraction of its cost:
 
 - Hamming distance over words: codes of ``nbytes`` bytes are viewed as uint64
-  words when ``nbytes % 8 == 0``, else as uint32, uint16 or single bytes (the
-  largest that divides ``nbytes``), and each word costs one ``POPCNT``
+  words when ``nbytes % 8 == 0``, else as uint32 words when ``nbytes % 4 == 0``,
+  else as bytes, and each word costs one ``POPCNT``
   (LLVM's ``ctpop``; loops over 1..4 words are written out so they vectorise);
 - k-NN by counting selection over the distances 0..nbits (see
   :mod:`hashsearch.backends._numba_kernels`), so the cost hardly depends on k;
@@ -16,12 +16,12 @@ database position; identical for every thread count) at a fraction of its cost:
   slices whose top-k lists are merged by (distance, position).
 
 Compilation: the kernels are compiled lazily, on the first search that needs a
-given word type (uint64/32/16/8), and cached on disk next to the kernel module
+given word type (uint64, uint32, uint8), and cached on disk next to the kernel module
 (``cache=True``). Importing this module therefore costs only the import of
 Numba; the first search of a fresh install compiles (a few seconds per word type),
 later processes load the cached machine code (well under a second). Eager
-compilation with explicit signatures was rejected: it would compile four word
-types × five kernels on every cold start although a process uses one code length.
+compilation with explicit signatures was rejected: it would compile three word
+types × four kernels on every cold start although a process uses one code length.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ MIN_SLICE = 1 << 14
 #: Pairwise distances: columns per work item.
 PAIRWISE_BLOCK = 4096
 
-_WORD_TYPES = (np.uint64, np.uint32, np.uint16, np.uint8)
+_WORD_TYPES = (np.uint64, np.uint32, np.uint8)
 
 # The workqueue threading layer (used when neither TBB nor OpenMP is present)
 # must not be entered by two threads at once; the others are thread-safe.
@@ -71,7 +71,7 @@ _layer_is_threadsafe: bool | None = None
 def _as_words(codes: np.ndarray) -> np.ndarray:
     """View C-contiguous uint8 codes (n, nbytes) as read-only words (n, nbytes / w).
 
-    ``w`` is the largest of 8, 4, 2, 1 bytes dividing ``nbytes``; misaligned input
+    ``w`` is the largest of 8, 4, 1 bytes dividing ``nbytes``; misaligned input
     is copied. The view is read-only so every call hits the same compiled kernel.
     """
     nbytes = codes.shape[1]
@@ -173,17 +173,16 @@ class NumbaBackend(Backend):
         db, qw = _as_words(codes), _as_words(queries)
         args = (np.int64(radius), np.int64(tile), np.int64(slices), np.int64(BLOCK))
         counts = np.zeros((nq, slices), dtype=np.int64)
+        out_d, out_p = np.empty(0, dtype=np.int32), np.empty(0, dtype=np.int64)
         with self._launch():
-            _kernels.range_count_kernel(db, qw, *args, counts)
+            _kernels.range_kernel(db, qw, *args, False, counts, out_d, out_p)
         ends = np.cumsum(counts.ravel()).reshape(nq, slices)
-        offsets = ends - counts
         lims[1:] = ends[:, -1]
         total = int(lims[-1])
-        out_d = np.empty(total, dtype=np.int32)
-        out_p = np.empty(total, dtype=np.int64)
         if total:
+            out_d, out_p = np.empty(total, dtype=np.int32), np.empty(total, dtype=np.int64)
             with self._launch():
-                _kernels.range_fill_kernel(db, qw, *args, offsets, out_d, out_p)
+                _kernels.range_kernel(db, qw, *args, True, ends - counts, out_d, out_p)
         return lims, out_d, out_p
 
     def distances(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
