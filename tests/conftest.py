@@ -9,7 +9,7 @@
 - ``rng``: a NumPy generator seeded from the test's id, so every test draws the
   same data on every run and machine.
 
-Helpers (the oracle, comparisons) live in ``tests/helpers.py``; seeded codes come
+Helpers (the oracle, comparisons) live in ``tests/search_helpers.py``; seeded codes come
 from :mod:`hashsearch.synthetic`.
 """
 
@@ -19,7 +19,7 @@ import zlib
 
 import numpy as np
 import pytest
-from helpers import native_unavailable_reason, require_native
+from search_helpers import native_unavailable_reason, require_native
 from hypothesis import HealthCheck, settings
 
 from hashsearch.backends import available_backends, make_backend

@@ -1,6 +1,6 @@
 """The backend contract, run on every backend present and every native SIMD path.
 
-Every case is checked against the oracle of ``tests/helpers.py`` (distances from
+Every case is checked against the oracle of ``tests/search_helpers.py`` (distances from
 unpacked bits, stable ranking): distances exactly, positions exactly under the
 tie rule (ascending database position), padding values, dtypes and shapes. The
 NumPy reference is one of the backends under test.
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import assert_same_arrays, oracle_distances, oracle_knn, oracle_range
+from search_helpers import assert_same_arrays, oracle_distances, oracle_knn, oracle_range
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -242,3 +242,22 @@ def test_property_matches_oracle(backend, nbytes, n, nq, k, n_unique, radius_fra
     check_knn(backend, codes, queries, k)
     check_range(backend, codes, queries, radius)
     np.testing.assert_array_equal(backend.distances(queries, codes), oracle_distances(queries, codes))
+
+
+def test_concurrent_searches_from_python_threads(backend):
+    # Dask and web servers search from several Python threads at once (the GIL is
+    # released by the compiled backends): every call must still get its own result.
+    from concurrent.futures import ThreadPoolExecutor
+
+    codes = tied_codes(20_000, 64, n_unique=500, seed=6)
+    queries = [codes[i :: 997][:8].copy() for i in range(4)]
+    expected = [oracle_knn(codes, q, 10) for q in queries]
+    backend.num_threads = 1
+
+    def run(i):
+        return backend.knn(codes, queries[i % 4], 10)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(run, range(12)))
+    for i, got in enumerate(results):
+        assert_same_arrays(got, expected[i % 4], f"concurrent call {i}")
