@@ -26,7 +26,9 @@ constexpr int64_t kQueriesPerThread = 8;         // below this many per thread: 
 constexpr int64_t kMinSlice = 8192;              // codes per database slice, at least
 constexpr int64_t kSlicesPerThread = 4;          // dynamic balance on a shared machine
 constexpr int64_t kChunksPerThread = 4;
-constexpr int64_t kStateBudget = int64_t(64) << 20;  // bytes of selection state per task
+// Selection state of the queries of one task: kept near L2 size, so that the candidate
+// buffers, written while the whole database streams by, stay in cache for extraction.
+constexpr int64_t kStateBudget = int64_t(512) << 10;
 
 int64_t block_codes(int64_t nbytes) {
   return std::max<int64_t>(64, (kBlockBytes / nbytes) & ~int64_t(63));
@@ -62,55 +64,213 @@ Plan make_plan(int64_t n, int64_t nq, int nthreads, int64_t wide_slice, F per_qu
   p.slice = std::max<int64_t>(1, ceil_div(n, p.nslices));
   p.nslices = std::max<int64_t>(1, ceil_div(n, p.slice));
   const int64_t bytes = std::max<int64_t>(1, per_query_bytes(std::min(n, p.slice)));
-  p.qchunk = std::max<int64_t>(1, std::min(p.qchunk, kStateBudget / bytes));
+  const int64_t fit = kStateBudget / bytes;
+  p.qchunk = std::max<int64_t>(1, std::min(p.qchunk, fit >= 16 ? fit & ~int64_t(7) : fit));
   p.qchunk = std::min(p.qchunk, std::max<int64_t>(nq, 1));
   p.nqchunks = ceil_div(nq, p.qchunk);
   return p;
 }
 
-// Selection states of m queries, with their histograms and buffers.
-struct StateArena {
-  std::unique_ptr<QueryState[]> states;
-  std::unique_ptr<int32_t[]> hist, buf_d;
-  std::unique_ptr<int64_t[]> buf_pos;
-
-  // t0: (m,) initial thresholds (accept d < t0[i]), or nullptr for nbits + 1 (everything).
-  void init_knn(int64_t m, int64_t k, int64_t len, int32_t nbits, const int32_t* t0 = nullptr) {
-    // 2k entries keep compaction amortised; never more than the codes scanned.
-    const int64_t cap = std::max<int64_t>(1, k >= (len + 1) / 2 ? len : 2 * k);
-    const int64_t hlen = nbits + 2;
-    alloc(m, cap);
-    hist.reset(new int32_t[m * hlen]());
-    for (int64_t i = 0; i < m; ++i) {
-      states[i] = QueryState{t0 ? t0[i] : nbits + 1, 0, kKnn, 0, k, 0, cap, 0,
-                             hist.get() + i * hlen, buf_d.get() + i * cap, buf_pos.get() + i * cap};
+// A buffer that only grows, so that the tasks a thread runs reuse the same memory (fresh
+// allocations of this size come from mmap and cost a page fault per 4 KiB on first touch).
+template <class T>
+struct GrowBuffer {
+  std::unique_ptr<T[]> data;
+  int64_t size = 0;
+  T* get(int64_t n) {
+    if (n > size) {
+      data.reset(new T[n]);
+      size = n;
     }
+    return data.get();
   }
-
-  void init_range(int64_t m, int32_t t, int64_t cap) {
-    alloc(m, cap);
-    for (int64_t i = 0; i < m; ++i) {
-      states[i] = QueryState{t, 0, kRange, 0, 0, 0, cap, 0,
-                             nullptr, buf_d.get() + i * cap, buf_pos.get() + i * cap};
+  void release_if_above(int64_t n) {
+    if (size > n) {
+      data.reset();
+      size = 0;
     }
-  }
-
-  // Keep another arena's buffers alive as long as this one (states swapped in from it).
-  void keep(StateArena&& other) { kept.push_back(std::make_unique<StateArena>(std::move(other))); }
-
- private:
-  std::vector<std::unique_ptr<StateArena>> kept;
-
-  void alloc(int64_t m, int64_t cap) {
-    states.reset(new QueryState[m]);
-    buf_d.reset(new int32_t[m * cap]);
-    buf_pos.reset(new int64_t[m * cap]);
   }
 };
 
-int64_t knn_state_bytes(int64_t len, int64_t k, int32_t nbits) {
-  const int64_t cap = k >= (len + 1) / 2 ? len : 2 * k;
-  return int64_t(sizeof(QueryState)) + (nbits + 2) * 4 + cap * 12;
+// Selection states of m queries, with their buffers and a compaction scratch they share
+// (the states of one task are only touched by the thread that runs it).
+struct StateArena {
+  GrowBuffer<QueryState> states;
+  GrowBuffer<int32_t> scratch, buf_d;
+  GrowBuffer<int64_t> buf_pos;
+
+  // t0: (m,) initial thresholds (accept d < t0[i]), or nullptr for nbits + 1 (everything).
+  QueryState* init_knn(int64_t m, int64_t k, int64_t len, int32_t nbits, const int32_t* t0 = nullptr) {
+    const int64_t cap = knn_capacity(k, len);
+    QueryState* st = states.get(m);
+    int32_t* bd = buf_d.get(m * cap);
+    int64_t* bp = buf_pos.get(m * cap);
+    int32_t* sc = scratch.get(nbits + 2);
+    for (int64_t i = 0; i < m; ++i) {
+      st[i] = QueryState{t0 ? t0[i] : nbits + 1, kKnn, nbits, 0, k, 0, cap, 0, sc, bd + i * cap, bp + i * cap};
+    }
+    return st;
+  }
+
+  QueryState* init_range(int64_t m, int32_t t, int32_t nbits, int64_t cap) {
+    QueryState* st = states.get(m);
+    int32_t* bd = buf_d.get(m * cap);
+    int64_t* bp = buf_pos.get(m * cap);
+    for (int64_t i = 0; i < m; ++i) {
+      st[i] = QueryState{t, kRange, nbits, 0, 0, 0, cap, 0, nullptr, bd + i * cap, bp + i * cap};
+    }
+    return st;
+  }
+
+  // Buffer entries of a k-NN state over len codes: 2k (at least 64) keeps compaction
+  // amortised; never more than the codes scanned.
+  static int64_t knn_capacity(int64_t k, int64_t len) {
+    const int64_t want = std::max<int64_t>(64, k >= (int64_t(1) << 61) ? len : 2 * k);
+    return std::max<int64_t>(1, std::min(want, len));
+  }
+
+  // Give memory back after an unusually large search (k close to n, huge batches).
+  void trim() {
+    constexpr int64_t kKeep = int64_t(8) << 20;  // entries
+    buf_d.release_if_above(kKeep);
+    buf_pos.release_if_above(kKeep);
+  }
+};
+
+// Per-thread memory reused by every task the thread runs (see GrowBuffer).
+struct Workspace {
+  StateArena main, sample, redo;
+  GrowBuffer<uint8_t> sample_codes;
+  GrowBuffer<int32_t> t0;
+};
+
+Workspace& workspace() {
+  thread_local Workspace ws;
+  return ws;
+}
+
+int64_t knn_state_bytes(int64_t len, int64_t k) {
+  return int64_t(sizeof(QueryState)) + StateArena::knn_capacity(k, len) * 12;
+}
+
+// Stable selection of the k smallest of n (distance, position) pairs given in position
+// order: writes them ordered by (distance, position) to out_d / out_p (room for
+// min(k, n)) and returns how many; out_d may be null to get only the k-th smallest
+// distance (*kth, nbits + 1 when n < k). A counting sort by distance, with the input cut
+// into four segments counted and scattered side by side: distances repeat a lot, and one
+// histogram would make every increment wait for the previous one through memory.
+//   d, p: (n,) int32 / int64; scratch: reused between calls
+struct SelectScratch {
+  std::vector<int64_t> count;  // (4, nbits + 2)
+  std::vector<int32_t> tmp_d;
+  std::vector<int64_t> tmp_p;
+};
+
+int64_t stable_select(const int32_t* d, const int64_t* p, int64_t n, int64_t k, int32_t nbits,
+                      int32_t* out_d, int64_t* out_p, int32_t* kth, SelectScratch& sc) {
+  const int64_t B = nbits + 2;  // bins 0..nbits, plus `drop` = nbits + 1
+  const int64_t seg = (n + 3) / 4;
+  int64_t lo[4], hi[4];
+  for (int s = 0; s < 4; ++s) {
+    lo[s] = std::min(n, s * seg);
+    hi[s] = std::min(n, (s + 1) * seg);
+  }
+  sc.count.assign(4 * B, 0);
+  int64_t* c0 = sc.count.data();
+  int64_t* c1 = c0 + B;
+  int64_t* c2 = c1 + B;
+  int64_t* c3 = c2 + B;
+  const int64_t last = hi[3] - lo[3];  // the shortest segment
+  for (int64_t r = 0; r < last; ++r) {
+    ++c0[d[lo[0] + r]];
+    ++c1[d[lo[1] + r]];
+    ++c2[d[lo[2] + r]];
+    ++c3[d[lo[3] + r]];
+  }
+  for (int64_t r = last; r < seg; ++r) {
+    if (lo[0] + r < hi[0]) ++c0[d[lo[0] + r]];
+    if (lo[1] + r < hi[1]) ++c1[d[lo[1] + r]];
+    if (lo[2] + r < hi[2]) ++c2[d[lo[2] + r]];
+  }
+  int64_t* cs[4] = {c0, c1, c2, c3};
+  // The k-th smallest distance t and the count below it.
+  int64_t below = 0;
+  int32_t t = 0;
+  while (t <= nbits) {
+    const int64_t here = c0[t] + c1[t] + c2[t] + c3[t];
+    if (below + here >= k) break;
+    below += here;
+    ++t;
+  }
+  if (kth) *kth = t;
+  if (out_d == nullptr) return 0;
+  // Offsets: bins below t in distance order, segments in order within a bin; then the
+  // first k - below entries at t (taken from the segments in order); dropped ones last.
+  int64_t ties_left = t > nbits ? 0 : k - below;
+  int64_t budget[4], kept[4];
+  for (int s = 0; s < 4; ++s) {
+    budget[s] = t > nbits ? 0 : std::min(cs[s][t], ties_left);
+    ties_left -= budget[s];
+    kept[s] = budget[s];
+  }
+  int64_t total = 0;
+  for (int32_t v = 0; v < t && v <= nbits; ++v) {
+    for (int s = 0; s < 4; ++s) {
+      const int64_t c = cs[s][v];
+      kept[s] += c;
+      cs[s][v] = total;
+      total += c;
+    }
+  }
+  if (t <= nbits) {
+    for (int s = 0; s < 4; ++s) {
+      cs[s][t] = total;
+      total += budget[s];
+    }
+  }
+  const int32_t drop = nbits + 1;
+  int64_t acc = 0;
+  for (int s = 0; s < 4; ++s) {
+    cs[s][drop] = total + acc;
+    acc += (hi[s] - lo[s]) - kept[s];
+  }
+  sc.tmp_d.resize(n);
+  sc.tmp_p.resize(n);
+  int32_t* td = sc.tmp_d.data();
+  int64_t* tp = sc.tmp_p.data();
+  auto put = [&](int64_t* off, int64_t& bud, int64_t r) {
+    const int32_t x = d[r];
+    const bool tie = (x == t) & (bud > 0);
+    bud -= tie;
+    const int32_t slot = (x < t) | tie ? x : drop;
+    const int64_t o = off[slot]++;
+    td[o] = x;
+    tp[o] = p[r];
+  };
+  for (int64_t r = 0; r < last; ++r) {
+    put(c0, budget[0], lo[0] + r);
+    put(c1, budget[1], lo[1] + r);
+    put(c2, budget[2], lo[2] + r);
+    put(c3, budget[3], lo[3] + r);
+  }
+  for (int64_t r = last; r < seg; ++r) {
+    if (lo[0] + r < hi[0]) put(c0, budget[0], lo[0] + r);
+    if (lo[1] + r < hi[1]) put(c1, budget[1], lo[1] + r);
+    if (lo[2] + r < hi[2]) put(c2, budget[2], lo[2] + r);
+  }
+  std::copy(td, td + total, out_d);
+  std::copy(tp, tp + total, out_p);
+  return total;
+}
+
+// stable_select through the ISA kernel when it has one (and accepts the input).
+int64_t select_k(const KernelTable& kt, const int32_t* d, const int64_t* p, int64_t n, int64_t k,
+                 int32_t nbits, int32_t* out_d, int64_t* out_p, SelectScratch& sc) {
+  if (kt.select != nullptr) {
+    const int64_t got = kt.select(d, p, n, k, out_d, out_p);
+    if (got >= 0) return got;
+  }
+  return stable_select(d, p, n, k, nbits, out_d, out_p, nullptr, sc);
 }
 
 // Initial k-NN thresholds from a sample. Without one, a query accepts everything until it
@@ -124,25 +284,31 @@ int64_t knn_state_bytes(int64_t len, int64_t k, int32_t nbits) {
 constexpr int64_t kSample = 2048;          // codes in the sample (32 runs of 64)
 constexpr int64_t kSampleMinK = 32;        // smaller k: the plain scan is cheaper
 
+//   t0: (m,) output thresholds (nbits + 1 where no estimate is made)
 void estimate_thresholds(const KernelTable& kt, const uint8_t* codes, int64_t nbytes, int64_t p0,
                          int64_t p1, const uint8_t* queries, int64_t m, int64_t k, int32_t nbits,
-                         std::vector<int32_t>& t0) {
-  t0.assign(m, nbits + 1);
+                         int32_t* t0, Workspace& ws) {
+  std::fill(t0, t0 + m, nbits + 1);
   const int64_t len = p1 - p0;
   if (k < kSampleMinK || len < 8 * kSample) return;
   const double expect = double(k) * kSample / double(len);
   const int64_t target = static_cast<int64_t>(expect + 3.0 * std::sqrt(expect) + 3.0);
   if (target * 4 > kSample) return;
   constexpr int64_t kRun = 64, kRuns = kSample / kRun;
-  std::vector<uint8_t> sample(kSample * nbytes);
+  uint8_t* sample = ws.sample_codes.get(kSample * nbytes);
   for (int64_t r = 0; r < kRuns; ++r) {
     const int64_t start = p0 + r * ((len - kRun) / (kRuns - 1));
-    std::copy(codes + start * nbytes, codes + (start + kRun) * nbytes, sample.begin() + r * kRun * nbytes);
+    std::copy(codes + start * nbytes, codes + (start + kRun) * nbytes, sample + r * kRun * nbytes);
   }
-  StateArena arena;
-  arena.init_knn(m, target, kSample, nbits);
-  kt.scan(sample.data(), kSample, 0, nbytes, queries, m, arena.states.get());
-  for (int64_t i = 0; i < m; ++i) t0[i] = std::min(nbits + 1, arena.states[i].t + 1);
+  QueryState* states = ws.sample.init_knn(m, target, kSample, nbits);
+  kt.scan(sample, kSample, 0, nbytes, queries, m, states);
+  thread_local SelectScratch sc;
+  for (int64_t i = 0; i < m; ++i) {
+    const QueryState& st = states[i];
+    int32_t kth = nbits + 1;
+    stable_select(st.buf_d, st.buf_pos, st.size, target, nbits, nullptr, nullptr, &kth, sc);
+    t0[i] = std::min(nbits + 1, kth + 1);
+  }
 }
 
 // Scan database codes [p0, p1) block by block for m queries.
@@ -152,43 +318,6 @@ void scan_range(const KernelTable& kt, const uint8_t* codes, int64_t nbytes, int
   for (int64_t b = p0; b < p1; b += bc) {
     kt.scan(codes + b * nbytes, std::min(bc, p1 - b), b, nbytes, queries, m, states);
   }
-}
-
-// Write the entries of s that are among its k nearest, ordered by (distance, position), to
-// out_d / out_p (room for min(k, s.size)); returns how many. The kept entries are every
-// d < t (all of them are in the buffer, and hist counts them) and the first k - cnt_lt
-// with d == t; one pass over the buffer (in position order) scatters them to offsets
-// from the histogram's prefix sums: a stable counting sort by distance.
-// offset: scratch, resized to nbits + 2.
-int64_t extract(QueryState& s, int32_t nbits, int32_t* out_d, int64_t* out_p,
-                std::vector<int64_t>& offset) {
-  const int32_t* bd = s.buf_d;
-  const int64_t* bp = s.buf_pos;
-  const int32_t t = s.t;
-  offset.resize(nbits + 2);
-  int64_t total = 0;
-  for (int32_t d = 0; d < t; ++d) {
-    offset[d] = total;
-    total += s.hist[d];
-  }
-  // t > nbits: fewer than k codes scanned, all kept; else k - cnt_lt ties at t.
-  int64_t eq = t > nbits ? 0 : s.k - s.cnt_lt;
-  offset[t] = total;
-  total += eq;
-  for (int64_t r = 0; r < s.size; ++r) {
-    const int32_t d = bd[r];
-    if (d < t) {
-      const int64_t o = offset[d]++;
-      out_d[o] = d;
-      out_p[o] = bp[r];
-    } else if (d == t && eq > 0) {
-      --eq;
-      const int64_t o = offset[t]++;
-      out_d[o] = d;
-      out_p[o] = bp[r];
-    }
-  }
-  return total;
 }
 
 void pad_row(int32_t* d, int64_t* p, int64_t from, int64_t k) {
@@ -210,7 +339,7 @@ void knn(const KernelTable& kt, const uint8_t* codes, int64_t n, int64_t nbytes,
   }
   const int32_t nbits = static_cast<int32_t>(8 * nbytes);
   const Plan plan = make_plan(n, nq, nthreads, 64 * k,
-                              [&](int64_t len) { return knn_state_bytes(len, k, nbits); });
+                              [&](int64_t len) { return knn_state_bytes(len, k); });
   const int64_t S = plan.nslices;
   // Database slices: each (query, slice) keeps up to kk survivors, merged below.
   const int64_t kk = std::min(k, plan.slice);
@@ -224,64 +353,51 @@ void knn(const KernelTable& kt, const uint8_t* codes, int64_t n, int64_t nbytes,
     const int64_t p0 = s * plan.slice, p1 = std::min(n, p0 + plan.slice);
     const int64_t m = qb - qa;
     const uint8_t* qs = queries + qa * nbytes;
-    std::vector<int32_t> t0;
-    estimate_thresholds(kt, codes, nbytes, p0, p1, qs, m, k, nbits, t0);
-    StateArena arena;
-    arena.init_knn(m, k, p1 - p0, nbits, t0.data());
-    scan_range(kt, codes, nbytes, p0, p1, qs, m, arena.states.get());
+    Workspace& ws = workspace();
+    int32_t* t0 = ws.t0.get(m);
+    estimate_thresholds(kt, codes, nbytes, p0, p1, qs, m, k, nbits, t0, ws);
+    QueryState* states = ws.main.init_knn(m, k, p1 - p0, nbits, t0);
+    scan_range(kt, codes, nbytes, p0, p1, qs, m, states);
+    thread_local SelectScratch sc;
     for (int64_t i = 0; i < m; ++i) {
-      QueryState& st = arena.states[i];
-      if (t0[i] <= nbits && st.t == t0[i]) {
+      const QueryState* sp = &states[i];
+      if (t0[i] <= nbits && sp->size < k) {
         // Fewer than k codes below the estimated threshold: search this query again.
-        StateArena again;
-        again.init_knn(1, k, p1 - p0, nbits);
-        scan_range(kt, codes, nbytes, p0, p1, qs + i * nbytes, 1, again.states.get());
-        std::swap(arena.states[i], again.states[0]);
-        arena.keep(std::move(again));
+        QueryState* again = ws.redo.init_knn(1, k, p1 - p0, nbits);
+        scan_range(kt, codes, nbytes, p0, p1, qs + i * nbytes, 1, again);
+        sp = again;
       }
-    }
-    std::vector<int64_t> count;
-    for (int64_t i = 0; i < m; ++i) {
+      const QueryState& st = *sp;
       const int64_t q = qa + i;
       if (S == 1) {
-        const int64_t got = extract(arena.states[i], nbits, distances + q * k, positions + q * k, count);
+        const int64_t got = select_k(kt, st.buf_d, st.buf_pos, st.size, k, nbits, distances + q * k,
+                                     positions + q * k, sc);
         pad_row(distances + q * k, positions + q * k, got, k);
       } else {
         const int64_t off = (q * S + s) * kk;
-        surv_n[q * S + s] = extract(arena.states[i], nbits, surv_d.data() + off, surv_p.data() + off, count);
+        surv_n[q * S + s] = select_k(kt, st.buf_d, st.buf_pos, st.size, k, nbits, surv_d.data() + off,
+                                     surv_p.data() + off, sc);
       }
     }
+    ws.main.trim();
+    ws.redo.trim();
   });
   if (S == 1) return;
 
-  // Merge the slices of each query: a stable counting sort by distance of the slices'
-  // sorted lists, taken in slice (= position) order, keeps (distance, position) order.
+  // Merge the slices of each query: their survivors, concatenated in slice (= position)
+  // order, go through the same stable selection.
   parallel_for(nq, nthreads, [&](int64_t q) {
-    std::vector<int64_t> start(nbits + 2, 0);
+    std::vector<int32_t> cat_d;
+    std::vector<int64_t> cat_p;
     for (int64_t s = 0; s < S; ++s) {
       const int64_t off = (q * S + s) * kk;
-      for (int64_t r = 0; r < surv_n[q * S + s]; ++r) ++start[surv_d[off + r]];
+      cat_d.insert(cat_d.end(), surv_d.begin() + off, surv_d.begin() + off + surv_n[q * S + s]);
+      cat_p.insert(cat_p.end(), surv_p.begin() + off, surv_p.begin() + off + surv_n[q * S + s]);
     }
-    int64_t total = 0;
-    for (int32_t d = 0; d <= nbits; ++d) {
-      const int64_t c = start[d];
-      start[d] = total;
-      total += c;
-    }
-    int32_t* od = distances + q * k;
-    int64_t* op = positions + q * k;
-    for (int64_t s = 0; s < S; ++s) {
-      const int64_t off = (q * S + s) * kk;
-      for (int64_t r = 0; r < surv_n[q * S + s]; ++r) {
-        const int32_t d = surv_d[off + r];
-        const int64_t w = start[d]++;
-        if (w < k) {
-          od[w] = d;
-          op[w] = surv_p[off + r];
-        }
-      }
-    }
-    pad_row(od, op, std::min(total, k), k);
+    SelectScratch sc;
+    const int64_t got = select_k(kt, cat_d.data(), cat_p.data(), static_cast<int64_t>(cat_d.size()), k,
+                                 nbits, distances + q * k, positions + q * k, sc);
+    pad_row(distances + q * k, positions + q * k, got, k);
   });
 }
 
@@ -306,9 +422,8 @@ void range_search(const KernelTable& kt, const uint8_t* codes, int64_t n, int64_
     const int64_t qa = qc * plan.qchunk, qb = std::min(nq, qa + plan.qchunk);
     const int64_t p0 = s * plan.slice, p1 = std::min(n, p0 + plan.slice);
     const int64_t m = qb - qa;
-    StateArena arena;
-    arena.init_range(m, t, std::min(bc, p1 - p0));
-    QueryState* st = arena.states.get();
+    StateArena& arena = workspace().main;
+    QueryState* st = arena.init_range(m, t, static_cast<int32_t>(nbits), std::min(bc, p1 - p0));
     for (int64_t b = p0; b < p1; b += bc) {
       kt.scan(codes + b * nbytes, std::min(bc, p1 - b), b, nbytes, queries + qa * nbytes, m, st);
       for (int64_t i = 0; i < m; ++i) {
@@ -319,6 +434,7 @@ void range_search(const KernelTable& kt, const uint8_t* codes, int64_t n, int64_
         st[i].size = 0;
       }
     }
+    arena.trim();
   });
 
   for (int64_t q = 0; q < nq; ++q) {

@@ -4,6 +4,6 @@
 
 namespace hashsearch {
 
-const KernelTable kKernelsAvx2 = {"avx2", avx2::scan_scalar, avx2::pairwise_scalar};
+const KernelTable kKernelsAvx2 = {"avx2", avx2::scan_scalar, avx2::pairwise_scalar, nullptr};
 
 }  // namespace hashsearch

@@ -227,12 +227,55 @@ struct LongCodes {
 constexpr int64_t kChunkMin = 64;
 constexpr int64_t kChunkMax = 4096;
 
+// Record the hits at chunk offsets list[0..count) (ascending). Distances are measured
+// again one by one (the masks were made with the threshold of the chunk's start, which
+// compaction may have lowered since). The loop is branch-free: every hit is written to
+// the buffer and the write position advances only when d < t.
+template <class S>
+static void record_list(const S& spec, const uint16_t* list, int64_t count, const uint8_t* chunk,
+                        int64_t pos, const uint8_t* q, QueryState& s) {
+  const int64_t nb = spec.nbytes;
+  int32_t* const bd = s.buf_d;
+  int64_t* const bp = s.buf_pos;
+  int64_t size = s.size;
+  if (s.mode == kRange) {
+    for (int64_t h = 0; h < count; ++h) {
+      const int64_t j = list[h];
+      bd[size] = spec.scalar_distance(chunk + j * nb, q);
+      bp[size] = pos + j;
+      ++size;
+    }
+    s.size = size;
+    return;
+  }
+  const int64_t cap = s.cap;
+  int32_t t = s.t;
+  int64_t h = 0;
+  while (h < count) {
+    if (size == cap) {
+      s.size = size;
+      compact(s);
+      size = s.size;
+      t = s.t;
+    }
+    const int64_t end = count - h < cap - size ? count : h + (cap - size);
+    for (; h < end; ++h) {
+      const int64_t j = list[h];
+      const int32_t d = spec.scalar_distance(chunk + j * nb, q);
+      bd[size] = d;
+      bp[size] = pos + j;
+      size += d < t;
+    }
+  }
+  s.size = size;
+}
+
 // Record the hits flagged in `bits` (nwords <= 64 words of 64 bits; bit j = code j of the
 // chunk), in position order.
 //   chunk: (nwords * 64 or fewer, nbytes) uint8 codes of the chunk; pos: position of chunk[0]
 //   q: (nbytes,) uint8 query
-// Nonzero words are found from a one-bit-per-word summary (vptestmq); each is turned into
-// hit offsets with vpcompressw, so the cost follows the hits, not the chunk length.
+// Nonzero words are found from a one-bit-per-word summary (vptestmq), so the cost follows
+// the hits, not the chunk length.
 template <class S>
 static void record_hits(const S& spec, const uint64_t* bits, int64_t nwords, const uint8_t* chunk,
                         int64_t pos, const uint8_t* q, QueryState& s) {
@@ -243,35 +286,34 @@ static void record_hits(const S& spec, const uint64_t* bits, int64_t nwords, con
     summary |= uint64_t(_mm512_test_epi64_mask(x, x)) << (8 * v);
   }
   if (summary == 0) return;
-  alignas(64) uint16_t list[kChunkMax + 32];
-  const __m512i iota = _mm512_set_epi16(31, 30, 29, 28, 27, 26, 25, 24, 23, 22, 21, 20, 19, 18, 17, 16,
-                                        15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+  // Offsets of the set bits, four written unconditionally per word (extra ones are
+  // overwritten), a loop only for words with more than four hits.
+  alignas(64) uint16_t list[kChunkMax + 8];
   int64_t count = 0;
   do {
     const int w = __builtin_ctzll(summary);
     summary &= summary - 1;
-    const uint64_t m = bits[w];
-    const __m512i lo = _mm512_add_epi16(iota, _mm512_set1_epi16(static_cast<short>(64 * w)));
-    const __m512i hi = _mm512_add_epi16(lo, _mm512_set1_epi16(32));
-    _mm512_storeu_si512(list + count, _mm512_maskz_compress_epi16(static_cast<__mmask32>(m), lo));
-    count += __builtin_popcount(static_cast<uint32_t>(m));
-    _mm512_storeu_si512(list + count, _mm512_maskz_compress_epi16(static_cast<__mmask32>(m >> 32), hi));
-    count += __builtin_popcount(static_cast<uint32_t>(m >> 32));
+    uint64_t m = bits[w];
+    const int n = __builtin_popcountll(m);
+    const uint16_t base = static_cast<uint16_t>(64 * w);
+    uint16_t* out = list + count;
+    out[0] = static_cast<uint16_t>(base + __builtin_ctzll(m | (uint64_t(1) << 63)));
+    m &= m - 1;
+    out[1] = static_cast<uint16_t>(base + __builtin_ctzll(m | (uint64_t(1) << 63)));
+    m &= m - 1;
+    out[2] = static_cast<uint16_t>(base + __builtin_ctzll(m | (uint64_t(1) << 63)));
+    m &= m - 1;
+    out[3] = static_cast<uint16_t>(base + __builtin_ctzll(m | (uint64_t(1) << 63)));
+    m &= m - 1;
+    if (__builtin_expect(n > 4, 0)) {
+      for (int e = 4; e < n; ++e) {
+        out[e] = static_cast<uint16_t>(base + __builtin_ctzll(m));
+        m &= m - 1;
+      }
+    }
+    count += n;
   } while (summary);
-  Selector sel(s);
-  if (s.mode == kRange) {
-    for (int64_t h = 0; h < count; ++h) {
-      const int64_t j = list[h];
-      sel.range(spec.scalar_distance(chunk + j * spec.nbytes, q), pos + j);
-    }
-  } else {
-    for (int64_t h = 0; h < count; ++h) {
-      const int64_t j = list[h];
-      const int32_t d = spec.scalar_distance(chunk + j * spec.nbytes, q);
-      if (d < sel.t) sel.knn(d, pos + j);
-    }
-  }
-  sel.flush();
+  record_list(spec, list, count, chunk, pos, q, s);
 }
 
 // Store the L-bit mask of step `step` into a bitmap.
@@ -402,8 +444,51 @@ static void pairwise(const uint8_t* a, int64_t na, const uint8_t* b, int64_t nb,
   }
 }
 
+// Stable selection (SelectFn) by one vector pass per distance value, from the smallest:
+// each pass compresses the positions at that distance, in buffer (= position) order, to
+// the output. Few passes for short codes, where the k nearest span a handful of
+// distances; declines (-1) beyond kMaxPasses.
+static int64_t select(const int32_t* d, const int64_t* p, int64_t n, int64_t k, int32_t* out_d,
+                      int64_t* out_p) {
+  constexpr int kMaxPasses = 24;
+  if (n <= 0) return 0;
+  __m512i mn = _mm512_set1_epi32(0x7FFFFFFF);
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 valid = n - i >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (n - i)) - 1);
+    mn = _mm512_mask_min_epi32(mn, valid, mn, _mm512_maskz_loadu_epi32(valid, d + i));
+  }
+  int32_t v = _mm512_reduce_min_epi32(mn);
+  const int64_t want = k < n ? k : n;
+  int64_t w = 0;
+  for (int pass = 0; w < want; ++pass, ++v) {
+    if (pass == kMaxPasses) return -1;
+    const __m512i vv = _mm512_set1_epi32(v);
+    for (int64_t i = 0; i < n && w < want; i += 16) {
+      const __mmask16 valid = n - i >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (n - i)) - 1);
+      uint32_t m = _mm512_mask_cmpeq_epi32_mask(valid, _mm512_maskz_loadu_epi32(valid, d + i), vv);
+      int c = __builtin_popcount(m);
+      const int64_t room = want - w;
+      while (c > room) {  // the last few at the k-th distance: keep the earliest
+        m &= ~(1u << (31 - __builtin_clz(m)));
+        --c;
+      }
+      const __mmask8 lo = static_cast<__mmask8>(m), hi = static_cast<__mmask8>(m >> 8);
+      const int clo = __builtin_popcount(lo), chi = c - clo;
+      _mm512_mask_storeu_epi32(out_d + w, static_cast<__mmask16>((1u << c) - 1), vv);
+      const __m512i plo = _mm512_maskz_loadu_epi64(lo, p + i);
+      const __m512i phi = _mm512_maskz_loadu_epi64(hi, p + i + 8);
+      _mm512_mask_storeu_epi64(out_p + w, static_cast<__mmask8>((1u << clo) - 1),
+                               _mm512_maskz_compress_epi64(lo, plo));
+      _mm512_mask_storeu_epi64(out_p + w + clo, static_cast<__mmask8>((1u << chi) - 1),
+                               _mm512_maskz_compress_epi64(hi, phi));
+      w += c;
+    }
+  }
+  return w;
+}
+
 }  // namespace avx512
 
-const KernelTable kKernelsAvx512 = {"avx512", avx512::scan, avx512::pairwise};
+const KernelTable kKernelsAvx512 = {"avx512", avx512::scan, avx512::pairwise, avx512::select};
 
 }  // namespace hashsearch

@@ -5,6 +5,6 @@
 
 namespace hashsearch {
 
-const KernelTable kKernelsGeneric = {"generic", generic::scan_scalar, generic::pairwise_scalar};
+const KernelTable kKernelsGeneric = {"generic", generic::scan_scalar, generic::pairwise_scalar, nullptr};
 
 }  // namespace hashsearch

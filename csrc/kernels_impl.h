@@ -65,95 +65,43 @@ static inline int32_t distance_fixed(const uint8_t* a, const uint8_t* b) {
   return d;
 }
 
-// Keep only the buffer entries that can still be among the k nearest (see QueryState):
-// every d < t, then the first k - cnt_lt entries with d == t (earliest positions).
+// k-NN buffer full: set t to the k-th smallest buffered distance and keep only the
+// entries that can still be among the k nearest (see QueryState), in position order.
 static void compact(QueryState& s) {
-  int64_t keep_eq = s.k - s.cnt_lt;
+  int32_t* count = s.scratch;
+  for (int32_t v = 0; v <= s.nbits + 1; ++v) count[v] = 0;
+  int32_t* const bd = s.buf_d;
+  int64_t* const bp = s.buf_pos;
+  const int64_t n = s.size;
+  for (int64_t r = 0; r < n; ++r) ++count[bd[r]];
+  int64_t below = 0;
+  int32_t t = 0;
+  while (t <= s.nbits && below + count[t] < s.k) below += count[t++];
+  int64_t ties = s.k - below;  // entries at distance t that stay
   int64_t w = 0;
-  for (int64_t r = 0; r < s.size; ++r) {
-    const int32_t d = s.buf_d[r];
-    bool keep = d < s.t;
-    if (!keep && d == s.t && keep_eq > 0) {
-      keep = true;
-      --keep_eq;
-    }
-    if (keep) {
-      s.buf_d[w] = d;
-      s.buf_pos[w] = s.buf_pos[r];
-      ++w;
-    }
+  for (int64_t r = 0; r < n; ++r) {
+    const int32_t d = bd[r];
+    const bool tie = (d == t) & (ties > 0);
+    ties -= tie;
+    bd[w] = d;
+    bp[w] = bp[r];
+    w += (d < t) | tie;
   }
   s.size = w;
+  s.t = t;
 }
 
 // Record a code at distance d < s.t and database position pos (positions arrive in
-// ascending order), then lower the k-NN threshold as far as the histogram allows.
+// ascending order).
 static inline void accept(QueryState& s, int32_t d, int64_t pos) {
-  if (s.mode == kRange) {
-    s.buf_d[s.size] = d;
-    s.buf_pos[s.size] = pos;
-    ++s.size;
-    return;
+  if (s.mode == kKnn && s.size == s.cap) {
+    compact(s);
+    if (d >= s.t) return;
   }
-  if (s.size == s.cap) compact(s);
   s.buf_d[s.size] = d;
   s.buf_pos[s.size] = pos;
   ++s.size;
-  ++s.hist[d];
-  ++s.cnt_lt;
-  while (s.cnt_lt >= s.k) {
-    --s.t;
-    s.cnt_lt -= s.hist[s.t];
-  }
 }
-
-// The same for a run of hits: a copy of the state's hot fields kept in registers (the
-// buffer stores could otherwise alias them), written back by flush().
-struct Selector {
-  QueryState& s;
-  int32_t t, cnt_lt;
-  int64_t size;
-  const int64_t cap, k;
-  int32_t* const hist;
-  int32_t* const buf_d;
-  int64_t* const buf_pos;
-
-  explicit Selector(QueryState& st)
-      : s(st), t(st.t), cnt_lt(st.cnt_lt), size(st.size), cap(st.cap), k(st.k), hist(st.hist),
-        buf_d(st.buf_d), buf_pos(st.buf_pos) {}
-
-  void flush() {
-    s.t = t;
-    s.cnt_lt = cnt_lt;
-    s.size = size;
-  }
-
-  // k-NN mode: record d < t at pos (see accept()).
-  inline void knn(int32_t d, int64_t pos) {
-    if (__builtin_expect(size == cap, 0)) {
-      flush();
-      compact(s);
-      size = s.size;
-    }
-    buf_d[size] = d;
-    buf_pos[size] = pos;
-    ++size;
-    ++hist[d];
-    if (++cnt_lt >= k) {
-      do {
-        --t;
-        cnt_lt -= hist[t];
-      } while (cnt_lt >= k);
-    }
-  }
-
-  // Range mode: append (the engine sized the buffer to the block).
-  inline void range(int32_t d, int64_t pos) {
-    buf_d[size] = d;
-    buf_pos[size] = pos;
-    ++size;
-  }
-};
 
 // Scalar scan, one code at a time, up to four queries sharing each loaded code.
 // NB = bytes per code, or 0 for a length known only at run time.

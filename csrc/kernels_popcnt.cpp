@@ -4,6 +4,6 @@
 
 namespace hashsearch {
 
-const KernelTable kKernelsPopcnt = {"popcnt", popcnt::scan_scalar, popcnt::pairwise_scalar};
+const KernelTable kKernelsPopcnt = {"popcnt", popcnt::scan_scalar, popcnt::pairwise_scalar, nullptr};
 
 }  // namespace hashsearch
