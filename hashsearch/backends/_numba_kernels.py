@@ -35,6 +35,7 @@ Top-k selection ("counting selection", cost independent of k), per query:
 from __future__ import annotations
 
 import numpy as np
+from llvmlite import ir
 from numba import njit, prange, types
 from numba.extending import intrinsic
 
@@ -60,6 +61,19 @@ def popcount(typingctx, x):  # noqa: ARG001 - numba's intrinsic signature
             return builder.ctpop(args[0])
 
         return x(x), codegen
+    return None
+
+
+@intrinsic
+def cttz(typingctx, x):  # noqa: ARG001
+    """Index of the lowest set bit of a nonzero unsigned integer (LLVM ``cttz``), as int64."""
+    if isinstance(x, types.Integer):
+
+        def codegen(context, builder, signature, args):  # noqa: ARG001
+            res = builder.cttz(args[0], ir.Constant(ir.IntType(1), 1))
+            return builder.zext(res, ir.IntType(64)) if x.bitwidth < 64 else res
+
+        return types.int64(x), codegen
     return None
 
 
@@ -111,16 +125,20 @@ def _block_distances(db, q, j0, j1, out):
 
 @njit(nogil=True)
 def _compact(cd, cp, count, t, keep_at_t):
-    """Keep the candidates with d < t and the first ``keep_at_t`` with d == t, in order."""
+    """Keep the candidates with d < t and the first ``keep_at_t`` with d == t, in order.
+
+    Branch-free (the keep/drop pattern is unpredictable): every entry is copied and
+    the write index only advances over the kept ones.
+    """
     m = 0
     for e in range(count):
         d = cd[e]
-        if d < t or (d == t and keep_at_t > 0):
-            if d == t:
-                keep_at_t -= 1
-            cd[m] = d
-            cp[m] = cp[e]
-            m += 1
+        at_t = d == t
+        keep = (d < t) | (at_t & (keep_at_t > 0))
+        keep_at_t -= at_t & keep
+        cd[m] = d
+        cp[m] = cp[e]
+        m += keep
     return m
 
 
@@ -154,16 +172,16 @@ def _topk_tile(db, queries, q0, q1, p0, p1, k, nbits, block, out_d, out_p):
             m = b1 - b0
             for c0 in range(0, m, CHUNK):
                 chunk = dist[c0 : min(c0 + CHUNK, m)]
-                # Skip the chunk unless one of its distances beats the threshold
-                # (a vectorised min; once t has dropped, almost every chunk is skipped).
-                low = chunk[0]
-                for j in range(1, chunk.shape[0]):
-                    low = min(low, chunk[j])
-                if low >= t:
-                    continue
+                # Bit j set when chunk[j] beats the threshold: a vectorised compare,
+                # so the scalar work below is proportional to the hits, not the codes.
+                mask = np.uint64(0)
                 for j in range(chunk.shape[0]):
+                    mask |= np.uint64(chunk[j] < t) << np.uint64(j)
+                while mask:
+                    j = cttz(mask)
+                    mask &= mask - np.uint64(1)
                     d = chunk[j]
-                    if d < t:
+                    if d < t:  # t may have dropped since the mask was made
                         if c == cap:
                             c = _compact(cd[i], cp[i], c, t, k - bl)
                         cd[i, c] = d
@@ -229,9 +247,12 @@ def knn_kernel(db, queries, k, nbits, tile, nslices, block, out_d, out_p):
         _topk_tile(db, queries, q0, q1, p0, p1, k, nbits, block, out_d[s], out_p[s])
 
 
-@njit(nogil=True, parallel=True, cache=True)
+@njit(nogil=True, cache=True)
 def merge_slices(part_d, part_p, nbits, out_d, out_p):
     """Merge per-slice top-k lists (slices in database order) into one, by (distance, position).
+
+    Serial: slices are only used when queries are fewer than threads, so this is
+    O(nslices * nq * k + nq * nbits) work, less than a parallel launch costs.
 
     Args:
         part_d: int32 (nslices, nq, k); part_p: int64 (nslices, nq, k), as written
@@ -240,7 +261,7 @@ def merge_slices(part_d, part_p, nbits, out_d, out_p):
         out_d: int32 (nq, k), out_p: int64 (nq, k), pre-filled with the padding.
     """
     ns, nq, k = part_d.shape
-    for i in prange(nq):
+    for i in range(nq):
         rank = np.zeros(nbits + 1, np.int64)
         for s in range(ns):
             for e in range(k):
