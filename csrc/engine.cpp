@@ -122,10 +122,10 @@ struct StateArena {
     return st;
   }
 
-  // Buffer entries of a k-NN state over len codes: 2k (at least 64) keeps compaction
+  // Buffer entries of a k-NN state over len codes: 2k keeps compaction
   // amortised; never more than the codes scanned.
   static int64_t knn_capacity(int64_t k, int64_t len) {
-    const int64_t want = std::max<int64_t>(64, k >= (int64_t(1) << 61) ? len : 2 * k);
+    const int64_t want = k >= (int64_t(1) << 61) ? len : 2 * k;
     return std::max<int64_t>(1, std::min(want, len));
   }
 
@@ -277,7 +277,7 @@ int64_t select_k(const KernelTable& kt, const int32_t* d, const int64_t* p, int6
 // has k candidates and then lowers its threshold step by step, which costs about
 // k * (1 + ln(len / k)) acceptances; for large k that dominates the scan. So, when k is
 // large, kSample codes spread evenly over [p0, p1) are searched first for their
-// `target`-th nearest (target ~ k * kSample / len plus a safety margin of three standard
+// `target`-th nearest (target ~ k * kSample / len plus a safety margin of two standard
 // deviations), and the scan starts with the threshold just above that distance: about
 // k(1 + margin) acceptances. When the estimate was too low (fewer than k codes below it),
 // the query is searched again from scratch (see knn): exact either way.
@@ -292,7 +292,7 @@ void estimate_thresholds(const KernelTable& kt, const uint8_t* codes, int64_t nb
   const int64_t len = p1 - p0;
   if (k < kSampleMinK || len < 8 * kSample) return;
   const double expect = double(k) * kSample / double(len);
-  const int64_t target = static_cast<int64_t>(expect + 3.0 * std::sqrt(expect) + 3.0);
+  const int64_t target = static_cast<int64_t>(expect + 2.0 * std::sqrt(expect) + 2.0);
   if (target * 4 > kSample) return;
   constexpr int64_t kRun = 64, kRuns = kSample / kRun;
   uint8_t* sample = ws.sample_codes.get(kSample * nbytes);

@@ -217,198 +217,22 @@ struct LongCodes {
   }
 };
 
-// Codes are scanned in chunks. In the hot loop every query only stores its "d < t" mask
-// of each step into a per-query bitmap (no branch); after the chunk, a query whose bitmap
-// is not all zero turns it into a list of hit offsets (vpcompressw, branch-free) and
-// records them in order, with the threshold dropping as it goes (see accept()). The
-// chunk length grows from kChunkMin with the codes a state has seen, so a fresh query
-// (threshold still high) brings its threshold down after a few codes, and a settled one
-// pays the per-chunk work rarely.
-constexpr int64_t kChunkMin = 64;
-constexpr int64_t kChunkMax = 4096;
-
-// Record the hits at chunk offsets list[0..count) (ascending). Distances are measured
-// again one by one (the masks were made with the threshold of the chunk's start, which
-// compaction may have lowered since). The loop is branch-free: every hit is written to
-// the buffer and the write position advances only when d < t.
-template <class S>
-static void record_list(const S& spec, const uint16_t* list, int64_t count, const uint8_t* chunk,
-                        int64_t pos, const uint8_t* q, QueryState& s) {
-  const int64_t nb = spec.nbytes;
-  int32_t* const bd = s.buf_d;
-  int64_t* const bp = s.buf_pos;
-  int64_t size = s.size;
-  if (s.mode == kRange) {
-    for (int64_t h = 0; h < count; ++h) {
-      const int64_t j = list[h];
-      bd[size] = spec.scalar_distance(chunk + j * nb, q);
-      bp[size] = pos + j;
-      ++size;
-    }
-    s.size = size;
-    return;
-  }
-  const int64_t cap = s.cap;
-  int32_t t = s.t;
-  int64_t h = 0;
-  while (h < count) {
-    if (size == cap) {
-      s.size = size;
-      compact(s);
-      size = s.size;
-      t = s.t;
-    }
-    const int64_t end = count - h < cap - size ? count : h + (cap - size);
-    for (; h < end; ++h) {
-      const int64_t j = list[h];
-      const int32_t d = spec.scalar_distance(chunk + j * nb, q);
-      bd[size] = d;
-      bp[size] = pos + j;
-      size += d < t;
-    }
-  }
-  s.size = size;
-}
-
-// Record the hits flagged in `bits` (nwords <= 64 words of 64 bits; bit j = code j of the
-// chunk), in position order.
-//   chunk: (nwords * 64 or fewer, nbytes) uint8 codes of the chunk; pos: position of chunk[0]
-//   q: (nbytes,) uint8 query
-// Nonzero words are found from a one-bit-per-word summary (vptestmq), so the cost follows
-// the hits, not the chunk length.
-template <class S>
-static void record_hits(const S& spec, const uint64_t* bits, int64_t nwords, const uint8_t* chunk,
-                        int64_t pos, const uint8_t* q, QueryState& s) {
-  uint64_t summary = 0;
-  for (int64_t v = 0; v * 8 < nwords; ++v) {
-    const int64_t left = nwords - v * 8;
-    const __m512i x = _mm512_maskz_loadu_epi64(left >= 8 ? 0xFF : (1u << left) - 1, bits + v * 8);
-    summary |= uint64_t(_mm512_test_epi64_mask(x, x)) << (8 * v);
-  }
-  if (summary == 0) return;
-  // Offsets of the set bits, four written unconditionally per word (extra ones are
-  // overwritten), a loop only for words with more than four hits.
-  alignas(64) uint16_t list[kChunkMax + 8];
-  int64_t count = 0;
-  do {
-    const int w = __builtin_ctzll(summary);
-    summary &= summary - 1;
-    uint64_t m = bits[w];
-    const int n = __builtin_popcountll(m);
-    const uint16_t base = static_cast<uint16_t>(64 * w);
-    uint16_t* out = list + count;
-    out[0] = static_cast<uint16_t>(base + __builtin_ctzll(m | (uint64_t(1) << 63)));
-    m &= m - 1;
-    out[1] = static_cast<uint16_t>(base + __builtin_ctzll(m | (uint64_t(1) << 63)));
-    m &= m - 1;
-    out[2] = static_cast<uint16_t>(base + __builtin_ctzll(m | (uint64_t(1) << 63)));
-    m &= m - 1;
-    out[3] = static_cast<uint16_t>(base + __builtin_ctzll(m | (uint64_t(1) << 63)));
-    m &= m - 1;
-    if (__builtin_expect(n > 4, 0)) {
-      for (int e = 4; e < n; ++e) {
-        out[e] = static_cast<uint16_t>(base + __builtin_ctzll(m));
-        m &= m - 1;
-      }
-    }
-    count += n;
-  } while (summary);
-  record_list(spec, list, count, chunk, pos, q, s);
-}
-
-// Store the L-bit mask of step `step` into a bitmap.
-template <int L>
-static inline void store_mask(uint64_t* bits, int64_t step, uint64_t m) {
-  uint8_t* p = reinterpret_cast<uint8_t*>(bits) + step * (L / 8);
-  if (L == 64) {
-    __builtin_memcpy(p, &m, 8);
-  } else if (L == 32) {
-    const uint32_t v = static_cast<uint32_t>(m);
-    __builtin_memcpy(p, &v, 4);
-  } else if (L == 16) {
-    const uint16_t v = static_cast<uint16_t>(m);
-    __builtin_memcpy(p, &v, 2);
-  } else {
-    *p = static_cast<uint8_t>(m);
-  }
-}
-
-// Scan n codes for exactly G queries (G <= S::G) sharing every loaded step.
-template <class S, int G>
-static void scan_group(const S& spec, const uint8_t* codes, int64_t n, int64_t pos0,
-                       const uint8_t* queries, QueryState* st) {
-  static_assert(64 % S::L == 0, "a step must divide a bitmap word");
-  const int64_t nb = spec.nbytes;
-  decltype(spec.query(queries)) q[G];
-  __m512i tv[G];
-  for (int g = 0; g < G; ++g) {
-    q[g] = spec.query(queries + g * nb);
-    tv[g] = S::thresh(st[g].t);
-  }
-  alignas(64) uint64_t bits[G][kChunkMax / 64];
-  int64_t i = 0;
-  while (i < n) {
-    int64_t chunk = st[0].scanned < kChunkMin ? kChunkMin : st[0].scanned;
-    chunk = chunk > kChunkMax ? kChunkMax : (chunk & ~int64_t(63));
-    if (chunk > n - i) chunk = n - i;
-    const int64_t nwords = (chunk + 63) / 64;
-    for (int g = 0; g < G; ++g) bits[g][nwords - 1] = 0;
-    const uint8_t* base = codes + i * nb;
-    const int64_t steps = chunk / S::L;
-    for (int64_t k = 0; k < steps; ++k) {
-      const typename S::Data data = spec.load(base + k * S::L * nb, S::L);
-      for (int g = 0; g < G; ++g) store_mask<S::L>(bits[g], k, S::less(spec.dist(data, q[g]), tv[g]));
-    }
-    const int64_t rest = chunk - steps * S::L;
-    if (rest > 0) {
-      const typename S::Data data = spec.load(base + steps * S::L * nb, rest);
-      const uint64_t valid = (uint64_t(1) << rest) - 1;
-      for (int g = 0; g < G; ++g) {
-        store_mask<S::L>(bits[g], steps, S::less(spec.dist(data, q[g]), tv[g]) & valid);
-      }
-    }
-    for (int g = 0; g < G; ++g) {
-      record_hits(spec, bits[g], nwords, base, pos0 + i, queries + g * nb, st[g]);
-      tv[g] = S::thresh(st[g].t);
-      st[g].scanned += chunk;
-    }
-    i += chunk;
-  }
-}
-
-template <class S>
-static void scan_with(const S& spec, const uint8_t* codes, int64_t n, int64_t pos0,
-                      const uint8_t* queries, int64_t nq, QueryState* states) {
-  const int64_t nb = spec.nbytes;
-  int64_t g = 0;
-  for (; g + S::G <= nq; g += S::G) scan_group<S, S::G>(spec, codes, n, pos0, queries + g * nb, states + g);
-  if (S::G > 4 && g + 4 <= nq) {
-    scan_group<S, (S::G > 4 ? 4 : 1)>(spec, codes, n, pos0, queries + g * nb, states + g);
-    g += 4;
-  }
-  if (g + 2 <= nq) {
-    scan_group<S, 2>(spec, codes, n, pos0, queries + g * nb, states + g);
-    g += 2;
-  }
-  if (g < nq) scan_group<S, 1>(spec, codes, n, pos0, queries + g * nb, states + g);
-}
-
 static void scan(const uint8_t* codes, int64_t n, int64_t pos0, int64_t nbytes,
                  const uint8_t* queries, int64_t nq, QueryState* states) {
   if (n <= 0 || nq <= 0) return;
   switch (nbytes) {
-    case 1: return scan_with(Lanes<1, false>(nbytes), codes, n, pos0, queries, nq, states);
-    case 2: return scan_with(Lanes<2, false>(nbytes), codes, n, pos0, queries, nq, states);
-    case 3: return scan_with(Lanes<4, true>(nbytes), codes, n, pos0, queries, nq, states);
-    case 4: return scan_with(Lanes<4, false>(nbytes), codes, n, pos0, queries, nq, states);
-    case 8: return scan_with(Lanes<8, false>(nbytes), codes, n, pos0, queries, nq, states);
-    case 16: return scan_with(Lanes<16, false>(nbytes), codes, n, pos0, queries, nq, states);
-    case 32: return scan_with(Lanes<32, false>(nbytes), codes, n, pos0, queries, nq, states);
+    case 1: return scan_chunked(Lanes<1, false>(nbytes), codes, n, pos0, queries, nq, states);
+    case 2: return scan_chunked(Lanes<2, false>(nbytes), codes, n, pos0, queries, nq, states);
+    case 3: return scan_chunked(Lanes<4, true>(nbytes), codes, n, pos0, queries, nq, states);
+    case 4: return scan_chunked(Lanes<4, false>(nbytes), codes, n, pos0, queries, nq, states);
+    case 8: return scan_chunked(Lanes<8, false>(nbytes), codes, n, pos0, queries, nq, states);
+    case 16: return scan_chunked(Lanes<16, false>(nbytes), codes, n, pos0, queries, nq, states);
+    case 32: return scan_chunked(Lanes<32, false>(nbytes), codes, n, pos0, queries, nq, states);
     default:
-      if (nbytes < 8) return scan_with(Lanes<8, true>(nbytes), codes, n, pos0, queries, nq, states);
-      if (nbytes < 16) return scan_with(Lanes<16, true>(nbytes), codes, n, pos0, queries, nq, states);
-      if (nbytes < 32) return scan_with(Lanes<32, true>(nbytes), codes, n, pos0, queries, nq, states);
-      return scan_with(LongCodes(nbytes), codes, n, pos0, queries, nq, states);
+      if (nbytes < 8) return scan_chunked(Lanes<8, true>(nbytes), codes, n, pos0, queries, nq, states);
+      if (nbytes < 16) return scan_chunked(Lanes<16, true>(nbytes), codes, n, pos0, queries, nq, states);
+      if (nbytes < 32) return scan_chunked(Lanes<32, true>(nbytes), codes, n, pos0, queries, nq, states);
+      return scan_chunked(LongCodes(nbytes), codes, n, pos0, queries, nq, states);
   }
 }
 
