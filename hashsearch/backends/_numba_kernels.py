@@ -172,7 +172,14 @@ def _topk_tile(db, queries, q0, q1, p0, p1, k, nbits, block, out_d, out_p):
             m = b1 - b0
             for c0 in range(0, m, CHUNK):
                 chunk = dist[c0 : min(c0 + CHUNK, m)]
-                # Bit j set when chunk[j] beats the threshold: a vectorised compare,
+                # Skip the chunk unless one of its distances beats the threshold (a
+                # vectorised min: once t has dropped, almost every chunk is skipped).
+                low = chunk[0]
+                for j in range(1, chunk.shape[0]):
+                    low = min(low, chunk[j])
+                if low >= t:
+                    continue
+                # Bit j set when chunk[j] beats the threshold (a vectorised compare),
                 # so the scalar work below is proportional to the hits, not the codes.
                 mask = np.uint64(0)
                 for j in range(chunk.shape[0]):
