@@ -1,0 +1,258 @@
+"""Tests of the compiled core ``hashsearch._core`` against a NumPy reference.
+
+Every SIMD level this CPU supports runs the same cases (``set_simd_level``), and one
+subprocess checks the ``HASHSEARCH_SIMD`` variable. Data has many duplicate codes and
+hence many ties, so the tie rule (ascending database position) is what makes the
+expected positions unique: distances and positions must match exactly.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+_core = pytest.importorskip("hashsearch._core", reason="the compiled extension is not built")
+
+LEVELS = list(_core.simd_levels())
+NBITS = [8, 16, 24, 32, 40, 64, 72, 128, 136, 256, 512, 1024]
+PAD_D = np.iinfo(np.int32).max
+
+
+@pytest.fixture(autouse=True)
+def _restore_simd_level():
+    level = _core.simd_level()
+    yield
+    _core.set_simd_level(level)
+
+
+# -- reference --------------------------------------------------------------------------
+def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """int32 (na, nb) distances between uint8 (na, nbytes) and (nb, nbytes)."""
+    return np.bitwise_count(a[:, None, :] ^ b[None, :, :]).sum(axis=2, dtype=np.int32)
+
+
+def reference_knn(dist: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """k nearest by (distance, position) from a full distance matrix, padded like _core."""
+    nq, n = dist.shape
+    kk = min(k, n)
+    order = np.argsort(dist, axis=1, kind="stable")[:, :kk]
+    d = np.full((nq, k), PAD_D, dtype=np.int32)
+    p = np.full((nq, k), -1, dtype=np.int64)
+    d[:, :kk] = np.take_along_axis(dist, order, axis=1)
+    p[:, :kk] = order
+    return d, p
+
+
+def make_codes(rng: np.random.Generator, n: int, nbytes: int, distinct: int) -> np.ndarray:
+    """n codes drawn from `distinct` random codes with a few flipped bits: many exact
+    duplicates and many equal distances."""
+    base = rng.integers(0, 256, size=(distinct, nbytes), dtype=np.uint8)
+    codes = base[rng.integers(0, distinct, size=n)]
+    flip = rng.random(size=(n, nbytes)) < 0.02
+    return np.ascontiguousarray(codes ^ (flip.astype(np.uint8) << rng.integers(0, 8, size=(n, nbytes)).astype(np.uint8)))
+
+
+def run_knn(codes, queries, k, threads):
+    d = np.empty((queries.shape[0], k), dtype=np.int32)
+    p = np.empty((queries.shape[0], k), dtype=np.int64)
+    _core.knn(codes, queries, k, d, p, threads)
+    return d, p
+
+
+_DATA: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+
+
+def dataset(nbits: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(codes (n, nbytes), queries (300, nbytes), distances (300, n)), cached per nbits."""
+    if nbits not in _DATA:
+        rng = np.random.default_rng(1000 + nbits)
+        nbytes = nbits // 8
+        n = 1500 if nbits <= 256 else 600
+        codes = make_codes(rng, n, nbytes, distinct=40)
+        queries = np.concatenate(
+            [make_codes(rng, 150, nbytes, distinct=40), rng.integers(0, 256, (150, nbytes), dtype=np.uint8)]
+        )
+        _DATA[nbits] = (codes, queries, hamming(queries, codes))
+    return _DATA[nbits]
+
+
+# -- k-NN -------------------------------------------------------------------------------
+@pytest.mark.parametrize("level", LEVELS)
+@pytest.mark.parametrize("nbits", NBITS)
+def test_knn_matches_reference(level, nbits):
+    _core.set_simd_level(level)
+    codes, queries, dist = dataset(nbits)
+    n = codes.shape[0]
+    for k in (1, 10, n, n + 7):
+        want_d, want_p = reference_knn(dist, k)
+        for threads in (1, 2):
+            got_d, got_p = run_knn(codes, queries, k, threads)
+            np.testing.assert_array_equal(got_d, want_d, err_msg=f"k={k} threads={threads}")
+            np.testing.assert_array_equal(got_p, want_p, err_msg=f"k={k} threads={threads}")
+        # one query at a time, two threads: the database is split between them
+        got_d, got_p = run_knn(codes, queries[:1], k, 2)
+        np.testing.assert_array_equal(got_d, want_d[:1])
+        np.testing.assert_array_equal(got_p, want_p[:1])
+
+
+@pytest.mark.parametrize("level", LEVELS)
+@pytest.mark.parametrize("nbits", [24, 32, 64, 136])
+def test_knn_large_database(level, nbits):
+    """Databases large enough for slices per thread and sampled thresholds (k >= 32)."""
+    _core.set_simd_level(level)
+    rng = np.random.default_rng(nbits)
+    nbytes = nbits // 8
+    codes = make_codes(rng, 20000, nbytes, distinct=3000)
+    queries = np.concatenate([codes[rng.integers(0, 20000, 40)], rng.integers(0, 256, (24, nbytes), dtype=np.uint8)])
+    dist = hamming(queries, codes)
+    for k in (1, 50, 1000):
+        want_d, want_p = reference_knn(dist, k)
+        for nq, threads in ((64, 1), (64, 2), (1, 2), (3, 2)):
+            got_d, got_p = run_knn(codes, queries[:nq], k, threads)
+            np.testing.assert_array_equal(got_d, want_d[:nq], err_msg=f"k={k} nq={nq} threads={threads}")
+            np.testing.assert_array_equal(got_p, want_p[:nq], err_msg=f"k={k} nq={nq} threads={threads}")
+
+
+@pytest.mark.parametrize("level", LEVELS)
+def test_knn_threshold_estimate_too_low(level):
+    """A sample of the database that is much closer to the query than the rest: the
+    sampled threshold is too low and the query must be searched again, still exact."""
+    _core.set_simd_level(level)
+    n, nbytes = 40000, 4
+    codes = np.full((n, nbytes), 255, dtype=np.uint8)
+    runs = 32
+    for r in range(runs):  # where the sample is taken (runs of 64 spread evenly)
+        start = r * ((n - 64) // (runs - 1))
+        codes[start : start + 64] = 0
+    codes[::7] = 1
+    queries = np.zeros((3, nbytes), dtype=np.uint8)
+    want_d, want_p = reference_knn(hamming(queries, codes), 3000)
+    for threads in (1, 2):
+        got_d, got_p = run_knn(codes, queries, 3000, threads)
+        np.testing.assert_array_equal(got_d, want_d)
+        np.testing.assert_array_equal(got_p, want_p)
+
+
+@pytest.mark.parametrize("level", LEVELS)
+def test_knn_empty_database_and_queries(level):
+    _core.set_simd_level(level)
+    codes = np.zeros((0, 4), dtype=np.uint8)
+    queries = np.zeros((5, 4), dtype=np.uint8)
+    d, p = run_knn(codes, queries, 3, 2)
+    assert (d == PAD_D).all() and (p == -1).all()
+    d, p = run_knn(np.zeros((10, 4), np.uint8), np.zeros((0, 4), np.uint8), 3, 2)
+    assert d.shape == (0, 3) and p.shape == (0, 3)
+
+
+# -- range search -----------------------------------------------------------------------
+@pytest.mark.parametrize("level", LEVELS)
+@pytest.mark.parametrize("nbits", [8, 24, 32, 72, 256, 1024])
+def test_range_search_matches_reference(level, nbits):
+    _core.set_simd_level(level)
+    codes, queries, dist = dataset(nbits)
+    queries, dist = np.ascontiguousarray(queries[::10]), dist[::10]
+    for radius in (0, nbits // 2 - 2, nbits):
+        for threads in (1, 2):
+            lims, d, p = _core.range_search(codes, queries, radius, threads)
+            assert lims.dtype == np.int64 and d.dtype == np.int32 and p.dtype == np.int64
+            assert lims.shape == (queries.shape[0] + 1,) and lims[0] == 0
+            for i in range(queries.shape[0]):
+                (want,) = np.nonzero(dist[i] <= radius)
+                np.testing.assert_array_equal(p[lims[i] : lims[i + 1]], want)
+                np.testing.assert_array_equal(d[lims[i] : lims[i + 1]], dist[i, want])
+
+
+@pytest.mark.parametrize("level", LEVELS)
+def test_range_search_large_database_one_query(level):
+    _core.set_simd_level(level)
+    rng = np.random.default_rng(7)
+    codes = rng.integers(0, 256, (30000, 8), dtype=np.uint8)
+    queries = codes[:2].copy()
+    dist = hamming(queries, codes)
+    lims, d, p = _core.range_search(codes, queries[:1], 26, 2)
+    (want,) = np.nonzero(dist[0] <= 26)
+    np.testing.assert_array_equal(p, want)
+    np.testing.assert_array_equal(d, dist[0, want])
+    lims, d, p = _core.range_search(np.zeros((0, 8), np.uint8), queries, 3, 2)
+    np.testing.assert_array_equal(lims, [0, 0, 0])
+
+
+# -- pairwise ---------------------------------------------------------------------------
+@pytest.mark.parametrize("level", LEVELS)
+@pytest.mark.parametrize("nbits", NBITS)
+def test_pairwise_matches_reference(level, nbits):
+    _core.set_simd_level(level)
+    codes, queries, dist = dataset(nbits)
+    out = np.empty((50, codes.shape[0] - 3), dtype=np.int32)
+    _core.pairwise(queries[:50], codes[:-3], out, 2)
+    np.testing.assert_array_equal(out, dist[:50, :-3])
+
+
+# -- levels and environment -------------------------------------------------------------
+def test_simd_levels():
+    assert LEVELS[-1] == "generic"
+    assert set(LEVELS) <= {"avx512", "avx2", "popcnt", "generic"}
+    with pytest.raises(ValueError, match="unknown"):
+        _core.set_simd_level("sse9")
+    _core.set_simd_level("generic")
+    assert _core.simd_level() == "generic"
+
+
+def _python(code: str, env_value: str | None) -> subprocess.CompletedProcess:
+    env = dict(os.environ)
+    env.pop("HASHSEARCH_SIMD", None)
+    if env_value is not None:
+        env["HASHSEARCH_SIMD"] = env_value
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_env_variable_lowers_level():
+    code = (
+        "import logging; logging.basicConfig(level=logging.WARNING)\n"
+        "from hashsearch import _core\n"
+        "print(_core.simd_level(), ','.join(_core.simd_levels()))"
+    )
+    for level in LEVELS:
+        out = _python(code, level)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.split()[0] == level
+    out = _python(code, "no-such-level")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split()[0] == LEVELS[0]
+    assert "HASHSEARCH_SIMD=no-such-level ignored" in out.stderr
+
+
+# -- input checks -----------------------------------------------------------------------
+def test_invalid_arrays_raise_value_error():
+    codes = np.zeros((10, 4), dtype=np.uint8)
+    queries = np.zeros((2, 4), dtype=np.uint8)
+    d = np.empty((2, 3), dtype=np.int32)
+    p = np.empty((2, 3), dtype=np.int64)
+    with pytest.raises(ValueError, match="dtype"):
+        _core.knn(codes.astype(np.int8), queries, 3, d, p, 1)
+    with pytest.raises(ValueError, match="C-contiguous"):
+        _core.knn(np.zeros((10, 8), np.uint8)[:, ::2], queries, 3, d, p, 1)
+    with pytest.raises(ValueError, match="widths"):
+        _core.knn(codes, np.zeros((2, 8), np.uint8), 3, d, p, 1)
+    with pytest.raises(ValueError, match="shape"):
+        _core.knn(codes, queries, 4, d, p, 1)
+    with pytest.raises(ValueError, match="int64"):
+        _core.knn(codes, queries, 3, d, p.astype(np.int32), 1)
+    with pytest.raises(ValueError, match="k must be"):
+        _core.knn(codes, queries, 0, d, p, 1)
+    with pytest.raises(ValueError, match="num_threads"):
+        _core.knn(codes, queries, 3, d, p, 0)
+    with pytest.raises(ValueError, match="radius"):
+        _core.range_search(codes, queries, -1, 1)
+    with pytest.raises(ValueError, match="2-D"):
+        _core.range_search(codes[0], queries, 1, 1)
+    with pytest.raises(ValueError, match="shape"):
+        _core.pairwise(codes, queries, np.empty((2, 10), np.int32), 1)
+    readonly = np.empty((2, 3), dtype=np.int32)
+    readonly.flags.writeable = False
+    with pytest.raises(ValueError, match="writable"):
+        _core.knn(codes, queries, 3, readonly, p, 1)
