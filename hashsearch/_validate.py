@@ -18,6 +18,7 @@ __all__ = [
     "check_k",
     "check_radius",
     "as_ids",
+    "as_lookup_ids",
 ]
 
 #: Largest code length the engine accepts (bits).
@@ -106,8 +107,12 @@ def as_ids(ids: Any, n: int, name: str = "ids") -> np.ndarray:
         ValueError: wrong shape or length, negative or duplicate ids.
     """
     arr = ids if isinstance(ids, np.ndarray) else np.asarray(ids)
-    if arr.dtype.kind not in "iu" or arr.dtype == np.uint64 and arr.size and arr.max() > np.iinfo(np.int64).max:
+    if arr.size == 0 and arr.dtype.kind in "fb" or arr.dtype == object and arr.size == 0:
+        arr = arr.astype(np.int64)  # np.asarray([]) is float64: an empty list is fine
+    if arr.dtype.kind not in "iu":
         raise TypeError(f"{name} must be integers, got dtype {arr.dtype}")
+    if arr.dtype == np.uint64 and arr.size and arr.max() > np.iinfo(np.int64).max:
+        raise ValueError(f"{name} must fit in int64, got {int(arr.max())}")
     if arr.ndim != 1:
         raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
     if arr.shape[0] != n:
@@ -121,3 +126,38 @@ def as_ids(ids: Any, n: int, name: str = "ids") -> np.ndarray:
         if dup.size:
             raise ValueError(f"{name} contains duplicates, e.g. {int(dup[0])}")
     return arr
+
+
+def as_lookup_ids(ids: Any, name: str = "ids") -> tuple[np.ndarray, np.ndarray]:
+    """Ids to look up (``remove_ids``, ``reconstruct``): any integers, any shape.
+
+    Returns:
+        (ids int64 (m,), valid bool (m,)): ids flattened; ``valid`` is False for values
+        outside int64 (they cannot be stored, so they are simply not found).
+
+    Raises:
+        TypeError: not integers.
+    """
+    if not isinstance(ids, np.ndarray):
+        flat = _flat(ids)
+        if not all(_is_int(v) for v in flat):
+            raise TypeError(f"{name} must be integers, got {ids!r:.60}")
+        ints = [int(v) for v in flat]
+        valid = np.array([_INT64_MIN <= v <= _INT64_MAX for v in ints], dtype=bool)
+        return np.array([v if ok else -1 for v, ok in zip(ints, valid)], dtype=np.int64), valid
+    if ids.dtype.kind not in "iu" and ids.size:
+        raise TypeError(f"{name} must be integers, got dtype {ids.dtype}")
+    arr = ids.ravel()
+    if arr.dtype == np.uint64:
+        valid = arr <= _INT64_MAX
+        return np.where(valid, arr, 0).astype(np.int64), valid
+    return arr.astype(np.int64, copy=False), np.ones(arr.shape, dtype=bool)
+
+
+_INT64_MIN, _INT64_MAX = int(np.iinfo(np.int64).min), int(np.iinfo(np.int64).max)
+
+
+def _flat(values: Any) -> list[Any]:
+    if isinstance(values, (list, tuple)):
+        return [v for item in values for v in _flat(item)]
+    return [values]

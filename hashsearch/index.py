@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from hashsearch._validate import as_codes, as_ids, check_k, check_nbits, check_radius
+from hashsearch._validate import as_codes, as_ids, as_lookup_ids, check_k, check_nbits, check_radius
 from hashsearch.backends import PAD_POSITION, Backend, make_backend
 
 __all__ = ["BinaryIndex"]
@@ -178,11 +178,9 @@ class BinaryIndex:
         Raises:
             TypeError: ids are not integers.
         """
-        arr = np.asarray(ids)
-        if arr.dtype.kind not in "iu" and not (arr.size == 0 and arr.dtype.kind == "f"):
-            raise TypeError(f"ids must be integers, got dtype {arr.dtype}")
-        arr = arr.astype(np.int64, copy=False).ravel()
+        arr, valid = as_lookup_ids(ids)
         positions = self._find_positions(arr)
+        positions[~valid] = -1
         positions = np.unique(positions[positions >= 0])
         if positions.size == 0:
             return 0
@@ -216,7 +214,8 @@ class BinaryIndex:
         """
         if isinstance(id, (bool, np.bool_)) or not isinstance(id, (int, np.integer)):
             raise TypeError(f"id must be an int, got {type(id).__name__}")
-        pos = int(self._find_positions(np.array([id], dtype=np.int64))[0])
+        arr, valid = as_lookup_ids(id, "id")
+        pos = int(self._find_positions(arr)[0]) if valid[0] else -1
         if pos < 0:
             raise KeyError(f"id {id} is not in the index")
         return self._codes[pos].copy()
@@ -227,12 +226,11 @@ class BinaryIndex:
         Raises:
             KeyError: one of the ids is not in the index.
         """
-        arr = np.asarray(ids)
-        if arr.dtype.kind not in "iu":
-            raise TypeError(f"ids must be integers, got dtype {arr.dtype}")
-        pos = self._find_positions(arr.astype(np.int64, copy=False).ravel())
+        arr, valid = as_lookup_ids(ids)
+        pos = self._find_positions(arr)
+        pos[~valid] = -1
         if (pos < 0).any():
-            raise KeyError(f"id {int(arr.ravel()[np.argmax(pos < 0)])} is not in the index")
+            raise KeyError(f"id {np.asarray(ids).ravel()[np.argmax(pos < 0)]} is not in the index")
         return self._codes[pos]
 
     # -- searching --------------------------------------------------------------------

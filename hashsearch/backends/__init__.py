@@ -134,6 +134,9 @@ def make_backend(spec: str | Backend | None = "auto", num_threads: int | None = 
             raise BackendUnavailableError("no backend available: " + "; ".join(reasons))
         if reasons:
             _log_once(("fallback", name), "backend %r used because %s", name, "; ".join(reasons))
+    if source == "HASHSEARCH_BACKEND" and name not in _REGISTRY:
+        known = ", ".join(sorted(_REGISTRY))
+        raise ValueError(f"unknown backend {name!r} in the environment variable HASHSEARCH_BACKEND; known: {known}")
     reason = _unavailable_reason(name)
     if reason is not None:
         where = " (from HASHSEARCH_BACKEND)" if source == "HASHSEARCH_BACKEND" else ""
