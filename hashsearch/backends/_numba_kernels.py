@@ -6,7 +6,7 @@ and calls in here. Everything below works on *words*: a packed code of
 ``nbytes`` bytes is viewed as ``nbytes / w`` unsigned integers of ``w`` bytes,
 ``w`` the largest of 8, 4, 1 that divides ``nbytes`` (so 64-, 128-, 256-bit
 codes are uint64 words, 32-bit codes one uint32, 8-, 16-, 24- and 72-bit codes
-bytes; uint16 words would gain ~10% on 16-bit codes and cost another full
+bytes; uint16 words would gain ~13% on 16-bit codes and cost another full
 compilation). Hamming distance is ``sum(popcount(q ^ c))`` over words;
 :func:`popcount` is LLVM's ``ctpop``, which becomes one ``POPCNT`` instruction
 (or ``VPOPCNT*`` when a loop vectorises) on CPUs that have it.
@@ -16,7 +16,7 @@ Kernels are compiled on first use, once per word type, and cached on disk
 fraction of a second afterwards. Callers pass read-only C-contiguous arrays and
 int64 scalars only, so each kernel has exactly one specialisation per word type.
 
-Top-k selection ("counting selection", cost independent of k), per query:
+Top-k selection ("counting selection"), per query:
 
 - ``t`` is a distance threshold (initially ``nbits + 1``), ``hist[d]`` counts the
   accepted candidates of distance ``d``, ``below`` counts those with ``d < t``;
@@ -30,6 +30,14 @@ Top-k selection ("counting selection", cost independent of k), per query:
   ``d < t`` and the first ``k - below`` with ``d == t`` (exactly k);
 - at the end a stable counting sort by distance of the buffer gives the order
   (distance, position); the first ``min(k, n)`` are the result.
+
+The scan computes the distances of a block of codes (vectorised), then looks at
+them in chunks of :data:`CHUNK`: a vectorised min skips a chunk with no distance
+below ``t`` (nearly all of them once ``t`` has dropped), otherwise a bitmask of
+the hits is built and only its set bits are visited. The per-code cost is thus
+the same for every k; the scalar work grows with the accepted candidates (about
+``k * ln(n / k)`` per query), which matters only when k is a sizeable fraction
+of n (k = 1000 of 75,000 codes: about 3x the k = 10 time).
 """
 
 from __future__ import annotations
