@@ -85,10 +85,6 @@ def test_environment_variable_naming_an_unavailable_backend(monkeypatch):
         BinaryIndex(64)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: make_backend reports an unknown name from HASHSEARCH_BACKEND without naming the variable",
-)
 def test_environment_variable_with_an_unknown_name_says_where_it_came_from(monkeypatch):
     monkeypatch.setenv("HASHSEARCH_BACKEND", "nmba")
     with pytest.raises(ValueError, match="unknown backend 'nmba'.*HASHSEARCH_BACKEND"):

@@ -205,7 +205,6 @@ def test_reconstruct_returns_a_copy():
         index.reconstruct("7")
 
 
-@pytest.mark.xfail(strict=True, reason="bug: as_ids rejects an empty list (np.asarray([]) is float64)")
 def test_empty_batches_with_empty_id_lists():
     # A stream of batches may end with an empty one; ids=[] must be accepted like codes of shape (0, w).
     index = make_index(10, 16)
@@ -214,7 +213,6 @@ def test_empty_batches_with_empty_id_lists():
     assert index.reconstruct_batch([]).shape == (0, 2)
 
 
-@pytest.mark.xfail(strict=True, reason="bug: ids beyond int64 raise OverflowError instead of KeyError")
 def test_reconstruct_of_an_id_beyond_int64_is_a_missing_id():
     index = make_index(10, 16)
     with pytest.raises(KeyError):
