@@ -24,8 +24,11 @@ namespace {
 constexpr int64_t kBlockBytes = 32 << 10;        // database bytes per scanned block
 constexpr int64_t kQueriesPerThread = 8;         // below this many per thread: split the database
 constexpr int64_t kMinSlice = 8192;              // codes per database slice, at least
-constexpr int64_t kSlicesPerThread = 4;          // dynamic balance on a shared machine
+constexpr int64_t kSlicesPerThread = 4;          // dynamic balance on a shared machine...
+constexpr int64_t kWideSlice = 65536;            // ...for slices long enough to pay their setup
 constexpr int64_t kChunksPerThread = 4;
+constexpr int64_t kMinParallelBytes = int64_t(1) << 20;  // less scanning: one thread (wake-up
+                                                         // costs more than it saves)
 // Selection state of the queries of one task: kept near L2 size, so that the candidate
 // buffers, written while the whole database streams by, stay in cache for extraction.
 constexpr int64_t kStateBudget = int64_t(512) << 10;
@@ -42,6 +45,7 @@ struct Plan {
   int64_t nqchunks = 1;
   int64_t slice = 1;    // database codes per task
   int64_t nslices = 1;
+  int threads = 1;      // threads worth using
   int64_t tasks() const { return nqchunks * nslices; }
 };
 
@@ -49,11 +53,13 @@ struct Plan {
 // wide_slice: database slices shorter than this cost extra work per slice (k-NN: every
 // slice selects its own k), so below it there is only one slice per thread.
 template <class F>
-Plan make_plan(int64_t n, int64_t nq, int nthreads, int64_t wide_slice, F per_query_bytes) {
+Plan make_plan(int64_t n, int64_t nq, int64_t nbytes, int nthreads, int64_t wide_slice, F per_query_bytes) {
   Plan p;
+  if (n * nq * std::max<int64_t>(nbytes, 4) < kMinParallelBytes) nthreads = 1;
+  p.threads = nthreads;
   if (nthreads > 1 && nq < kQueriesPerThread * nthreads && n >= 2 * kMinSlice) {
     int64_t want = kSlicesPerThread * nthreads;
-    if (n / want < wide_slice) want = nthreads;
+    if (n / want < std::max(wide_slice, kWideSlice)) want = nthreads;
     p.nslices = std::min<int64_t>(want, n / kMinSlice);
     p.qchunk = nq;
   } else {
@@ -338,7 +344,7 @@ void knn(const KernelTable& kt, const uint8_t* codes, int64_t n, int64_t nbytes,
     return;
   }
   const int32_t nbits = static_cast<int32_t>(8 * nbytes);
-  const Plan plan = make_plan(n, nq, nthreads, 64 * k,
+  const Plan plan = make_plan(n, nq, nbytes, nthreads, 64 * k,
                               [&](int64_t len) { return knn_state_bytes(len, k); });
   const int64_t S = plan.nslices;
   // Database slices: each (query, slice) keeps up to kk survivors, merged below.
@@ -347,7 +353,7 @@ void knn(const KernelTable& kt, const uint8_t* codes, int64_t n, int64_t nbytes,
   std::vector<int64_t> surv_p(S > 1 ? nq * S * kk : 0);
   std::vector<int64_t> surv_n(S > 1 ? nq * S : 0);
 
-  parallel_for(plan.tasks(), nthreads, [&](int64_t task) {
+  parallel_for(plan.tasks(), plan.threads, [&](int64_t task) {
     const int64_t qc = task / S, s = task % S;
     const int64_t qa = qc * plan.qchunk, qb = std::min(nq, qa + plan.qchunk);
     const int64_t p0 = s * plan.slice, p1 = std::min(n, p0 + plan.slice);
@@ -411,13 +417,13 @@ void range_search(const KernelTable& kt, const uint8_t* codes, int64_t n, int64_
   const int64_t nbits = 8 * nbytes;
   const int32_t t = static_cast<int32_t>(std::min(radius, nbits) + 1);
   const int64_t bc = block_codes(nbytes);
-  const Plan plan = make_plan(n, nq, nthreads, kMinSlice,
+  const Plan plan = make_plan(n, nq, nbytes, nthreads, kMinSlice,
                               [&](int64_t len) { return std::min(len, bc) * 12; });
   const int64_t S = plan.nslices;
   std::vector<std::vector<int32_t>> part_d(nq * S);
   std::vector<std::vector<int64_t>> part_p(nq * S);
 
-  parallel_for(plan.tasks(), nthreads, [&](int64_t task) {
+  parallel_for(plan.tasks(), plan.threads, [&](int64_t task) {
     const int64_t qc = task / S, s = task % S;
     const int64_t qa = qc * plan.qchunk, qb = std::min(nq, qa + plan.qchunk);
     const int64_t p0 = s * plan.slice, p1 = std::min(n, p0 + plan.slice);

@@ -102,7 +102,7 @@ def test_knn_matches_reference(level, nbits):
 @pytest.mark.parametrize("level", LEVELS)
 @pytest.mark.parametrize("nbits", [24, 32, 64, 136])
 def test_knn_large_database(level, nbits):
-    """Databases large enough for slices per thread and sampled thresholds (k >= 32)."""
+    """Batches over a database large enough for sampled thresholds (k >= 32)."""
     _core.set_simd_level(level)
     rng = np.random.default_rng(nbits)
     nbytes = nbits // 8
@@ -111,10 +111,29 @@ def test_knn_large_database(level, nbits):
     dist = hamming(queries, codes)
     for k in (1, 50, 1000):
         want_d, want_p = reference_knn(dist, k)
-        for nq, threads in ((64, 1), (64, 2), (1, 2), (3, 2)):
-            got_d, got_p = run_knn(codes, queries[:nq], k, threads)
-            np.testing.assert_array_equal(got_d, want_d[:nq], err_msg=f"k={k} nq={nq} threads={threads}")
-            np.testing.assert_array_equal(got_p, want_p[:nq], err_msg=f"k={k} nq={nq} threads={threads}")
+        for threads in (1, 2):
+            got_d, got_p = run_knn(codes, queries, k, threads)
+            np.testing.assert_array_equal(got_d, want_d, err_msg=f"k={k} threads={threads}")
+            np.testing.assert_array_equal(got_p, want_p, err_msg=f"k={k} threads={threads}")
+
+
+@pytest.mark.parametrize("level", LEVELS)
+@pytest.mark.parametrize("nbits", [24, 32, 64])
+def test_knn_few_queries_split_database(level, nbits):
+    """One or three queries and two threads: the database is cut into slices whose
+    partial results are merged by (distance, position)."""
+    _core.set_simd_level(level)
+    rng = np.random.default_rng(50 + nbits)
+    nbytes = nbits // 8
+    codes = make_codes(rng, 300_000, nbytes, distinct=5000)
+    queries = np.concatenate([codes[[7, 123_456]], rng.integers(0, 256, (1, nbytes), dtype=np.uint8)])
+    dist = hamming(queries, codes)
+    for k in (1, 50, 1000):
+        want_d, want_p = reference_knn(dist, k)
+        for nq in (1, 3):
+            got_d, got_p = run_knn(codes, queries[:nq], k, 2)
+            np.testing.assert_array_equal(got_d, want_d[:nq], err_msg=f"k={k} nq={nq}")
+            np.testing.assert_array_equal(got_p, want_p[:nq], err_msg=f"k={k} nq={nq}")
 
 
 @pytest.mark.parametrize("level", LEVELS)
@@ -170,7 +189,7 @@ def test_range_search_matches_reference(level, nbits):
 def test_range_search_large_database_one_query(level):
     _core.set_simd_level(level)
     rng = np.random.default_rng(7)
-    codes = rng.integers(0, 256, (30000, 8), dtype=np.uint8)
+    codes = rng.integers(0, 256, (200_000, 8), dtype=np.uint8)
     queries = codes[:2].copy()
     dist = hamming(queries, codes)
     lims, d, p = _core.range_search(codes, queries[:1], 26, 2)

@@ -1,0 +1,51 @@
+"""Shared setup of the engine benchmarks (see bench_engine.py).
+
+- pins BLAS to one thread before NumPy loads (an idle OpenBLAS pool spinning on a
+  2-core machine distorts every other number);
+- registers the ``large`` marker (1M-code cases), so ``-m "not large"`` is the quick
+  subset;
+- prints, after the run, each group's time of ours over FAISS's (``native / faiss``
+  and ``numba / faiss``, < 1 is faster); ``benchmarks/report.py`` prints the same table
+  from a ``--benchmark-json`` file.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "large: benchmarks over 1M codes (deselect with -m 'not large')")
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    session = getattr(config, "_benchmarksession", None)
+    benchmarks = getattr(session, "benchmarks", None) if session is not None else None
+    if not benchmarks:
+        return
+    report = _load_report()
+
+    records = []
+    for bench in benchmarks:
+        stats = getattr(bench, "stats", None)
+        if stats is None or not getattr(bench, "group", None):
+            continue
+        records.append({"group": bench.group, "params": dict(bench.params or {}), "min": stats.min, "median": stats.median})
+    rows = report.ratio_rows(records)
+    if rows:
+        terminalreporter.write_sep("-", "time ratios to FAISS IndexBinaryFlat (min of rounds; < 1 = faster than FAISS)")
+        for line in report.format_rows(rows):
+            terminalreporter.write_line(line)
+
+
+def _load_report():
+    """benchmarks/report.py as a module (benchmarks/ is not a package)."""
+    spec = importlib.util.spec_from_file_location("_hashsearch_bench_report", Path(__file__).with_name("report.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

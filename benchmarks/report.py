@@ -1,0 +1,88 @@
+"""Print the time ratios of our backends to FAISS from a pytest-benchmark JSON file.
+
+Usage::
+
+    pytest benchmarks/bench_engine.py --benchmark-json=engine.json
+    python benchmarks/report.py engine.json
+
+Each benchmark group (one database size, code length, batch, k and thread count) holds
+one benchmark per backend; the table shows every backend's best (min) time and its
+ratio to ``faiss`` in the same group: < 1 means faster than FAISS, and ``speedup`` is
+FAISS's time over ours.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import defaultdict
+from collections.abc import Iterable
+
+__all__ = ["format_rows", "main", "ratio_rows"]
+
+
+def ratio_rows(records: Iterable[dict]) -> list[dict]:
+    """Group benchmark records and compare each backend with FAISS.
+
+    Args:
+        records: dicts with ``group`` (str), ``params`` (dict with ``backend``),
+            ``min`` and ``median`` (seconds).
+
+    Returns:
+        One dict per (group, backend other than faiss) that has a FAISS entry:
+        group, backend, ours (s), faiss (s), ratio (ours / faiss), speedup (faiss / ours).
+    """
+    groups: dict[str, dict[str, float]] = defaultdict(dict)
+    for rec in records:
+        backend = rec["params"].get("backend")
+        if backend is not None:
+            groups[rec["group"]][backend] = rec["min"]
+    rows = []
+    for group in sorted(groups, key=_group_key):
+        times = groups[group]
+        faiss = times.get("faiss")
+        if not faiss:
+            continue
+        for backend, t in sorted(times.items()):
+            if backend == "faiss":
+                continue
+            rows.append({"group": group, "backend": backend, "ours": t, "faiss": faiss,
+                         "ratio": t / faiss, "speedup": faiss / t})
+    return rows
+
+
+def _group_key(group: str) -> tuple:
+    """Sort groups by their numeric fields (n, bits, nq, k, threads) in that order."""
+    fields = dict(part.split("=", 1) for part in group.split() if "=" in part)
+    return tuple(int(fields.get(name, "0")) for name in ("n", "bits", "nq", "k", "threads"))
+
+
+def format_rows(rows: list[dict]) -> list[str]:
+    """Lines of a fixed-width table of :func:`ratio_rows` output."""
+    lines = [f"{'group':<44} {'backend':<8} {'ours ms':>10} {'faiss ms':>10} {'ratio':>7} {'speedup':>8}"]
+    for r in rows:
+        lines.append(
+            f"{r['group']:<44} {r['backend']:<8} {r['ours'] * 1e3:>10.3f} {r['faiss'] * 1e3:>10.3f} "
+            f"{r['ratio']:>7.3f} {r['speedup']:>7.1f}x"
+        )
+    return lines
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command line entry: print the ratio table of a pytest-benchmark JSON file."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("json_file", help="output of pytest --benchmark-json")
+    args = parser.parse_args(argv)
+    with open(args.json_file) as f:
+        data = json.load(f)
+    records = [
+        {"group": b.get("group") or "", "params": b.get("params") or {}, "min": b["stats"]["min"],
+         "median": b["stats"]["median"]}
+        for b in data.get("benchmarks", [])
+    ]
+    for line in format_rows(ratio_rows(records)):
+        print(line)  # noqa: T201 - a command-line report
+
+
+if __name__ == "__main__":
+    main()
