@@ -145,8 +145,9 @@ struct StateArena {
 
 // Per-thread memory reused by every task the thread runs (see GrowBuffer).
 struct Workspace {
-  StateArena main, sample, redo;
+  StateArena main, redo;
   GrowBuffer<uint8_t> sample_codes;
+  GrowBuffer<int32_t> sample_dist;
   GrowBuffer<int32_t> t0;
 };
 
@@ -161,8 +162,7 @@ int64_t knn_state_bytes(int64_t len, int64_t k) {
 
 // Stable selection of the k smallest of n (distance, position) pairs given in position
 // order: writes them ordered by (distance, position) to out_d / out_p (room for
-// min(k, n)) and returns how many; out_d may be null to get only the k-th smallest
-// distance (*kth, nbits + 1 when n < k). A counting sort by distance, with the input cut
+// min(k, n)) and returns how many. A counting sort by distance, with the input cut
 // into four segments counted and scattered side by side: distances repeat a lot, and one
 // histogram would make every increment wait for the previous one through memory.
 //   d, p: (n,) int32 / int64; scratch: reused between calls
@@ -173,7 +173,7 @@ struct SelectScratch {
 };
 
 int64_t stable_select(const int32_t* d, const int64_t* p, int64_t n, int64_t k, int32_t nbits,
-                      int32_t* out_d, int64_t* out_p, int32_t* kth, SelectScratch& sc) {
+                      int32_t* out_d, int64_t* out_p, SelectScratch& sc) {
   const int64_t B = nbits + 2;  // bins 0..nbits, plus `drop` = nbits + 1
   const int64_t seg = (n + 3) / 4;
   int64_t lo[4], hi[4];
@@ -208,8 +208,6 @@ int64_t stable_select(const int32_t* d, const int64_t* p, int64_t n, int64_t k, 
     below += here;
     ++t;
   }
-  if (kth) *kth = t;
-  if (out_d == nullptr) return 0;
   // Offsets: bins below t in distance order, segments in order within a bin; then the
   // first k - below entries at t (taken from the segments in order); dropped ones last.
   int64_t ties_left = t > nbits ? 0 : k - below;
@@ -276,7 +274,7 @@ int64_t select_k(const KernelTable& kt, const int32_t* d, const int64_t* p, int6
     const int64_t got = kt.select(d, p, n, k, out_d, out_p);
     if (got >= 0) return got;
   }
-  return stable_select(d, p, n, k, nbits, out_d, out_p, nullptr, sc);
+  return stable_select(d, p, n, k, nbits, out_d, out_p, sc);
 }
 
 // Initial k-NN thresholds from a sample. Without one, a query accepts everything until it
@@ -306,14 +304,23 @@ void estimate_thresholds(const KernelTable& kt, const uint8_t* codes, int64_t nb
     const int64_t start = p0 + r * ((len - kRun) / (kRuns - 1));
     std::copy(codes + start * nbytes, codes + (start + kRun) * nbytes, sample + r * kRun * nbytes);
   }
-  QueryState* states = ws.sample.init_knn(m, target, kSample, nbits);
-  kt.scan(sample, kSample, 0, nbytes, queries, m, states);
-  thread_local SelectScratch sc;
+  // The sample's distances (pairwise kernel), then per query the smallest x with at
+  // least `target` sample distances <= x, by bisection over 0..nbits.
+  int32_t* dist = ws.sample_dist.get(kSample);
   for (int64_t i = 0; i < m; ++i) {
-    const QueryState& st = states[i];
-    int32_t kth = nbits + 1;
-    stable_select(st.buf_d, st.buf_pos, st.size, target, nbits, nullptr, nullptr, &kth, sc);
-    t0[i] = std::min(nbits + 1, kth + 1);
+    kt.pairwise(queries + i * nbytes, 1, sample, kSample, nbytes, dist);
+    int32_t lo = 0, hi = nbits;  // answer in [lo, hi]
+    while (lo < hi) {
+      const int32_t mid = lo + (hi - lo) / 2;
+      int64_t at_most = 0;
+      for (int64_t j = 0; j < kSample; ++j) at_most += dist[j] <= mid;
+      if (at_most >= target) {
+        hi = mid;
+      } else {
+        lo = mid + 1;
+      }
+    }
+    t0[i] = std::min(nbits + 1, lo + 1);
   }
 }
 

@@ -149,9 +149,22 @@ struct Lanes {
 
   // Distances of the L codes as int32 (pairwise): out[0..count).
   static void store_int32(__m512i dist, int32_t* out, int64_t count) {
-    alignas(64) uint8_t buf[64];
-    _mm512_store_si512(buf, dist);
-    for (int64_t j = 0; j < count; ++j) out[j] = lane(buf, static_cast<int>(j));
+    // Widen the L lanes to int32 in registers of 16, masked to the `count` that are codes.
+    for (int r = 0; r * 16 < L && r * 16 < count; ++r) {
+      const int64_t left = count - r * 16;
+      const __mmask16 keep = left >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << left) - 1);
+      __m512i v;
+      if (W == 1) {
+        v = _mm512_cvtepu8_epi32(_mm512_extracti32x4_epi32(dist, r & 3));
+      } else if (W == 2) {
+        v = _mm512_cvtepu16_epi32(r == 0 ? _mm512_castsi512_si256(dist) : _mm512_extracti64x4_epi64(dist, 1));
+      } else if (W == 4) {
+        v = dist;
+      } else {
+        v = _mm512_castsi256_si512(_mm512_cvtepi64_epi32(dist));
+      }
+      _mm512_mask_storeu_epi32(out + 16 * r, keep, v);
+    }
   }
 };
 
@@ -211,9 +224,8 @@ struct LongCodes {
   }
 
   static void store_int32(__m512i dist, int32_t* out, int64_t count) {
-    alignas(64) uint64_t buf[8];
-    _mm512_store_si512(buf, dist);
-    for (int64_t j = 0; j < count; ++j) out[j] = static_cast<int32_t>(buf[j]);
+    const __mmask8 keep = count >= 8 ? __mmask8(0xFF) : __mmask8((1u << count) - 1);
+    _mm256_mask_storeu_epi32(out, keep, _mm512_cvtepi64_epi32(dist));
   }
 };
 
