@@ -8,7 +8,19 @@
 //
 // Blocking. Inside a task the database is scanned in blocks of about kBlockBytes (L1
 // resident); all the task's queries are run over one block before the next is loaded,
-// and the ISA kernel lets several queries share each loaded register.
+// and the ISA kernel lets several queries share each loaded register. Searches with
+// less than kMinParallelBytes of scanning run on the calling thread alone.
+//
+// Selection (k-NN). Every query keeps a threshold t and a buffer of the (distance,
+// position) pairs below it, in position order (QueryState, kernels.h); a full buffer is
+// compacted to the k best and t drops to the k-th distance. For large k the threshold
+// starts from a sample (estimate_thresholds), so that few more than k codes are ever
+// recorded; the buffer is finally sorted by a stable counting sort over the distances
+// 0..nbits (or the ISA's select kernel). Nothing in this depends on k beyond the O(k)
+// buffer work: no heap, no comparison sort.
+//
+// Memory. Buffers live in per-thread workspaces reused from task to task and call to
+// call (fresh large allocations would page-fault on every touch).
 #include "engine.h"
 
 #include <algorithm>
@@ -351,7 +363,7 @@ void knn(const KernelTable& kt, const uint8_t* codes, int64_t n, int64_t nbytes,
     return;
   }
   const int32_t nbits = static_cast<int32_t>(8 * nbytes);
-  const Plan plan = make_plan(n, nq, nbytes, nthreads, 64 * k,
+  const Plan plan = make_plan(n, nq, nbytes, nthreads, 256 * k,
                               [&](int64_t len) { return knn_state_bytes(len, k); });
   const int64_t S = plan.nslices;
   // Database slices: each (query, slice) keeps up to kk survivors, merged below.

@@ -3,7 +3,7 @@
 //
 // Each kernels_<isa>.cpp defines HS_ISA_NS (its own namespace name) and then includes
 // this header, so every function here is compiled once per ISA with that TU's flags and
-// lives in a distinct namespace (and has internal linkage). This is what keeps the
+// lives in a distinct namespace (static ones also have internal linkage). This keeps the
 // linker from merging an AVX-512 copy of an inline function into the generic path (an
 // ODR violation that would SIGILL on older CPUs). For the same reason ISA TUs include
 // no standard-library templates: plain loops and __builtin_* only.
