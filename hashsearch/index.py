@@ -288,6 +288,58 @@ class BinaryIndex:
         q = as_codes(queries, self.nbits, "queries")
         return self._backend.distances(q, self._codes[: self._n])
 
+    # -- persistence (implemented in hashsearch.persistence) -------------------------
+    def save(self, path: Any, *, overwrite: bool = False, **store_kwargs: Any) -> None:
+        """Write the index to ``path`` as a code store (a sharded Zarr v3 group).
+
+        Args:
+            path: local path, URL (``s3://...``) or zarr Store.
+            overwrite: replace an existing store.
+            **store_kwargs: layout and provenance for :meth:`CodeStore.create`
+                (``shard_rows``, ``chunk_rows``, ``encoder``, ``storage_options``).
+
+        Raises:
+            StoreError: a store exists at ``path`` and ``overwrite`` is False.
+        """
+        from hashsearch.persistence import save_index
+
+        save_index(self, path, overwrite=overwrite, **store_kwargs)
+
+    @classmethod
+    def load(
+        cls,
+        path: Any,
+        backend: str | Backend | None = "auto",
+        *,
+        num_threads: int | None = None,
+        storage_options: dict[str, Any] | None = None,
+    ) -> BinaryIndex:
+        """Load a saved index (or any code store), streaming it shard by shard.
+
+        Raises:
+            StoreError, IncompatibleStoreError, CorruptStoreError: see ``CodeStore.open``.
+        """
+        from hashsearch.persistence import load_index
+
+        return load_index(path, backend, num_threads=num_threads, storage_options=storage_options, cls=cls)
+
+    @classmethod
+    def from_store(
+        cls, store: Any, backend: str | Backend | None = "auto", *, num_threads: int | None = None
+    ) -> BinaryIndex:
+        """A new index holding every row of an open :class:`~hashsearch.CodeStore` (same positions and ids)."""
+        from hashsearch.persistence import index_from_store
+
+        return index_from_store(store, backend, num_threads=num_threads, cls=cls)
+
+    def _adopt(self, codes: np.ndarray, ids: np.ndarray, next_id: int) -> None:
+        """Take over trusted arrays (uint8 (n, code_size), unique int64 (n,)) without copying."""
+        self._codes, self._ids, self._n = codes, ids, codes.shape[0]
+        self._next_id = next_id
+        self._ids_increasing = bool(self._n < 2 or (np.diff(ids) > 0).all())
+        self._lookup = None
+        self._backend.attach(self.codes)
+
     # -- internals --------------------------------------------------------------------
     def _reserve(self, n: int) -> None:
         capacity = self._codes.shape[0]

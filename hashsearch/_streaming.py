@@ -1,0 +1,223 @@
+"""Bounded-memory streaming: memory budgets, block plans and a prefetching reader.
+
+Used by the out-of-core store search, the distributed search and the batch
+querying: the database is cut into blocks of whole shards (or of inner chunks
+when memory is tight), a reader thread fills the next block while the kernel
+works on the current one, and two block buffers are reused throughout.
+"""
+
+from __future__ import annotations
+
+import queue
+import re
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from hashsearch.backends import PAD_DISTANCE
+
+__all__ = ["parse_bytes", "BlockPlan", "plan_blocks", "result_bytes", "prefetch"]
+
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 10**3,
+    "kb": 10**3,
+    "m": 10**6,
+    "mb": 10**6,
+    "g": 10**9,
+    "gb": 10**9,
+    "t": 10**12,
+    "tb": 10**12,
+    "kib": 2**10,
+    "mib": 2**20,
+    "gib": 2**30,
+    "tib": 2**40,
+}
+
+
+def parse_bytes(value: int | str) -> int:
+    """Parse a memory size: an int of bytes, or a string such as ``"512MB"``, ``"2 GiB"``.
+
+    Raises:
+        TypeError: neither int nor str.
+        ValueError: unparsable, or not positive.
+    """
+    if isinstance(value, bool):
+        raise TypeError("memory sizes must be an int (bytes) or a string such as '512MB'")
+    if isinstance(value, (int, np.integer)):
+        n = int(value)
+    elif isinstance(value, str):
+        match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", value)
+        if not match or match.group(2).lower() not in _UNITS:
+            raise ValueError(f"cannot parse memory size {value!r} (examples: 1000000, '512MB', '2GiB')")
+        n = int(float(match.group(1)) * _UNITS[match.group(2).lower()])
+    else:
+        raise TypeError(f"memory sizes must be an int (bytes) or a string, got {type(value).__name__}")
+    if n <= 0:
+        raise ValueError(f"memory size must be positive, got {value!r}")
+    return n
+
+
+def result_bytes(nq: int, k: int) -> int:
+    """Bytes of the top-k bookkeeping for ``nq`` queries: the running result, one block's
+    result and the temporaries of one merge (concatenation and sort order)."""
+    per = 4 + 8  # int32 distance + int64 position
+    return nq * k * (per * 2 + per * 2 + 8 * 2) + nq * 64
+
+
+@dataclass(frozen=True)
+class BlockPlan:
+    """How a database of ``nrows`` rows is cut into blocks.
+
+    Attributes:
+        block_rows: rows per block (the last one may be shorter); a multiple of the
+            shard size when at least one shard fits, else of the inner-chunk size.
+        nblocks: number of blocks.
+        nrows: rows covered.
+        bytes_per_block: bytes of one block of codes.
+    """
+
+    block_rows: int
+    nblocks: int
+    nrows: int
+    bytes_per_block: int
+
+    def ranges(self) -> Iterator[tuple[int, int]]:
+        """(start, stop) of every block, in database order."""
+        for start in range(0, self.nrows, self.block_rows):
+            yield start, min(self.nrows, start + self.block_rows)
+
+
+def plan_blocks(
+    nrows: int,
+    row_bytes: int,
+    shard_rows: int,
+    chunk_rows: int,
+    memory_limit: int,
+    fixed_bytes: int = 0,
+    *,
+    buffers: int = 2,
+    max_rows: int | None = None,
+) -> BlockPlan:
+    """Choose the block size that fits ``memory_limit``.
+
+    The budget covers ``fixed_bytes`` (queries, top-k bookkeeping), ``buffers``
+    block buffers (the one being searched and the one being read) and the read
+    temporaries of zarr (about two shards, or two blocks when blocks are smaller
+    than a shard).
+
+    Args:
+        nrows: rows to cover.
+        row_bytes: bytes per row of every array read per block.
+        shard_rows: rows per shard; blocks are multiples of it when possible.
+        chunk_rows: rows per inner chunk; the smallest unit of a block.
+        memory_limit: bytes allowed.
+        fixed_bytes: bytes needed whatever the block size.
+        buffers: block buffers alive at once.
+        max_rows: cap on rows per block (e.g. to get enough blocks for parallelism).
+
+    Raises:
+        ValueError: not even one inner chunk fits; the message gives the minimum.
+    """
+    # 10 % of the budget is left for what the estimate misses (zarr's codec objects,
+    # the allocator's slack)
+    budget = int(memory_limit * 0.9) - fixed_bytes
+    shard_bytes = shard_rows * row_bytes
+    # blocks of whole shards: buffers blocks + 2 shards of zarr temporaries
+    if budget >= (buffers + 2) * shard_bytes:
+        rows = (budget - 2 * shard_bytes) // (buffers * row_bytes)
+        rows = max(shard_rows, rows // shard_rows * shard_rows)
+    else:
+        # blocks of inner chunks: (buffers + 2) blocks in all
+        rows = budget // ((buffers + 2) * row_bytes) // chunk_rows * chunk_rows
+        if rows < chunk_rows:
+            need = int((fixed_bytes + (buffers + 2) * chunk_rows * row_bytes) / 0.9) + 1
+            raise ValueError(
+                f"memory_limit={memory_limit} bytes is too small: at least {need} bytes are needed "
+                f"(queries and results {fixed_bytes}, plus {buffers + 2} chunks of {chunk_rows} rows); "
+                "raise memory_limit or search fewer queries at a time"
+            )
+    if max_rows is not None:
+        unit = shard_rows if rows >= shard_rows else chunk_rows
+        rows = min(rows, max(unit, max_rows // unit * unit))
+    nrows = int(nrows)
+    rows = int(max(1, min(rows, max(nrows, 1))))
+    nblocks = -(-nrows // rows) if nrows else 0
+    return BlockPlan(block_rows=rows, nblocks=nblocks, nrows=nrows, bytes_per_block=rows * row_bytes)
+
+
+def prefetch(
+    ranges: list[tuple[int, int]],
+    read: Callable[[int, int, Any], Any],
+    make_buffer: Callable[[], Any] | None = None,
+    *,
+    depth: int = 1,
+) -> Iterator[tuple[int, int, Any]]:
+    """Yield ``(start, stop, data)`` for each range, reading ahead in a thread.
+
+    ``read(start, stop, buffer)`` fills (or returns) the data of one range. With
+    ``make_buffer``, ``depth + 1`` buffers are allocated once and reused: the
+    reader fills a buffer only after the consumer has asked for the block that
+    follows the one the buffer last held, so a yielded block stays valid until
+    the next one is requested. ``depth=0`` reads in the calling thread.
+    Exceptions raised by ``read`` are re-raised in the consumer; closing the
+    generator early stops the reader.
+    """
+    if not ranges:
+        return
+    if depth < 1:
+        buf = make_buffer() if make_buffer else None
+        for start, stop in ranges:
+            yield start, stop, read(start, stop, buf)
+        return
+    free: queue.Queue[Any] = queue.Queue()
+    for _ in range(depth + 1):
+        free.put(make_buffer() if make_buffer else None)
+    ready: queue.Queue[Any] = queue.Queue()
+    stop_event = threading.Event()
+    done = object()
+
+    def reader() -> None:
+        try:
+            for start, stop in ranges:
+                while True:
+                    if stop_event.is_set():
+                        return
+                    try:
+                        buf = free.get(timeout=0.1)
+                        break
+                    except queue.Empty:
+                        continue
+                ready.put((start, stop, buf, read(start, stop, buf)))
+            ready.put(done)
+        except BaseException as exc:  # handed to the consumer
+            ready.put(exc)
+
+    thread = threading.Thread(target=reader, name="hashsearch-prefetch", daemon=True)
+    thread.start()
+    try:
+        holding = False
+        while True:
+            item = ready.get()
+            if holding:
+                free.put(held)  # the consumer is done with the previous block
+                holding = False
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            start, stop, held, data = item
+            holding = True
+            yield start, stop, data
+    finally:
+        stop_event.set()
+        thread.join()
+
+
+def empty_result(nq: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(D, I) of a search over nothing: PAD_DISTANCE and -1 everywhere."""
+    return np.full((nq, k), PAD_DISTANCE, np.int32), np.full((nq, k), -1, np.int64)

@@ -1,0 +1,127 @@
+"""Saving and loading :class:`~hashsearch.BinaryIndex` as a code store.
+
+An index is saved in exactly the :class:`~hashsearch.CodeStore` format (a Zarr
+v3 group of sharded ``codes`` and ``ids``), so a saved index can be searched
+out of core, on Dask, or inspected with ``hashsearch index info``; and any code
+store loads into an index.
+
+Loading streams the store shard by shard straight into one preallocated array
+per field: peak memory is the index itself plus one shard of zarr temporaries,
+never two copies of the codes. Ids equal to row positions (the default ids) are
+not read at all. Indexes bigger than RAM need not be loaded: search the store
+with :meth:`CodeStore.search` (bounded memory) or
+:func:`hashsearch.distributed.search`.
+
+The index methods ``BinaryIndex.save`` / ``load`` / ``from_store`` call these.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from hashsearch.backends import Backend
+from hashsearch.errors import CorruptStoreError
+
+if TYPE_CHECKING:
+    from hashsearch.index import BinaryIndex
+    from hashsearch.store import CodeStore
+
+__all__ = ["save_index", "load_index", "index_from_store"]
+
+logger = logging.getLogger("hashsearch")
+
+#: Shards read per zarr call while loading (zarr decodes them concurrently).
+_LOAD_SHARDS = 4
+
+
+def save_index(index: BinaryIndex, path: Any, *, overwrite: bool = False, **create_kwargs: Any) -> None:
+    """Write ``index`` to a new code store at ``path``.
+
+    Args:
+        index: the index to save (codes, ids and the next default id are kept).
+        path: local path, URL or zarr Store.
+        overwrite: replace an existing store.
+        **create_kwargs: passed to :meth:`CodeStore.create` (``shard_rows``,
+            ``chunk_rows``, ``encoder``, ``storage_options``...).
+
+    Raises:
+        StoreError: a store exists at ``path`` and ``overwrite`` is False.
+    """
+    from hashsearch.store import CodeStore
+
+    with CodeStore.create(path, index.nbits, overwrite=overwrite, **create_kwargs) as store:
+        # one append: whole shards are written straight from the index's arrays
+        store.append(index.codes, index.ids)
+        store.flush()
+        if index._next_id > store.next_id:  # noqa: SLF001 - ids removed from the end stay reserved
+            store.reserve_ids(index._next_id)  # noqa: SLF001
+    logger.info("saved index of %d codes to %s", index.ntotal, path)
+
+
+def index_from_store(
+    store: CodeStore,
+    backend: str | Backend | None = "auto",
+    *,
+    num_threads: int | None = None,
+    cls: type[BinaryIndex] | None = None,
+) -> BinaryIndex:
+    """Load every row of ``store`` (as :attr:`CodeStore.ntotal` counts them) into a new index.
+
+    Args:
+        store: an open store.
+        backend, num_threads: for the new index.
+        cls: the index class (subclasses of BinaryIndex keep their type).
+
+    Raises:
+        CorruptStoreError: a shard is damaged, or the store holds duplicate ids.
+    """
+    if cls is None:
+        from hashsearch.index import BinaryIndex as cls  # noqa: N813
+
+    index = cls(store.nbits, backend, num_threads=num_threads)
+    n = store.ntotal
+    codes = np.empty((n, store.code_size), dtype=np.uint8)
+    step = store.config.shard_rows * _LOAD_SHARDS
+    for lo in range(0, n, step):
+        hi = min(n, lo + step)
+        store.read_into("codes", lo, hi, codes[lo:hi])
+    if store.ids_are_positions:
+        ids = np.arange(n, dtype=np.int64)
+    else:
+        ids = np.empty(n, dtype=np.int64)
+        for lo in range(0, n, step):
+            hi = min(n, lo + step)
+            store.read_into("ids", lo, hi, ids[lo:hi])
+        if n and ids.min() < 0:
+            raise CorruptStoreError(f"{store.location.describe('ids')}: negative id {int(ids.min())}")
+        if n > 1 and not (np.diff(ids) > 0).all():
+            sorted_ids = np.sort(ids)
+            dup = sorted_ids[1:][sorted_ids[1:] == sorted_ids[:-1]]
+            if dup.size:
+                raise CorruptStoreError(f"{store.location.describe('ids')}: duplicate id {int(dup[0])}")
+    next_id = max(store.next_id, int(ids.max()) + 1 if n else 0)
+    index._adopt(codes, ids, next_id)  # noqa: SLF001
+    return index
+
+
+def load_index(
+    path: Any,
+    backend: str | Backend | None = "auto",
+    *,
+    num_threads: int | None = None,
+    storage_options: dict[str, Any] | None = None,
+    cls: type[BinaryIndex] | None = None,
+) -> BinaryIndex:
+    """Open the code store at ``path`` read-only and load it into a new index.
+
+    Raises:
+        StoreError: no store there. IncompatibleStoreError, CorruptStoreError: see
+        :meth:`CodeStore.open`.
+    """
+    from hashsearch.store import CodeStore
+
+    with CodeStore.open(path, "r", storage_options=storage_options) as store:
+        return index_from_store(store, backend, num_threads=num_threads, cls=cls)
