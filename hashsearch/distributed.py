@@ -1,0 +1,294 @@
+"""Exact k-NN over a code store on a Dask cluster.
+
+:func:`search` cuts the store into *shard groups* (consecutive whole shards),
+runs one task per group — each opens the store read-only, streams its rows
+through the kernel in bounded memory and returns its local top-k — and merges
+the partial results in a tree of :func:`hashsearch.merge_topk` tasks that
+keeps the groups in database order. Results are identical to
+``store.search(queries, k)`` and to a :class:`~hashsearch.BinaryIndex` holding the
+same codes, ties included (equal distances by ascending row position).
+
+The embedded default, with no ``client``, starts a ``LocalCluster`` of one
+single-threaded worker process per core and closes it afterwards. To use an
+existing cluster, pass a ``distributed.Client`` (or the scheduler address);
+the store must then be reachable from every worker under the same path or URL:
+
+>>> from dask.distributed import Client                          # doctest: +SKIP
+>>> from hashsearch import CodeStore, distributed
+>>> client = Client("tcp://scheduler:8786")                      # doctest: +SKIP
+>>> store = CodeStore.open("s3://archive/gf1-codes.zarr",        # doctest: +SKIP
+...                        storage_options={"anon": False})
+>>> D, I = distributed.search(store, queries, k=10, client=client)  # doctest: +SKIP
+
+Each task's kernel runs ``num_threads`` threads (default 1), so with one
+worker thread per core the cores are not oversubscribed; give workers several
+threads *or* the kernel several threads, not both. ``memory_limit`` bounds
+each task's buffers (see :meth:`CodeStore.search`). Only the rows committed
+when the search starts are searched (a writer's buffered rows are not). See
+``docs/distributed.md``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from hashsearch._streaming import parse_bytes
+from hashsearch._validate import as_codes, check_k
+from hashsearch._zarrio import StoreLocation
+from hashsearch.backends import Backend
+from hashsearch.functional import merge_topk
+
+if TYPE_CHECKING:
+    from hashsearch.store import CodeStore
+
+__all__ = ["search", "shard_groups", "local_cluster"]
+
+logger = logging.getLogger("hashsearch")
+
+#: Partial results merged by one task of the reduction tree.
+DEFAULT_SPLIT_EVERY = 8
+
+
+def _cores() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def local_cluster(n_workers: int | None = None, **kwargs: Any) -> Any:
+    """Start the embedded default: a ``LocalCluster`` of single-threaded worker processes.
+
+    Args:
+        n_workers: worker processes (default: one per core).
+        **kwargs: more ``LocalCluster`` options.
+
+    Returns:
+        A ``distributed.LocalCluster`` (close it, or use it as a context manager).
+    """
+    from distributed import LocalCluster
+
+    options: dict[str, Any] = {
+        "n_workers": n_workers or _cores(),
+        "threads_per_worker": 1,
+        "processes": True,
+        "dashboard_address": ":0",  # random port: no clash with other clusters
+    }
+    options.update(kwargs)
+    return LocalCluster(**options)
+
+
+def shard_groups(nrows: int, shard_rows: int, shards_per_group: int) -> list[tuple[int, int]]:
+    """Row ranges of consecutive groups of ``shards_per_group`` shards covering ``nrows`` rows."""
+    if shards_per_group < 1:
+        raise ValueError(f"shards_per_group must be >= 1, got {shards_per_group}")
+    step = shard_rows * shards_per_group
+    return [(lo, min(nrows, lo + step)) for lo in range(0, nrows, step)]
+
+
+def _open_reader(location: StoreLocation, nrows: int, uuid: str) -> CodeStore:
+    from hashsearch.errors import StoreError
+    from hashsearch.store import CodeStore
+
+    store = CodeStore.open(location, "r")
+    if store.uuid != uuid or store.committed_rows < nrows:
+        raise StoreError(
+            f"{location.describe()}: the store changed during the search "
+            f"(expected store {uuid} with at least {nrows} rows, found {store.uuid} with {store.committed_rows})"
+        )
+    return store
+
+
+def _search_group(
+    location: StoreLocation,
+    nrows: int,
+    uuid: str,
+    start: int,
+    stop: int,
+    queries: np.ndarray,
+    k: int,
+    backend: str,
+    num_threads: int,
+    memory_limit: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Task: top-k row positions of rows [start, stop) (runs on a worker)."""
+    from hashsearch.backends import make_backend
+
+    store = _open_reader(location, nrows, uuid)
+    try:
+        impl = make_backend(backend, num_threads)
+        return store.search_positions(queries, k, impl, memory_limit=memory_limit, start=start, stop=stop)
+    finally:
+        store.close()
+
+
+def _merge_parts(k: int, *parts: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Task: merge consecutive partial results (kept in database order)."""
+    return merge_topk(list(parts), k)
+
+
+def _resolve_ids(location: StoreLocation, nrows: int, uuid: str, result: tuple[np.ndarray, np.ndarray]) -> Any:
+    """Task: turn the final row positions into ids."""
+    store = _open_reader(location, nrows, uuid)
+    try:
+        return result[0], store.ids_at(result[1])
+    finally:
+        store.close()
+
+
+def _get_client(client: Any) -> tuple[Any, list[Any]]:
+    """The client to use, and what to close afterwards."""
+    from distributed import Client
+
+    if client is None:
+        cluster = local_cluster()
+        c = Client(cluster)
+        logger.info("started a LocalCluster of %d workers", len(cluster.workers))
+        return c, [c, cluster]
+    if isinstance(client, str):
+        c = Client(client)
+        return c, [c]
+    return client, []
+
+
+def _total_threads(client: Any) -> int:
+    try:
+        workers = client.scheduler_info(n_workers=-1)["workers"]
+    except TypeError:  # older distributed without n_workers
+        workers = client.scheduler_info()["workers"]
+    return max(1, sum(int(w.get("nthreads", 1)) for w in workers.values()))
+
+
+def _as_store(store: Any, storage_options: dict[str, Any] | None) -> tuple[CodeStore, bool]:
+    from hashsearch.store import CodeStore
+
+    if isinstance(store, CodeStore):
+        return store, False
+    return CodeStore.open(store, "r", storage_options=storage_options), True
+
+
+def search(
+    store: CodeStore | str | os.PathLike[str],
+    queries: Any,
+    k: int,
+    client: Any = None,
+    *,
+    shards_per_task: int | None = None,
+    memory_limit: int | str | None = None,
+    backend: str | Backend | None = "auto",
+    num_threads: int = 1,
+    split_every: int = DEFAULT_SPLIT_EVERY,
+    storage_options: dict[str, Any] | None = None,
+    progress: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact k nearest codes of each query over a code store, on Dask.
+
+    Args:
+        store: an open :class:`CodeStore`, or its path or URL. The store must be
+            reachable by every worker under that path or URL.
+        queries: uint8 (nq, code_size), or (code_size,) for one query.
+        k: neighbours per query, >= 1.
+        client: a ``distributed.Client``, a scheduler address, or None to start
+            (and close) a LocalCluster of single-threaded worker processes.
+        shards_per_task: shards per task (default: enough tasks for about four
+            per worker thread).
+        memory_limit: per-task buffer budget (bytes or "512MB"); see
+            :meth:`CodeStore.search`.
+        backend: backend name used by every task ("auto" picks per worker).
+        num_threads: kernel threads per task (default 1: one per worker thread).
+        split_every: partial results merged per reduction task (>= 2).
+        storage_options: fsspec options when ``store`` is a URL.
+        progress: show a tqdm progress bar over the shard-group tasks.
+
+    Returns:
+        (D int32 (nq, k), I int64 (nq, k)): the same as ``store.search``.
+
+    Raises:
+        TypeError, ValueError: bad queries, k or options; a store that workers
+            cannot open (an in-memory zarr store).
+        StoreError and subclasses: raised by a task (a damaged shard names its file).
+    """
+    from distributed import as_completed
+    from tqdm.auto import tqdm
+
+    from hashsearch.store import DEFAULT_MEMORY_LIMIT
+
+    code_store, opened = _as_store(store, storage_options)
+    try:
+        q = as_codes(queries, code_store.nbits, "queries")
+        k = check_k(k)
+        if split_every < 2:
+            raise ValueError(f"split_every must be >= 2, got {split_every}")
+        if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1:
+            raise ValueError(f"num_threads must be a positive int, got {num_threads!r}")
+        limit = parse_bytes(DEFAULT_MEMORY_LIMIT if memory_limit is None else memory_limit)
+        location = code_store.location
+        if not location.shareable:
+            raise ValueError(
+                "distributed search needs a store that workers can open by path or URL, "
+                f"not an in-process zarr store ({location.describe()})"
+            )
+        backend_name = backend.name if isinstance(backend, Backend) else (backend or "auto")
+        nrows = code_store.committed_rows
+        if code_store.mode == "a" and code_store.ntotal > nrows:
+            logger.warning(
+                "%s: %d appended rows are not committed yet and are not searched (flush() first)",
+                location.describe(),
+                code_store.ntotal - nrows,
+            )
+        uuid = code_store.uuid
+        dask_client, to_close = _get_client(client)
+        try:
+            shard_rows = code_store.config.shard_rows
+            nshards = -(-nrows // shard_rows)
+            if shards_per_task is None:
+                tasks_wanted = 4 * _total_threads(dask_client)
+                shards_per_task = max(1, -(-nshards // tasks_wanted))
+            groups = shard_groups(nrows, shard_rows, shards_per_task)
+            if not groups:
+                groups = [(0, 0)]
+            q_future = dask_client.scatter(q, broadcast=True, hash=False)
+            parts = [
+                dask_client.submit(
+                    _search_group,
+                    location,
+                    nrows,
+                    uuid,
+                    lo,
+                    hi,
+                    q_future,
+                    k,
+                    backend_name,
+                    num_threads,
+                    limit,
+                    pure=False,
+                    key=f"hashsearch-search-{uuid[:8]}-{lo}-{os.urandom(4).hex()}",
+                )
+                for lo, hi in groups
+            ]
+            logger.info("distributed search: %d queries, %d rows, %d tasks", q.shape[0], nrows, len(parts))
+            if progress:
+                for _ in tqdm(as_completed(parts), total=len(parts), unit="task", leave=False):
+                    pass
+            level: Sequence[Any] = parts
+            while len(level) > 1:
+                level = [
+                    dask_client.submit(_merge_parts, k, *level[i : i + split_every], pure=False)
+                    if len(level[i : i + split_every]) > 1
+                    else level[i]
+                    for i in range(0, len(level), split_every)
+                ]
+            final = dask_client.submit(_resolve_ids, location, nrows, uuid, level[0], pure=False)
+            distances, ids = final.result()
+            return distances, ids
+        finally:
+            for obj in to_close:
+                obj.close()
+    finally:
+        if opened:
+            code_store.close()
