@@ -7,8 +7,10 @@ such as ``s3://bucket/codes.zarr``) holding row-aligned arrays:
 array      dtype, shape    storage
 =========  ==============  =========================================================
 codes      uint8 (N, B)    B = nbits / 8; shards of ``shard_rows`` rows split in
-                           inner chunks of ``chunk_rows``; no compression (random
-                           bits do not compress: zstd saves < 0.1 %), CRC32C per chunk
+                           inner chunks of ``chunk_rows``; no compression, CRC32C
+                           per chunk (measured: zstd saves 0 % on random codes and
+                           5-10 % on clustered ones, 8 classes with 10 % bit flips,
+                           while decoding at under 1 GB/s, slower than the search)
 ids        int64 (N,)      zstd + CRC32C, inner chunks of ``aux_chunk_rows``
 labels     int64 (N,)      optional (``with_labels``), like ids
 source     uint8 (N,)      optional (``with_source``): index into ``source_names``
@@ -105,6 +107,10 @@ _TARGET_CHUNK_BYTES = 1 << 20
 _MAX_CHUNK_ROWS = 1 << 17
 _SHARD_CHUNKS = 16
 _MAX_AUX_CHUNK_ROWS = 1 << 14
+#: Largest block of codes the search reads at once: smaller blocks start the
+#: pipeline sooner (the first read is not overlapped with compute) at a small
+#: cost per kernel call.
+_MAX_BLOCK_BYTES = 16 << 20
 #: Largest piece written by one zarr call (bounds zarr's encode temporaries).
 _WRITE_BYTES = 64 << 20
 #: Attempts at reading a shard before it is declared corrupt (a shard being
@@ -1305,6 +1311,7 @@ class CodeStore:
             self.config.chunk_rows,
             memory_limit,
             fixed,
+            max_rows=max(1, _MAX_BLOCK_BYTES // self.code_size),
         )
         ranges = [(start + a, start + b) for a, b in plan.ranges()]
         best = empty_result(nq, k)
