@@ -255,6 +255,18 @@ class VerifyReport:
         return out
 
 
+def _abandon_writer(lock: WriteLock, where: str, unflushed: list[int]) -> None:
+    """Finalizer of a writer that was never closed: release the lock, say what was lost."""
+    if unflushed[0]:
+        logger.warning(
+            "%s: a CodeStore opened for appending was not closed; its last %d appended rows "
+            "were never committed (use `with CodeStore...:` or call close())",
+            where,
+            unflushed[0],
+        )
+    lock.release()
+
+
 def _check_encoder(info: Any) -> dict[str, Any] | None:
     if info is None:
         return None
@@ -313,7 +325,8 @@ class CodeStore:
         self._max_id = int(meta.get("max_id", -1))
         self._ids_are_positions = bool(meta.get("ids_are_positions", True))
         if lock is not None:
-            self._finalizer = weakref.finalize(self, lock.release)
+            self._unflushed = [0]  # rows appended but not committed, seen by the finalizer
+            self._finalizer = weakref.finalize(self, _abandon_writer, lock, location.describe(), self._unflushed)
             self._recover()
 
     @classmethod
@@ -820,6 +833,8 @@ class CodeStore:
         except BaseException as exc:
             self._broken = f"{type(exc).__name__}: {exc}"
             raise
+        finally:
+            self._unflushed[0] = self.ntotal - self._committed
 
     def _check_labels(self, labels: Any, m: int) -> np.ndarray | None:
         if not self.has_labels:
@@ -945,6 +960,7 @@ class CodeStore:
         self._group.update_attributes({"hashsearch": meta})
         self._meta = meta
         self._committed = int(nrows)
+        self._unflushed[0] = self.ntotal - self._committed
         logger.debug("%s: committed %d rows", self.location.describe(), nrows)
 
     def flush(self) -> None:
