@@ -586,3 +586,70 @@ def test_url_store(tmp_path):
     file_url = CodeStore.create("file://" + str(tmp_path / "f.zarr"), 64)
     assert file_url.location.local_root == tmp_path / "f.zarr"
     file_url.close()
+
+
+@pytest.mark.parametrize(("nbits", "shard_rows", "chunk_rows"), [(8, 100, 25), (72, 96, 32), (24, 1000, 1000)])
+def test_search_other_code_lengths_and_layouts(tmp_path, nbits, shard_rows, chunk_rows):
+    codes = tied_codes(2500, nbits, 12, seed=nbits)
+    with CodeStore.create(tmp_path / "s.zarr", nbits, shard_rows=shard_rows, chunk_rows=chunk_rows) as store:
+        store.append(codes[:1234])
+        store.append(codes[1234:])
+    store = CodeStore.open(tmp_path / "s.zarr")
+    index = BinaryIndex(nbits, backend="numpy")
+    index.add(codes)
+    queries = tied_codes(7, nbits, 12, seed=nbits + 1)
+    for limit in (None, int((4 * chunk_rows * nbits // 8 + result_bytes(7, 50) + queries.nbytes) / 0.9) + 1):
+        got = store.search(queries, 50, memory_limit=limit)
+        want = index.search(queries, 50)
+        np.testing.assert_array_equal(got[0], want[0])
+        np.testing.assert_array_equal(got[1], want[1])
+
+
+# -- streaming helpers --------------------------------------------------------------------
+def test_parse_bytes_and_block_plans():
+    from hashsearch._streaming import parse_bytes, plan_blocks
+
+    assert parse_bytes(1000) == 1000 and parse_bytes("2 GiB") == 2 << 30 and parse_bytes("1.5MB") == 1_500_000
+    for bad in ("lots", "-1MB", 0):
+        with pytest.raises(ValueError):
+            parse_bytes(bad)
+    with pytest.raises(TypeError):
+        parse_bytes(True)
+    plan = plan_blocks(10_000, 8, 1000, 100, memory_limit=100_000)  # 4 shards fit: blocks of shards
+    assert plan.block_rows % 1000 == 0 and plan.nblocks == -(-10_000 // plan.block_rows)
+    plan = plan_blocks(10_000, 8, 1000, 100, memory_limit=10_000)  # chunks only
+    assert plan.block_rows % 100 == 0 and plan.block_rows < 1000
+    assert list(plan.ranges())[-1][1] == 10_000
+    assert plan_blocks(10_000, 8, 1000, 100, memory_limit=10**9, max_rows=2500).block_rows == 2000
+
+
+def test_prefetch_reuses_buffers_and_propagates_errors():
+    from hashsearch._streaming import prefetch
+
+    ranges = [(i, i + 1) for i in range(6)]
+    made = []
+
+    def make():
+        made.append(np.zeros(1))
+        return made[-1]
+
+    def fill(lo, hi, buf):
+        buf[0] = lo
+        return buf
+
+    seen = [(lo, float(data[0])) for lo, _, data in prefetch(ranges, fill, make)]
+    assert seen == [(i, float(i)) for i in range(6)] and len(made) == 2
+
+    def fail(lo, hi, buf):
+        if lo == 3:
+            raise OSError("disk gone")
+        return lo
+
+    got = []
+    with pytest.raises(OSError, match="disk gone"):
+        for lo, _, data in prefetch(ranges, fail):
+            got.append(data)
+    assert got == [0, 1, 2]
+    gen = prefetch(ranges, lambda lo, hi, buf: lo)
+    assert next(gen)[0] == 0
+    gen.close()  # stops the reader thread
