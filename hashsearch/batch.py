@@ -111,7 +111,9 @@ class _Queries:
         self._owned = False
         if isinstance(queries, CodeStore):
             self._store = queries
-        elif isinstance(queries, (str,)) or hasattr(queries, "__fspath__"):
+        elif (isinstance(queries, str) or hasattr(queries, "__fspath__")) and str(queries).endswith(".npy"):
+            self._array = as_codes(np.load(queries, mmap_mode="r", allow_pickle=False), nbits, "queries")
+        elif isinstance(queries, str) or hasattr(queries, "__fspath__"):
             self._store = CodeStore.open(queries, "r", nbits=nbits, storage_options=storage_options)
             self._owned = True
         else:
@@ -277,8 +279,8 @@ def batch_search(
     Args:
         database: a :class:`CodeStore` (or its path/URL), streamed out of core;
             or a :class:`BinaryIndex` in memory (not with ``client``).
-        queries: uint8 (nq, code_size) array, or a code store (or its path) whose
-            codes are the queries.
+        queries: uint8 (nq, code_size) array (or the path of a ``.npy`` file of
+            one), or a code store (or its path) whose codes are the queries.
         k: neighbours per query, >= 1.
         output: path, URL or zarr Store of the results group (created, or resumed).
         query_block: queries per block (the unit of progress); default from

@@ -68,6 +68,9 @@ def test_query_store_and_in_memory_database(tmp_path, database, expected):
         qstore.append(queries)
     batch_search(str(database), str(qpath), 10, tmp_path / "a.zarr", progress=False)
     assert_results(tmp_path / "a.zarr", want)
+    np.save(tmp_path / "q.npy", queries)
+    batch_search(database, tmp_path / "q.npy", 10, tmp_path / "c.zarr", progress=False)
+    assert_results(tmp_path / "c.zarr", want)
     index = BinaryIndex.load(database)
     result = batch_search(index, queries, 10, tmp_path / "b.zarr", memory_limit="1MB", progress=False)
     assert result.blocks > 1  # the memory limit split the queries
