@@ -65,6 +65,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import time
 import uuid as uuidlib
@@ -1104,6 +1105,25 @@ class CodeStore:
             pos = hi
         return out
 
+    def _advise_willneed(self, name: str, start: int, stop: int) -> None:
+        """Ask the OS to start reading the shard files of rows [start, stop) (local stores)."""
+        root = self.location.local_root
+        if root is None or not hasattr(os, "posix_fadvise") or stop <= start:
+            return
+        checker = self._checkers[name]
+        shard = self.config.shard_rows
+        for s in range(start // shard, (stop - 1) // shard + 1):
+            try:
+                fd = os.open(root / checker.key(s), os.O_RDONLY)
+            except OSError:
+                continue  # reported by the read itself
+            try:
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
+            except OSError:  # pragma: no cover - file systems without fadvise
+                pass
+            finally:
+                os.close(fd)
+
     def _read_disk_fields(self, start: int, stop: int, fields: Sequence[str]) -> dict[str, np.ndarray]:
         return {f: self._read_array(f, start, stop) for f in fields}
 
@@ -1334,7 +1354,11 @@ class CodeStore:
         nbytes = self.code_size
         block_rows = plan.block_rows
 
+        following = {a: ranges[i + 1] for i, (a, _) in enumerate(ranges[:-1])}
+
         def read(lo: int, hi: int, buf: np.ndarray) -> np.ndarray:
+            if lo in following:  # let the OS fetch the next block from disk meanwhile
+                self._advise_willneed("codes", *following[lo])
             return self._read_array("codes", lo, hi, out=buf[: hi - lo])
 
         blocks = prefetch(ranges, read, lambda: np.empty((block_rows, nbytes), np.uint8))
