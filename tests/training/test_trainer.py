@@ -1,0 +1,227 @@
+"""Algorithm 1: determinism, checkpoints (atomic, complete), resume equivalence, Ctrl-C, learning."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from hashsearch.training import Encoder, Trainer, TrainConfig, fake_dual_source, load_checkpoint
+from hashsearch.training import trainer as trainer_mod
+from hashsearch.training.trainer import sign_codes
+
+
+def _weights(net: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in net.state_dict().items()}
+
+
+def _assert_same_state(a: Trainer, b: Trainer) -> None:
+    for net_a, net_b in ((a.pan_net, b.pan_net), (a.ms_net, b.ms_net)):
+        wa, wb = _weights(net_a), _weights(net_b)
+        assert wa.keys() == wb.keys()
+        for k in wa:
+            assert torch.equal(wa[k], wb[k]), k
+    for s in ("pan", "ms"):
+        assert torch.equal(a.features[s], b.features[s])
+
+
+class _InterruptAfter(torch.utils.data.Dataset):
+    """Wraps a dataset and raises KeyboardInterrupt at the n-th item read (a simulated Ctrl-C)."""
+
+    def __init__(self, dataset, n):
+        self.dataset, self.n, self.reads = dataset, n, 0
+        self.labels = dataset.labels
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, i):
+        self.reads += 1
+        if self.reads == self.n:
+            raise KeyboardInterrupt
+        return self.dataset[i]
+
+
+def test_training_is_deterministic_on_cpu(small_data, small_config):
+    a = Trainer(small_config, small_data, progress=False)
+    a.fit()
+    b = Trainer(small_config, small_data, progress=False)
+    b.fit()
+    _assert_same_state(a, b)
+    assert [h.epoch for h in a.history] == [1, 2]
+    assert all(np.isfinite(h.pan["loss"]) and np.isfinite(h.ms["loss"]) for h in a.history)
+
+
+def test_seed_changes_the_run(small_data, small_config):
+    a = Trainer(small_config, small_data, progress=False)
+    b = Trainer(small_config.replace(seed=1), small_data, progress=False)
+    assert not torch.equal(a.pan_net.head[-1].weight, b.pan_net.head[-1].weight)
+
+
+def test_checkpoint_holds_everything(tmp_path, small_data, small_config):
+    result = Trainer(small_config, small_data, checkpoint_dir=tmp_path, progress=False).fit()
+    assert result.checkpoint == tmp_path / "last.pt"
+    state = load_checkpoint(tmp_path)
+    assert state["epoch"] == 2 and state["method"] == "sidhcnn"
+    assert state["config"] == small_config.to_dict()
+    assert set(state["networks"]) == {"pan", "ms"}
+    assert state["features"]["pan"].shape == (48, 16)
+    assert set(state["input_stats"]) == {"pan", "ms"} and len(state["input_stats"]["ms"]["mean"]) == 4
+    assert state["library_version"] and state["torch_version"] == str(torch.__version__)
+    assert {"torch", "numpy", "python"} <= set(state["rng"])
+    assert len(state["history"]) == 2 and len(state["sha256"]) == 64
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary files left
+    # The encoder built from the file reproduces the in-memory networks.
+    enc = Encoder.load(tmp_path / "last.pt")
+    with torch.no_grad():
+        expected = result.pan_net(small_data.pan[:5].contiguous(memory_format=torch.channels_last))
+    np.testing.assert_allclose(enc.features(small_data.pan[:5], "pan"), expected.numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_keep_checkpoints_writes_one_per_epoch(tmp_path, small_data, small_config):
+    Trainer(small_config, small_data, checkpoint_dir=tmp_path, keep_checkpoints=True, progress=False).fit()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["epoch-000.pt", "epoch-001.pt", "epoch-002.pt", "last.pt"]
+
+
+def test_resume_after_ctrl_c_equals_uninterrupted_run(tmp_path, small_data, small_config):
+    cfg = small_config.replace(epochs=3)
+    full = Trainer(cfg, small_data, progress=False)
+    full.fit()
+
+    # Reads per epoch: 48 PAN + 48 MS items; setup reads stats (2 × 48) and calibration (2 × 32)
+    # samples and one forward pass (2 × 48). Interrupt inside epoch 3.
+    setup_reads = 1 + 2 * 48 + 2 * 32 + 2 * 48
+    flaky = _InterruptAfter(small_data, setup_reads + 2 * 96 + 50)
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(cfg, flaky, checkpoint_dir=tmp_path, progress=False).fit()
+    state = load_checkpoint(tmp_path / "last.pt")  # still valid after Ctrl-C
+    assert state["epoch"] == 2
+
+    resumed = Trainer(cfg, small_data, checkpoint_dir=tmp_path, progress=False)
+    result = resumed.fit(resume=tmp_path / "last.pt")
+    assert [h.epoch for h in result.history] == [1, 2, 3]
+    _assert_same_state(full, resumed)
+
+
+def test_interrupt_while_saving_keeps_previous_checkpoint(tmp_path, small_data, small_config, monkeypatch):
+    Trainer(small_config.replace(epochs=1), small_data, checkpoint_dir=tmp_path, progress=False).fit()
+    before = (tmp_path / "last.pt").read_bytes()
+
+    def broken_save(obj, fh):
+        fh.write(b"partial")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(trainer_mod.torch, "save", broken_save)
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(small_config, small_data, checkpoint_dir=tmp_path, progress=False).fit(resume=tmp_path)
+    assert (tmp_path / "last.pt").read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
+
+
+def test_resume_refuses_another_config(tmp_path, small_data, small_config):
+    Trainer(small_config.replace(epochs=1), small_data, checkpoint_dir=tmp_path, progress=False).fit()
+    with pytest.raises(ValueError, match="alpha"):
+        Trainer(small_config.replace(alpha=0.5), small_data, progress=False).fit(resume=tmp_path)
+    # Runtime-only fields (epochs, threads) may change.
+    result = Trainer(small_config.replace(epochs=2, threads=2), small_data, progress=False).fit(resume=tmp_path)
+    assert len(result.history) == 2
+
+
+def test_interrupt_without_raising_returns_a_result(small_data, small_config):
+    flaky = _InterruptAfter(small_data, 400)
+    result = Trainer(small_config, flaky, progress=False).fit(raise_interrupt=False)
+    assert result.interrupted and result.checkpoint is None
+
+
+def test_stored_features_and_codes(small_data, small_config):
+    tr = Trainer(small_config.replace(epochs=1), small_data, progress=False)
+    tr.fit()
+    # After an epoch every row of F^P / F^M was written by its own batch pass.
+    assert all(torch.isfinite(tr.features[s]).all() and tr.features[s].abs().sum() > 0 for s in ("pan", "ms"))
+    codes = sign_codes(torch.tensor([[0.0, -0.0, -1e-9, 2.0]]))
+    assert codes.tolist() == [[1.0, 1.0, -1.0, 1.0]]
+
+
+def test_micro_batches_and_channels_last_do_not_change_the_math(small_data, small_config):
+    """One batch through the trainer's forward: same features and gradients with or without the CPU tricks."""
+    results = []
+    for micro, cl in ((None, False), (4, True)):
+        tr = Trainer(small_config.replace(micro_batch=micro, channels_last=cl), small_data, progress=False)
+        images = tr._to_device(small_data.pan[:16])
+        feats = tr._forward(tr.pan_net, images)
+        feats.square().sum().backward()
+        results.append((feats.detach(), tr.pan_net.features[0].weight.grad.clone()))
+    torch.testing.assert_close(results[0][0], results[1][0], rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(results[0][1], results[1][1], rtol=1e-4, atol=1e-3)
+
+
+def test_learning_rate_schedules(small_data, small_config):
+    cosine = Trainer(small_config.replace(epochs=5, schedule="cosine", lr=0.1, lr_min_factor=0.01), small_data,
+                     progress=False)
+    lrs = [cosine.lr_at(e) for e in range(5)]
+    assert lrs[0] == pytest.approx(0.1) and lrs[-1] == pytest.approx(0.001)
+    assert all(a > b for a, b in zip(lrs, lrs[1:]))
+    step = Trainer(small_config.replace(epochs=6, schedule="step", lr=0.1), small_data, progress=False)
+    assert [step.lr_at(e) for e in range(6)] == pytest.approx([0.1] * 4 + [0.01] * 2)
+
+
+def test_dataset_checks(small_data, small_config):
+    with pytest.raises(ValueError, match="'pan' images have shape"):
+        Trainer(small_config.replace(pan_size=128), small_data, progress=False)
+    with pytest.raises(TypeError, match="TrainConfig"):
+        Trainer({"bits": 16}, small_data)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="at least 2"):
+        Trainer(small_config, fake_dual_source(1, pan_size=64, ms_size=16))
+
+
+def test_training_reduces_the_loss_and_beats_chance():
+    """A short run on separable fake data: the loss falls and cross-source codes retrieve the class."""
+    from hashsearch.training.experiments import evaluate_cross_source, split_dataset
+
+    data = fake_dual_source(160, num_classes=4, pan_size=64, ms_size=16, seed=5, difficulty=0.3)
+    train_set, test_set = split_dataset(data, 0.25, seed=0)
+    cfg = TrainConfig(bits=16, epochs=8, batch_size=16, threads=1, stats_samples=120, calibration_samples=64,
+                      alpha=0.0, gamma=0.0, beta=0.0).replace(pan_size=64, ms_size=16, padding="same")
+    tr = Trainer(cfg, train_set, progress=False)
+    result = tr.fit()
+    first, last = result.history[0], result.history[-1]
+    assert last.pan["irsc"] < first.pan["irsc"] and last.ms["irsc"] < first.ms["irsc"]
+    res = evaluate_cross_source(Encoder.from_networks(result.pan_net, result.ms_net), train_set, test_set,
+                                backend="numpy")
+    assert res.map_pan2ms > 0.4 and res.map_ms2pan > 0.4  # chance is ~0.25 with 4 balanced classes
+
+
+def test_checkpoint_errors(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        load_checkpoint(tmp_path / "missing.pt")
+    bad = tmp_path / "bad.pt"
+    torch.save({"format": "something else"}, bad)
+    with pytest.raises(ValueError, match="not a hashsearch SIDHCNN checkpoint"):
+        load_checkpoint(bad)
+    (tmp_path / "junk.pt").write_bytes(os.urandom(64))
+    with pytest.raises(ValueError, match="not a readable"):
+        load_checkpoint(Path(tmp_path / "junk.pt"))
+
+
+@pytest.mark.slow
+@pytest.mark.realdata
+def test_real_data_smoke_run(tmp_path):
+    """Two epochs on EuroSAT (derived PAN 64×64, MS 4×16×16, 10 classes) built from ../shared/data."""
+    from hashsearch._paths import data_root
+    from hashsearch.data import build_recipe
+    from hashsearch.training.datasets import dual_source_splits
+    from hashsearch.training.experiments import evaluate_cross_source
+
+    if not (data_root() / "eurosat-ms").is_dir():
+        pytest.skip(f"EuroSAT sample not found under {data_root()} (set HASHSEARCH_DATA)")
+    path = build_recipe("eurosat-ms", tmp_path / "eurosat.zarr", progress=False)
+    train_set, test_set = dual_source_splits(path, preload=True)
+    cfg = TrainConfig(bits=16, epochs=2, batch_size=64, threads=2).replace(
+        pan_size=64, ms_size=16, padding="same")
+    result = Trainer(cfg, train_set, checkpoint_dir=tmp_path / "ckpt", progress=False).fit()
+    assert len(result.history) == 2 and all(np.isfinite(h.pan["loss"]) for h in result.history)
+    res = evaluate_cross_source(Encoder.load(tmp_path / "ckpt"), train_set, test_set, backend="numpy")
+    assert 0.0 < res.map_pan2ms <= 1.0 and 0.0 < res.map_ms2pan <= 1.0

@@ -1,0 +1,707 @@
+"""Algorithm 1 of the paper: alternating training of PAN-DHCNN and MUL-DHCNN.
+
+Per epoch t = 1..T (SPEC §2)::
+
+    B = sign(F^P + F^M)                      (F >= 0 -> +1)
+    for each PAN mini-batch (a fresh random order of the V training rows):
+        f = PAN-DHCNN(P_batch); F^P[batch] = f
+        loss of those rows against the stored F^P, F^M and B; SGD step of the PAN net only
+    for each MUL mini-batch (another random order):
+        the same with MUL-DHCNN, F^M
+
+F^P and F^M (V, l) hold the latest feature of every training sample and are
+kept for the whole run (and in every checkpoint). They start as one inference
+pass of the initial networks (``feature_init="forward"``) or N(0, 1) noise.
+
+Checkpoints (``<dir>/last.pt``, written atomically at the end of every epoch and
+once before the first): both networks, both optimisers, F^P, F^M, the config,
+the per-band input statistics, the epoch history, the RNG states, the library
+and torch versions. A run resumed from a checkpoint continues exactly as the
+uninterrupted run would (same seed, same device and thread count on CPU): the
+mini-batch orders are derived from (seed, epoch, source), not from a running
+generator. Ctrl-C between two checkpoints leaves the last one valid.
+
+Dataset contract: a map-style dataset of length V whose item i is
+``{"pan": (Cp, Hp, Wp), "ms": (Cm, Hm, Wm), "label": int, ...}`` (tensors or
+arrays, any real dtype). The trainer addresses rows by their position i in the
+dataset. If the dataset has a ``labels`` attribute (V,), it is used instead of
+reading every item once to collect the labels.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import os
+import random
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset
+
+from .config import TrainConfig, default_threads
+from .losses import LossTerms, SIDHCNNLoss
+from .models import DHCNN, build_networks
+
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "CHECKPOINT_VERSION",
+    "EpochStats",
+    "TrainResult",
+    "Trainer",
+    "train",
+    "load_checkpoint",
+    "save_checkpoint",
+    "resolve_device",
+    "library_version",
+]
+
+logger = logging.getLogger("hashsearch")
+
+CHECKPOINT_FORMAT = "hashsearch-sidhcnn-checkpoint"
+CHECKPOINT_VERSION = 1
+#: Config fields that may differ between a checkpoint and the run resuming it.
+RUNTIME_FIELDS = frozenset({"epochs", "threads", "device", "num_workers"})
+_SOURCES = ("pan", "ms")
+
+
+def library_version() -> str:
+    """hashsearch's installed version ("0.0.0+unknown" in a bare checkout)."""
+    try:
+        from importlib.metadata import version
+
+        return version("hashsearch")
+    except Exception:  # noqa: BLE001 - no metadata when running from the source tree
+        return "0.0.0+unknown"
+
+
+def resolve_device(device: str) -> torch.device:
+    """"auto" -> CUDA when available else CPU; otherwise ``torch.device(device)`` (checked)."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device {device!r} requested but CUDA is not available to this torch build")
+    return dev
+
+
+def _derived_seed(*parts: int) -> int:
+    """A 63-bit seed derived from integers (stable across runs and machines)."""
+    digest = hashlib.blake2b(np.asarray(parts, dtype=np.int64).tobytes(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") & ((1 << 63) - 1)
+
+
+def sign_codes(features: Tensor) -> Tensor:
+    """±1 codes of real features, ``F >= 0 -> +1`` (never 0). Same shape and dtype."""
+    return torch.where(features >= 0, 1.0, -1.0).to(features.dtype)
+
+
+@dataclass
+class EpochStats:
+    """Summary of one epoch.
+
+    Attributes:
+        epoch: 1-based epoch number.
+        lr: learning rate used.
+        pan, ms: mean loss terms of the PAN and MUL passes ({"loss", "irsc", "iasc", "bqc", "fdc"}).
+        seconds: wall time of the epoch.
+        pairs_per_s: V / seconds (a pair = one PAN and one MUL image through forward and backward).
+        bit_balance: max over bits of |mean of B|: 0 when every bit splits the set in half.
+        source_agreement: fraction of bits where sign(F^P) == sign(F^M) (same sample).
+    """
+
+    epoch: int
+    lr: float
+    pan: dict[str, float]
+    ms: dict[str, float]
+    seconds: float
+    pairs_per_s: float
+    bit_balance: float
+    source_agreement: float
+
+
+@dataclass
+class TrainResult:
+    """What :meth:`Trainer.fit` returns.
+
+    Attributes:
+        pan_net, ms_net: the trained networks (eval mode, on the training device).
+        history: one :class:`EpochStats` per epoch run so far (resumed ones included).
+        checkpoint: path of the last checkpoint written (None without a checkpoint dir).
+        interrupted: True when training stopped on KeyboardInterrupt (re-raised by fit
+            unless ``raise_interrupt=False``).
+    """
+
+    pan_net: DHCNN
+    ms_net: DHCNN
+    history: list[EpochStats] = field(default_factory=list)
+    checkpoint: Path | None = None
+    interrupted: bool = False
+
+
+class _Source(Dataset):
+    """View of a dual-source dataset that yields one source's image, as float32, by position."""
+
+    def __init__(self, dataset: Dataset, key: str) -> None:
+        self.dataset, self.key = dataset, key
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, i: int) -> Tensor:
+        item = self.dataset[i]
+        try:
+            image = item[self.key]
+        except (KeyError, TypeError, IndexError):
+            raise TypeError(
+                f"dataset items must be dicts with a {self.key!r} image, got {type(item).__name__}"
+            ) from None
+        return _as_float_tensor(image)
+
+
+def _as_float_tensor(image: Any) -> Tensor:
+    if isinstance(image, Tensor):
+        return image.float()
+    arr = np.asarray(image)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"images must be numeric arrays, got dtype {arr.dtype}")
+    return torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
+
+
+def _dataset_labels(dataset: Dataset) -> np.ndarray:
+    n = len(dataset)  # type: ignore[arg-type]
+    labels = getattr(dataset, "labels", None)
+    if labels is None:
+        labels = [int(dataset[i]["label"]) for i in range(n)]
+    arr = np.asarray(labels.cpu() if isinstance(labels, Tensor) else labels)
+    if arr.shape != (n,) or arr.dtype.kind not in "iub":
+        raise ValueError(f"dataset labels must be {n} integers, got shape {arr.shape} dtype {arr.dtype}")
+    return arr.astype(np.int64)
+
+
+def _atomic_torch_save(obj: Any, path: Path) -> None:
+    """torch.save to a temporary file beside ``path``, fsync, then os.replace (atomic)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as fh:
+            torch.save(obj, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        try:
+            fd = os.open(path.parent, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError:  # pragma: no cover - directories cannot be fsynced everywhere
+            pass
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def save_checkpoint(state: dict[str, Any], path: str | os.PathLike[str]) -> Path:
+    """Write a checkpoint dict atomically (temporary file + ``os.replace``)."""
+    path = Path(path)
+    _atomic_torch_save(state, path)
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a checkpoint written by :class:`Trainer` (a file, or a directory holding ``last.pt``).
+
+    Loads with ``weights_only=True`` (no arbitrary code runs). Adds ``"path"`` and
+    ``"sha256"`` (of the file's bytes) to the returned dict.
+
+    Raises:
+        FileNotFoundError: nothing at ``path``.
+        ValueError: the file is not a hashsearch checkpoint or has another version.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / "last.pt"
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    raw = path.read_bytes()
+    import io
+
+    try:
+        state = torch.load(io.BytesIO(raw), map_location=map_location, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad file
+        raise ValueError(f"{path} is not a readable torch checkpoint ({exc})") from exc
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path} is not a hashsearch SIDHCNN checkpoint")
+    if state.get("format_version") != CHECKPOINT_VERSION:
+        raise ValueError(f"{path} has checkpoint version {state.get('format_version')}; "
+                         f"this hashsearch reads {CHECKPOINT_VERSION}")
+    state["path"] = str(path)
+    state["sha256"] = hashlib.sha256(raw).hexdigest()
+    return state
+
+
+def _rng_state() -> dict[str, Any]:
+    np_state = np.random.get_state(legacy=False)
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": [s for s in torch.cuda.get_rng_state_all()] if torch.cuda.is_available() else [],
+        "numpy": {
+            "bit_generator": np_state["bit_generator"],
+            "key": torch.from_numpy(np.asarray(np_state["state"]["key"], dtype=np.int64)),
+            "pos": int(np_state["state"]["pos"]),
+            "has_gauss": int(np_state["has_gauss"]),
+            "gauss": float(np_state["gauss"]),
+        },
+        "python": _python_state_to_plain(random.getstate()),
+    }
+
+
+def _python_state_to_plain(state: tuple) -> list:
+    version, internal, gauss = state
+    return [version, list(internal), gauss]
+
+
+def _restore_rng(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    if state.get("cuda") and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    npst = state["numpy"]
+    np.random.set_state({
+        "bit_generator": npst["bit_generator"],
+        "state": {"key": npst["key"].numpy().astype(np.uint32), "pos": npst["pos"]},
+        "has_gauss": npst["has_gauss"],
+        "gauss": npst["gauss"],
+    })
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+
+
+def make_loss(config: TrainConfig) -> nn.Module:
+    """The mini-batch objective of a config: SIDHCNN's eq. (5) or DCMH's (``method``)."""
+    if config.method == "dcmh":
+        from .baselines.dcmh import DCMHLoss
+
+        return DCMHLoss(quantization=config.beta, balance=config.gamma, normalization=config.normalization)
+    return SIDHCNNLoss(config.alpha, config.beta, config.gamma, normalization=config.normalization)
+
+
+class Trainer:
+    """Trains SIDHCNN (or DCMH) on a dual-source dataset with Algorithm 1.
+
+    Args:
+        config: the run's :class:`TrainConfig`.
+        dataset: map-style dual-source dataset of length V (see the module docstring).
+        checkpoint_dir: where ``last.pt`` is written every epoch (None: no checkpoints).
+        keep_checkpoints: also keep ``epoch-NNN.pt`` for every epoch.
+        progress: show a tqdm progress bar (epoch, loss terms, pairs/s).
+
+    Example:
+        >>> from hashsearch.training import Trainer, TrainConfig, fake_dual_source
+        >>> cfg = TrainConfig(bits=16, epochs=2, pan_size=64, ms_size=16, padding="same")
+        >>> result = Trainer(cfg, fake_dual_source(64, pan_size=64, ms_size=16)).fit()  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        dataset: Dataset,
+        *,
+        checkpoint_dir: str | os.PathLike[str] | None = None,
+        keep_checkpoints: bool = False,
+        progress: bool = True,
+    ) -> None:
+        if not isinstance(config, TrainConfig):
+            raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
+        try:
+            v = len(dataset)  # type: ignore[arg-type]
+        except TypeError:
+            raise TypeError("dataset must be a map-style dataset with __len__ and __getitem__") from None
+        if v < 2:
+            raise ValueError(f"the training set needs at least 2 samples, got {v}")
+        self.config = config
+        self.dataset = dataset
+        self.num_samples = v
+        self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
+        self.keep_checkpoints = keep_checkpoints
+        self.progress = progress
+        self.device = resolve_device(config.device)
+        self.channels_last = config.channels_last if config.channels_last is not None else self.device.type == "cpu"
+        self.micro_batch = config.micro_batch if self.device.type == "cpu" else None
+
+        self._check_geometry()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed)
+            pan_net, ms_net = build_networks(config.bits, config.model)
+        self.pan_net = pan_net.to(self.device)
+        self.ms_net = ms_net.to(self.device)
+        if self.channels_last:
+            self.pan_net.to(memory_format=torch.channels_last)
+            self.ms_net.to(memory_format=torch.channels_last)
+        self.opt_pan = self._optimizer(self.pan_net)
+        self.opt_ms = self._optimizer(self.ms_net)
+        self.loss_fn = make_loss(config)
+        labels = _dataset_labels(dataset)
+        self.labels = torch.from_numpy(labels).to(self.device)
+        self.features = {s: torch.zeros(v, config.bits, device=self.device) for s in _SOURCES}
+        self.epoch = 0  # epochs completed
+        self.history: list[EpochStats] = []
+        self.input_stats: dict[str, dict[str, list[float]]] | None = None
+        self._initialized = False
+
+    # ------------------------------------------------------------------ setup
+    def _check_geometry(self) -> None:
+        item = self.dataset[0]
+        if not isinstance(item, dict) or "pan" not in item or "ms" not in item:
+            raise TypeError("dataset items must be dicts with 'pan' and 'ms' images (and 'label')")
+        m = self.config.model
+        for key, bands, size in (("pan", m.pan_bands, m.pan_size), ("ms", m.ms_bands, m.ms_size)):
+            shape = tuple(np.shape(item[key]))
+            if shape != (bands, size, size):
+                raise ValueError(
+                    f"dataset {key!r} images have shape {shape}, the config expects {(bands, size, size)}; "
+                    f"set {key}_bands / {key}_size in the config"
+                )
+
+    def _optimizer(self, net: nn.Module) -> torch.optim.Optimizer:
+        c = self.config
+        return torch.optim.SGD(net.parameters(), lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay)
+
+    def lr_at(self, epoch: int) -> float:
+        """Learning rate of 0-based ``epoch`` under the config's schedule."""
+        c = self.config
+        if c.schedule == "constant" or c.epochs <= 1:
+            return c.lr
+        if c.schedule == "step":
+            return c.lr * (0.1 if epoch >= (2 * c.epochs) // 3 else 1.0)
+        low = c.lr * c.lr_min_factor
+        return low + (c.lr - low) * 0.5 * (1 + math.cos(math.pi * epoch / (c.epochs - 1)))
+
+    def _loader(self, key: str, order: Tensor, seed: int) -> Iterator[tuple[Tensor, Tensor]]:
+        """Yield (positions int64 (b,), images float (b, C, H, W)) in ``order``, batch by batch."""
+        batches = [order[s : s + self.config.batch_size].tolist() for s in range(0, order.numel(), self.config.batch_size)]
+        loader = DataLoader(
+            _Source(self.dataset, key),
+            batch_sampler=batches,
+            num_workers=self.config.num_workers,
+            pin_memory=self.device.type == "cuda",
+            generator=torch.Generator().manual_seed(seed),
+            persistent_workers=False,
+        )
+        for pos, images in zip(batches, loader):
+            yield torch.tensor(pos, dtype=torch.int64), images
+
+    def _to_device(self, images: Tensor) -> Tensor:
+        images = images.to(self.device, non_blocking=True)
+        if self.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        return images
+
+    def _forward(self, net: DHCNN, images: Tensor) -> Tensor:
+        """Features of a batch, in micro-batches on CPU (same result as one call)."""
+        mb = self.micro_batch
+        if mb is None or images.shape[0] <= mb:
+            return net(images)
+        return torch.cat([net(images[s : s + mb]) for s in range(0, images.shape[0], mb)])
+
+    def _compute_input_stats(self) -> None:
+        """Per-band mean / std of both sources over a seeded subset of the training set."""
+        n = min(self.num_samples, self.config.stats_samples)
+        gen = torch.Generator().manual_seed(_derived_seed(self.config.seed, 7))
+        subset = torch.randperm(self.num_samples, generator=gen)[:n].sort().values
+        stats: dict[str, dict[str, list[float]]] = {}
+        for key, net in (("pan", self.pan_net), ("ms", self.ms_net)):
+            s1 = torch.zeros(net.in_bands, dtype=torch.float64)
+            s2 = torch.zeros(net.in_bands, dtype=torch.float64)
+            count = 0
+            for _, images in self._loader(key, subset, 0):
+                x = images.double()
+                s1 += x.sum(dim=(0, 2, 3))
+                s2 += (x * x).sum(dim=(0, 2, 3))
+                count += x.shape[0] * x.shape[2] * x.shape[3]
+            mean = s1 / count
+            std = torch.sqrt(torch.clamp(s2 / count - mean * mean, min=0.0))
+            std = torch.where(std > 1e-12, std, torch.ones_like(std))
+            net.set_input_stats(mean.float(), std.float())
+            stats[key] = {"mean": mean.tolist(), "std": std.tolist(), "samples": n}
+        self.input_stats = stats
+        logger.info("input statistics over %d samples: %s", n, stats)
+
+    @torch.no_grad()
+    def _calibrate(self) -> None:
+        """Data-dependent init of both networks on a seeded sample (see DHCNN.calibrate)."""
+        n = min(self.num_samples, self.config.calibration_samples)
+        gen = torch.Generator().manual_seed(_derived_seed(self.config.seed, 13))
+        subset = torch.randperm(self.num_samples, generator=gen)[:n].sort().values
+        for key, net in (("pan", self.pan_net), ("ms", self.ms_net)):
+            images = torch.cat([self._to_device(images) for _, images in self._loader(key, subset, 0)])
+            net.calibrate(images, chunk=self.micro_batch or 128)
+
+    @torch.inference_mode()
+    def _init_features(self) -> None:
+        if self.config.feature_init == "random":
+            gen = torch.Generator().manual_seed(_derived_seed(self.config.seed, 11))
+            for s in _SOURCES:
+                self.features[s].copy_(torch.randn(self.num_samples, self.config.bits, generator=gen))
+            return
+        order = torch.arange(self.num_samples)
+        for key, net in (("pan", self.pan_net), ("ms", self.ms_net)):
+            net.eval()
+            for pos, images in self._loader(key, order, 0):
+                self.features[key][pos.to(self.device)] = self._forward(net, self._to_device(images)).float()
+            net.train()
+
+    def _setup(self) -> None:
+        if self._initialized:
+            return
+        self._compute_input_stats()
+        if self.config.calibrate:
+            self._calibrate()
+        self._init_features()
+        self._initialized = True
+
+    # ------------------------------------------------------------------ checkpoint
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to resume or to encode (see the module docstring)."""
+        nets = {}
+        for key, net in (("pan", self.pan_net), ("ms", self.ms_net)):
+            nets[key] = {
+                "name": net.name,
+                "bands": net.in_bands,
+                "patch_size": net.patch_size,
+                "padding": net.padding,
+                "bits": net.bits,
+                "state_dict": {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()},
+            }
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "format_version": CHECKPOINT_VERSION,
+            "method": self.config.method,
+            "library_version": library_version(),
+            "torch_version": str(torch.__version__),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "config": self.config.to_dict(),
+            "epoch": self.epoch,
+            "networks": nets,
+            "optimizers": {"pan": self.opt_pan.state_dict(), "ms": self.opt_ms.state_dict()},
+            "features": {s: self.features[s].detach().cpu().clone() for s in _SOURCES},
+            "labels": self.labels.cpu().clone(),
+            "input_stats": self.input_stats,
+            "history": [asdict(h) for h in self.history],
+            "rng": _rng_state(),
+        }
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write a checkpoint of the current state atomically."""
+        return save_checkpoint(self.state_dict(), path)
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Restore a checkpoint's state into this trainer (config must match; see RUNTIME_FIELDS)."""
+        saved = TrainConfig.from_dict(state["config"])
+        mine, theirs = self.config.to_dict(), saved.to_dict()
+        diff = sorted(k for k in mine if k not in RUNTIME_FIELDS and mine[k] != theirs.get(k))
+        if diff:
+            raise ValueError(
+                "cannot resume: the checkpoint was trained with a different config ("
+                + ", ".join(f"{k}: {theirs.get(k)!r} != {mine[k]!r}" for k in diff) + ")"
+            )
+        if state["features"]["pan"].shape[0] != self.num_samples:
+            raise ValueError(f"cannot resume: the checkpoint has {state['features']['pan'].shape[0]} training rows, "
+                             f"the dataset {self.num_samples}")
+        if not torch.equal(state["labels"], self.labels.cpu()):
+            raise ValueError("cannot resume: the dataset's labels differ from the checkpoint's")
+        for key, net in (("pan", self.pan_net), ("ms", self.ms_net)):
+            net.load_state_dict(state["networks"][key]["state_dict"])
+            if self.channels_last:
+                net.to(memory_format=torch.channels_last)
+        self.opt_pan.load_state_dict(state["optimizers"]["pan"])
+        self.opt_ms.load_state_dict(state["optimizers"]["ms"])
+        for s in _SOURCES:
+            self.features[s].copy_(state["features"][s].to(self.device))
+        self.epoch = int(state["epoch"])
+        self.history = [EpochStats(**h) for h in state["history"]]
+        self.input_stats = state["input_stats"]
+        _restore_rng(state["rng"])
+        self._initialized = True
+
+    def _checkpoint(self) -> Path | None:
+        if self.checkpoint_dir is None:
+            return None
+        state = self.state_dict()
+        path = save_checkpoint(state, self.checkpoint_dir / "last.pt")
+        if self.keep_checkpoints:
+            save_checkpoint(state, self.checkpoint_dir / f"epoch-{self.epoch:03d}.pt")
+        logger.info("checkpoint of epoch %d written to %s", self.epoch, path)
+        return path
+
+    # ------------------------------------------------------------------ training
+    def step(self, key: str, positions: Tensor, images: Tensor, codes: Tensor) -> dict[str, float]:
+        """One mini-batch step of Algorithm 1 for one source.
+
+        Computes the batch's features, writes them into the stored matrix of
+        ``key``, takes the loss of those rows against the stored matrices and B,
+        and steps that source's network only.
+
+        Args:
+            key: "pan" or "ms".
+            positions: int64 (n,) distinct rows of the training set.
+            images: float (n, C, H, W) their images (any device / memory format).
+            codes: ±1 (V, l) the epoch's B, on the training device.
+
+        Returns:
+            The loss terms of the step (see :class:`~hashsearch.training.losses.LossTerms`).
+        """
+        net = self.pan_net if key == "pan" else self.ms_net
+        opt = self.opt_pan if key == "pan" else self.opt_ms
+        own = self.features[key]
+        other = self.features["ms" if key == "pan" else "pan"]
+        idx = positions.to(self.device)
+        feats = self._forward(net, self._to_device(images)).float()
+        own[idx] = feats.detach()
+        terms: LossTerms = self.loss_fn(feats, self.labels[idx], idx, own, other, self.labels, codes)
+        total = float(terms.total.detach())
+        if not math.isfinite(total):
+            raise RuntimeError(f"the loss became {total} at epoch {self.epoch + 1} ({key} pass); "
+                               "lower the learning rate or the gradient clip")
+        opt.zero_grad(set_to_none=True)
+        terms.total.backward()
+        if self.config.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(net.parameters(), self.config.grad_clip)
+        opt.step()
+        return terms.as_dict()
+
+    def _pass(self, key: str, codes: Tensor, tick: Callable[[str, dict[str, float], int], None]) -> dict[str, float]:
+        gen = torch.Generator().manual_seed(_derived_seed(self.config.seed, self.epoch, _SOURCES.index(key)))
+        order = torch.randperm(self.num_samples, generator=gen)
+        sums: dict[str, float] = {}
+        count = 0
+        (self.pan_net if key == "pan" else self.ms_net).train()
+        for pos, images in self._loader(key, order, _derived_seed(self.config.seed, self.epoch, 2 + _SOURCES.index(key))):
+            values = self.step(key, pos, images, codes)
+            for k, v in values.items():
+                sums[k] = sums.get(k, 0.0) + v * pos.numel()
+            count += pos.numel()
+            tick(key, values, pos.numel())
+        return {k: v / max(count, 1) for k, v in sums.items()}
+
+    def fit(self, resume: str | os.PathLike[str] | None = None, *, raise_interrupt: bool = True) -> TrainResult:
+        """Run (or continue) training up to ``config.epochs``.
+
+        Args:
+            resume: a checkpoint file or directory to continue from.
+            raise_interrupt: re-raise KeyboardInterrupt after logging where the last
+                valid checkpoint is (False: return a result with ``interrupted=True``).
+
+        Returns:
+            :class:`TrainResult` (networks in eval mode).
+        """
+        c = self.config
+        threads = c.threads or default_threads()
+        old_threads = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        last: Path | None = None
+        interrupted = False
+        try:
+            if resume is not None:
+                self.load_state(load_checkpoint(resume, map_location=self.device))
+                logger.info("resumed from %s at epoch %d", resume, self.epoch)
+            if not self._initialized:
+                self._setup()
+                last = self._checkpoint()
+            logger.info(
+                "training %s: V=%d, l=%d, α=%g β=%g γ=%g, %d epochs, batch %d, lr %g, device %s, %d threads, "
+                "channels_last=%s, micro_batch=%s", c.method, self.num_samples, c.bits, c.alpha, c.beta, c.gamma,
+                c.epochs, c.batch_size, c.lr, self.device, threads, self.channels_last, self.micro_batch,
+            )
+            while self.epoch < c.epochs:
+                self._run_epoch()
+                last = self._checkpoint() or last
+        except KeyboardInterrupt:
+            interrupted = True
+            where = self.checkpoint_dir / "last.pt" if self.checkpoint_dir is not None else None
+            if where is not None and where.exists():
+                logger.warning("interrupted during epoch %d; the last checkpoint (epoch %d) is %s",
+                               self.epoch + 1, self.epoch, where)
+            else:
+                logger.warning("interrupted during epoch %d; no checkpoint was written", self.epoch + 1)
+            if raise_interrupt:
+                raise
+        finally:
+            torch.set_num_threads(old_threads)
+            self.pan_net.eval()
+            self.ms_net.eval()
+        return TrainResult(self.pan_net, self.ms_net, list(self.history), last, interrupted)
+
+    def _run_epoch(self) -> None:
+        from tqdm.auto import tqdm
+
+        c = self.config
+        lr = self.lr_at(self.epoch)
+        for opt in (self.opt_pan, self.opt_ms):
+            for group in opt.param_groups:
+                group["lr"] = lr
+        codes = sign_codes(self.features["pan"] + self.features["ms"])
+        set_epoch = getattr(self.dataset, "set_epoch", None)
+        if callable(set_epoch):  # new augmentation draws per epoch, reproducible on resume
+            set_epoch(self.epoch)
+        n_batches = math.ceil(self.num_samples / c.batch_size)
+        start = time.perf_counter()
+        images_done = 0
+        bar = tqdm(total=2 * n_batches, desc=f"epoch {self.epoch + 1}/{c.epochs}", unit="batch",
+                   disable=not self.progress, leave=False, dynamic_ncols=True)
+
+        def tick(key: str, values: dict[str, float], n: int) -> None:
+            nonlocal images_done
+            images_done += n
+            rate = images_done / 2 / max(time.perf_counter() - start, 1e-9)
+            bar.set_postfix(src=key, loss=f"{values['loss']:.4g}", irsc=f"{values['irsc']:.3f}",
+                            iasc=f"{values['iasc']:.3f}", bqc=f"{values['bqc']:.3f}", fdc=f"{values['fdc']:.2e}",
+                            pairs_s=f"{rate:.0f}", refresh=False)
+            bar.update(1)
+
+        try:
+            pan_terms = self._pass("pan", codes, tick)
+            ms_terms = self._pass("ms", codes, tick)
+        finally:
+            bar.close()
+        seconds = time.perf_counter() - start
+        self.epoch += 1
+        with torch.no_grad():
+            fp, fm = self.features["pan"], self.features["ms"]
+            b = sign_codes(fp + fm)
+            stats = EpochStats(
+                epoch=self.epoch,
+                lr=lr,
+                pan=pan_terms,
+                ms=ms_terms,
+                seconds=seconds,
+                pairs_per_s=self.num_samples / seconds,
+                bit_balance=float(b.mean(dim=0).abs().max()),
+                source_agreement=float(((fp >= 0) == (fm >= 0)).float().mean()),
+            )
+        self.history.append(stats)
+        logger.info(
+            "epoch %d/%d: lr %.3g, PAN loss %.4g (irsc %.4f iasc %.4f bqc %.4f fdc %.2e), MUL loss %.4g, "
+            "%.1f s, %.0f pairs/s, balance %.3f, agreement %.3f", self.epoch, c.epochs, lr, pan_terms["loss"],
+            pan_terms["irsc"], pan_terms["iasc"], pan_terms["bqc"], pan_terms["fdc"], ms_terms["loss"], seconds,
+            stats.pairs_per_s, stats.bit_balance, stats.source_agreement,
+        )
+
+
+def train(
+    config: TrainConfig,
+    dataset: Dataset,
+    *,
+    checkpoint_dir: str | os.PathLike[str] | None = None,
+    resume: str | os.PathLike[str] | None = None,
+    progress: bool = True,
+) -> TrainResult:
+    """Train with :class:`Trainer` in one call (see there for the arguments)."""
+    return Trainer(config, dataset, checkpoint_dir=checkpoint_dir, progress=progress).fit(resume=resume)
