@@ -94,7 +94,8 @@ def assert_same_arrays(got: tuple[np.ndarray, ...], expected: tuple[np.ndarray, 
             bad = np.argwhere(g != e)
             first = tuple(int(x) for x in bad[0])
             raise AssertionError(
-                f"{what} output {i}: {bad.shape[0]} entries differ, first at {first}: got {g[first]}, expected {e[first]}"
+                f"{what} output {i}: {bad.shape[0]} entries differ, first at {first}: "
+                f"got {g[first]}, expected {e[first]}"
             )
 
 

@@ -14,7 +14,16 @@ from hashsearch.synthetic import random_codes  # noqa: E402
 
 @pytest.mark.parametrize(
     ("nbytes", "dtype"),
-    [(1, np.uint8), (2, np.uint8), (3, np.uint8), (4, np.uint32), (8, np.uint64), (9, np.uint8), (12, np.uint32), (128, np.uint64)],
+    [
+        (1, np.uint8),
+        (2, np.uint8),
+        (3, np.uint8),
+        (4, np.uint32),
+        (8, np.uint64),
+        (9, np.uint8),
+        (12, np.uint32),
+        (128, np.uint64),
+    ],
 )
 def test_word_type_follows_the_code_width(nbytes, dtype):
     codes = random_codes(5, 8 * nbytes, seed=1)

@@ -118,7 +118,8 @@ def test_torch_tensors():
     expected = pack(x.numpy())
     np.testing.assert_array_equal(pack(x), expected)
     np.testing.assert_array_equal(pack(x.requires_grad_()), expected)  # autograd leaf
-    np.testing.assert_array_equal(pack(x.detach().to(torch.bfloat16)), pack(x.detach().to(torch.bfloat16).float().numpy()))
+    half = x.detach().to(torch.bfloat16)
+    np.testing.assert_array_equal(pack(half), pack(half.float().numpy()))
     np.testing.assert_array_equal(pack(x.detach() >= 0), expected)  # bool tensor
     np.testing.assert_array_equal(pack(torch.sign(x.detach()).to(torch.int8)), expected)  # ±1
     np.testing.assert_array_equal(pack((x.detach() >= 0).to(torch.float32)), expected)  # {0, 1}
