@@ -17,6 +17,10 @@ namespace py = pybind11;
 
 namespace {
 
+// Longest code the kernels take (bytes): distances stay far inside int32 and the
+// per-thread distance histograms small.
+constexpr int64_t kMaxCodeBytes = 65536;
+
 template <class T>
 void check_array(const py::array& a, const char* name, const char* dtype, bool writable = false) {
   if (!py::isinstance<py::array_t<T>>(a)) {
@@ -39,6 +43,10 @@ int64_t check_codes(const py::array& a, const char* name) {
                           std::to_string(a.ndim()) + "-D");
   }
   if (a.shape(1) < 1) throw py::value_error(std::string(name) + " must have nbytes >= 1 columns");
+  if (a.shape(1) > kMaxCodeBytes) {
+    throw py::value_error(std::string(name) + " has " + std::to_string(a.shape(1)) +
+                          "-byte codes; at most " + std::to_string(kMaxCodeBytes) + " are supported");
+  }
   return a.shape(1);
 }
 

@@ -271,6 +271,8 @@ def test_invalid_arrays_raise_value_error():
         _core.range_search(codes[0], queries, 1, 1)
     with pytest.raises(ValueError, match="shape"):
         _core.pairwise(codes, queries, np.empty((2, 10), np.int32), 1)
+    with pytest.raises(ValueError, match="at most"):
+        _core.pairwise(np.zeros((1, 70000), np.uint8), np.zeros((1, 70000), np.uint8), np.empty((1, 1), np.int32), 1)
     readonly = np.empty((2, 3), dtype=np.int32)
     readonly.flags.writeable = False
     with pytest.raises(ValueError, match="writable"):
