@@ -118,14 +118,15 @@ class Encoder:
                 items = [images[i] for i in range(s, min(n, s + batch_size))]
                 yield torch.stack([_image_tensor(it[key] if isinstance(it, dict) else it) for it in items])
             return
-        x = images if isinstance(images, Tensor) else torch.from_numpy(np.asarray(images))
-        if x.dim() == 3:
-            x = x.unsqueeze(0)
-        if x.dim() != 4 or tuple(x.shape[1:]) != net.input_shape:
+        x = images if isinstance(images, Tensor) else np.asarray(images)  # numpy stays lazy (mmap-friendly)
+        if x.ndim == 3:
+            x = x[None]
+        if x.ndim != 4 or tuple(x.shape[1:]) != net.input_shape:
             raise ValueError(f"{net.name} expects images of shape (n, {', '.join(map(str, net.input_shape))}), "
                              f"got {tuple(x.shape)}")
         for s in range(0, x.shape[0], batch_size):
-            yield x[s : s + batch_size]
+            block = x[s : s + batch_size]
+            yield block if isinstance(block, Tensor) else torch.from_numpy(np.array(block))
 
     def _num_images(self, images: Any) -> int:
         if isinstance(images, (Tensor, np.ndarray)):
