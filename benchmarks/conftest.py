@@ -35,7 +35,9 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         stats = getattr(bench, "stats", None)
         if stats is None or not getattr(bench, "group", None):
             continue
-        records.append({"group": bench.group, "params": dict(bench.params or {}), "min": stats.min, "median": stats.median})
+        records.append(
+            {"group": bench.group, "params": dict(bench.params or {}), "min": stats.min, "median": stats.median}
+        )
     rows = report.ratio_rows(records)
     if rows:
         terminalreporter.write_sep("-", "time ratios to FAISS IndexBinaryFlat (min of rounds; < 1 = faster than FAISS)")

@@ -53,7 +53,8 @@ def make_codes(rng: np.random.Generator, n: int, nbytes: int, distinct: int) -> 
     base = rng.integers(0, 256, size=(distinct, nbytes), dtype=np.uint8)
     codes = base[rng.integers(0, distinct, size=n)]
     flip = rng.random(size=(n, nbytes)) < 0.02
-    return np.ascontiguousarray(codes ^ (flip.astype(np.uint8) << rng.integers(0, 8, size=(n, nbytes)).astype(np.uint8)))
+    bits = flip.astype(np.uint8) << rng.integers(0, 8, size=(n, nbytes)).astype(np.uint8)
+    return np.ascontiguousarray(codes ^ bits)
 
 
 def run_knn(codes, queries, k, threads):
