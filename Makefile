@@ -24,8 +24,9 @@ test: $(STAMP)
 test-all: $(STAMP)
 	HASHSEARCH_REQUIRE_NATIVE=1 $(PY) -m pytest -q -m ""
 
+# Quick benchmark subsets; see benchmarks/README.md for the full (slow) runs.
 bench: $(STAMP)
-	$(PY) -m pytest benchmarks/bench_engine.py --benchmark-only --benchmark-group-by=group -p no:randomly
+	$(PY) -m pytest benchmarks/bench_engine.py benchmarks/bench_store.py --benchmark-only --benchmark-group-by=group
 
 clean:
 	rm -rf build dist .pytest_cache .benchmarks

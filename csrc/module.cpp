@@ -140,10 +140,12 @@ PYBIND11_MODULE(_core, m) {
 #endif
 
   // HASHSEARCH_SIMD=<level> lowers the level once, at import. An unknown or unsupported
-  // level does not break the import: it is logged as a warning and the best level is kept.
+  // level does not break the import: the best level is kept, and the user is told with a
+  // RuntimeWarning (visible without logging set up) and on the "hashsearch" logger.
   const std::string warning = hashsearch::apply_env_level(std::getenv("HASHSEARCH_SIMD"));
   if (!warning.empty()) {
     py::module_::import("logging").attr("getLogger")("hashsearch").attr("warning")(warning);
+    py::module_::import("warnings").attr("warn")(warning, py::handle(PyExc_RuntimeWarning), 2);
   }
 
   m.def("simd_levels", &hashsearch::supported_levels,

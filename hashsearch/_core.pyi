@@ -18,6 +18,9 @@ import numpy.typing as npt
 
 __version__: str
 
+def build_info() -> dict[str, object]:
+    """Build facts: {"cuda": bool (CUDA kernels compiled), "isa_kernels": [levels compiled], "compiler": str}."""
+
 def simd_levels() -> list[str]:
     """SIMD levels this CPU supports, best first, e.g. ["avx512", "avx2", "popcnt", "generic"]."""
 

@@ -7,8 +7,8 @@ What the core does (see ``csrc/engine.cpp`` and ``csrc/kernels_*.cpp``):
   instruction set, chosen at run time: ``avx512`` (F/BW/VL/VPOPCNTDQ/BITALG/VBMI),
   ``avx2``, ``popcnt`` (scalar) and ``generic`` (portable). The level in use is
   :func:`simd_level`; ``HASHSEARCH_SIMD=<level>`` (read once, when the extension is
-  imported) forces a lower one — an unknown or unsupported value is logged as a
-  warning on the ``hashsearch`` logger and the best level is kept;
+  imported) forces a lower one — an unknown or unsupported value gives a
+  ``RuntimeWarning`` (and a warning on the ``hashsearch`` logger) and the best level is kept;
 - exact k-NN by counting selection fused with the scan (a per-query distance
   threshold and histogram; cost independent of k), ties by ascending position;
 - threads from a persistent pool with the GIL released: over queries for batches,
