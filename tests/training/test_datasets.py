@@ -115,7 +115,11 @@ def test_dsrsid_through_a_dataloader(tmp_path: Path) -> None:
     ds = DualSourceTorchDataset(DSRSID(path), normalize=False)
     np.testing.assert_array_equal(ds[5]["pan"].numpy(), fake_dsrsid_sample(5, seed=3, pan_size=32, ms_size=16)[0])
     assert ds[5]["label"] == 2
-    loader = torch.utils.data.DataLoader(ds, batch_size=4, num_workers=2, shuffle=False)
+    # spawn, not fork: forking a test process whose OpenMP pools (torch, numba, faiss) are
+    # running can deadlock the children; spawned workers also prove the dataset pickles.
+    loader = torch.utils.data.DataLoader(
+        ds, batch_size=4, num_workers=2, shuffle=False, multiprocessing_context="spawn"
+    )
     batches = list(loader)
     assert len(batches) == 4 and tuple(batches[0]["pan"].shape) == (4, 1, 32, 32)
     assert batches[3]["index"].tolist() == [12, 13, 14, 15]
