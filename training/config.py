@@ -125,8 +125,13 @@ class TrainConfig:
         channels_last: NHWC memory format for the networks (None: on CPU only, where it
             is measured faster — see ``docs/training.md``).
         micro_batch: split each mini-batch into chunks of this many images for the
-            network's forward/backward (identical gradients; on CPU it keeps every
-            activation below glibc's 32 MiB mmap threshold). None: no splitting.
+            network's forward/backward (identical gradients). On CPU it keeps every
+            activation below glibc's 32 MiB mmap threshold, above which each step pays
+            fresh page faults (measured: PAN 373 -> 455 training images/s at 32).
+            "auto": per network, the most images whose largest activation fits
+            32 MiB (PAN 256×256: 37; MS 64×64: 145, i.e. no split at 128). None: no
+            splitting.
+            Only used on CPU.
         num_workers: DataLoader worker processes (0: load in the training process).
         stats_samples: training samples used to estimate the per-band input mean/std.
         model: input geometry of the networks.
@@ -139,7 +144,7 @@ class TrainConfig:
     bits: int = 32
     epochs: int = 30
     batch_size: int = 128
-    lr: float = 0.03
+    lr: float = 0.1
     momentum: float = 0.0
     weight_decay: float = 5e-4
     schedule: Schedule = "cosine"
@@ -153,7 +158,7 @@ class TrainConfig:
     threads: int | None = None
     device: str = "cpu"
     channels_last: bool | None = None
-    micro_batch: int | None = 32
+    micro_batch: int | Literal["auto"] | None = "auto"
     num_workers: int = 0
     stats_samples: int = 2048
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -175,7 +180,7 @@ class TrainConfig:
         _check_positive_int("calibration_samples", self.calibration_samples, 2)
         if self.threads is not None:
             _check_positive_int("threads", self.threads)
-        if self.micro_batch is not None:
+        if self.micro_batch is not None and self.micro_batch != "auto":
             _check_positive_int("micro_batch", self.micro_batch)
         if self.grad_clip is not None and not self.grad_clip > 0:
             raise ValueError(f"grad_clip must be > 0 or None, got {self.grad_clip!r}")

@@ -212,6 +212,16 @@ class DHCNN(nn.Module):
             size += 1
         return size
 
+    def activation_bytes(self) -> int:
+        """Bytes of the largest float32 feature map one image produces (sizes the CPU micro-batches)."""
+        sizes = self.spatial_sizes(self.stages, self.patch_size, self.padding)
+        channels = [self.in_bands]
+        for stage in self.stages:
+            channels.append(stage.filters)
+            if stage.pool:
+                channels.append(stage.filters)
+        return 4 * max(c * s * s for c, s in zip(channels, sizes))
+
     @property
     def input_shape(self) -> tuple[int, int, int]:
         """(C, S, S) of one input image."""

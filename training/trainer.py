@@ -334,7 +334,7 @@ class Trainer:
         self.progress = progress
         self.device = resolve_device(config.device)
         self.channels_last = config.channels_last if config.channels_last is not None else self.device.type == "cpu"
-        self.micro_batch = config.micro_batch if self.device.type == "cpu" else None
+        self._micro_batch_setting = config.micro_batch if self.device.type == "cpu" else None
 
         self._check_geometry()
         with torch.random.fork_rng(devices=[]):
@@ -342,6 +342,7 @@ class Trainer:
             pan_net, ms_net = build_networks(config.bits, config.model)
         self.pan_net = pan_net.to(self.device)
         self.ms_net = ms_net.to(self.device)
+        self.micro_batch = {id(net): self._micro_batch_for(net) for net in (self.pan_net, self.ms_net)}
         if self.channels_last:
             self.pan_net.to(memory_format=torch.channels_last)
             self.ms_net.to(memory_format=torch.channels_last)
@@ -404,9 +405,15 @@ class Trainer:
             images = images.contiguous(memory_format=torch.channels_last)
         return images
 
+    def _micro_batch_for(self, net: DHCNN) -> int | None:
+        setting = self._micro_batch_setting
+        if setting != "auto":
+            return setting
+        return max(1, (32 << 20) // net.activation_bytes())
+
     def _forward(self, net: DHCNN, images: Tensor) -> Tensor:
         """Features of a batch, in micro-batches on CPU (same result as one call)."""
-        mb = self.micro_batch
+        mb = self.micro_batch[id(net)]
         if mb is None or images.shape[0] <= mb:
             return net(images)
         return torch.cat([net(images[s : s + mb]) for s in range(0, images.shape[0], mb)])
@@ -442,7 +449,7 @@ class Trainer:
         subset = torch.randperm(self.num_samples, generator=gen)[:n].sort().values
         for key, net in (("pan", self.pan_net), ("ms", self.ms_net)):
             images = torch.cat([self._to_device(images) for _, images in self._loader(key, subset, 0)])
-            net.calibrate(images, chunk=self.micro_batch or 128)
+            net.calibrate(images, chunk=self.micro_batch[id(net)] or 128)
 
     @torch.inference_mode()
     def _init_features(self) -> None:
@@ -618,7 +625,8 @@ class Trainer:
             logger.info(
                 "training %s: V=%d, l=%d, α=%g β=%g γ=%g, %d epochs, batch %d, lr %g, device %s, %d threads, "
                 "channels_last=%s, micro_batch=%s", c.method, self.num_samples, c.bits, c.alpha, c.beta, c.gamma,
-                c.epochs, c.batch_size, c.lr, self.device, threads, self.channels_last, self.micro_batch,
+                c.epochs, c.batch_size, c.lr, self.device, threads, self.channels_last,
+                {"pan": self.micro_batch[id(self.pan_net)], "ms": self.micro_batch[id(self.ms_net)]},
             )
             while self.epoch < c.epochs:
                 self._run_epoch()

@@ -119,3 +119,10 @@ def test_calibrate_centres_every_layer():
     torch.testing.assert_close(f.std(0, unbiased=False), torch.ones(16), atol=1e-3, rtol=0)
     with pytest.raises(ValueError, match="n >= 2"):
         net.calibrate(x[:1])
+
+
+def test_activation_bytes_size_the_cpu_micro_batches():
+    pan, ms = build_networks(32)
+    assert pan.activation_bytes() == 4 * 32 * 84 * 84  # conv1 output of a 256×256 PAN patch
+    assert ms.activation_bytes() == 4 * 64 * 30 * 30
+    assert (32 << 20) // pan.activation_bytes() == 37 and (32 << 20) // ms.activation_bytes() >= 128
