@@ -71,6 +71,7 @@ class BinaryIndex:
         # True while ids increase with position (the default): lookups need no index.
         self._ids_increasing = True
         self._lookup: tuple[np.ndarray, np.ndarray] | None = None
+        self._id_table: np.ndarray | None = None
 
     # -- properties -------------------------------------------------------------------
     @property
@@ -161,7 +162,7 @@ class BinaryIndex:
             self._ids_increasing = bool(new_ids[0] > prev_last and (m == 1 or (np.diff(new_ids) > 0).all()))
         self._n += m
         self._next_id = max(self._next_id, int(new_ids.max()) + 1)
-        self._lookup = None
+        self._invalidate_id_caches()
         self._backend.attach(self.codes)
 
     def remove_ids(self, ids: Any) -> int:
@@ -190,7 +191,7 @@ class BinaryIndex:
         self._codes[:remaining] = self._codes[: self._n][keep]
         self._ids[:remaining] = self._ids[: self._n][keep]
         self._n = remaining
-        self._lookup = None
+        self._invalidate_id_caches()
         self._backend.attach(self.codes)
         logger.debug("removed %d codes, %d remain", positions.size, remaining)
         return int(positions.size)
@@ -202,7 +203,7 @@ class BinaryIndex:
         self._n = 0
         self._next_id = 0
         self._ids_increasing = True
-        self._lookup = None
+        self._invalidate_id_caches()
         self._backend.attach(self.codes)
 
     def reconstruct(self, id: int) -> np.ndarray:  # noqa: A002 - FAISS's name
@@ -337,7 +338,7 @@ class BinaryIndex:
         self._codes, self._ids, self._n = codes, ids, codes.shape[0]
         self._next_id = next_id
         self._ids_increasing = bool(self._n < 2 or (np.diff(ids) > 0).all())
-        self._lookup = None
+        self._invalidate_id_caches()
         self._backend.attach(self.codes)
 
     # -- internals --------------------------------------------------------------------
@@ -352,13 +353,25 @@ class BinaryIndex:
         ids[: self._n] = self._ids[: self._n]
         self._codes, self._ids = codes, ids
 
+    def _invalidate_id_caches(self) -> None:
+        """Forget what was derived from the ids (call after any change to them)."""
+        self._lookup = None
+        self._id_table = None
+
     def _positions_to_ids(self, positions: np.ndarray) -> np.ndarray:
-        ids = self._ids[: self._n]
-        if ids.size == 0:
-            return np.full_like(positions, PAD_POSITION)
-        out = ids[np.maximum(positions, 0)]
-        out[positions < 0] = PAD_POSITION
-        return out
+        """Map backend positions (int64, -1 for padding) to ids, in place where possible."""
+        n = self._n
+        ids = self._ids[:n]
+        # Default ids are the positions (0..n-1, increasing): nothing to map.
+        if n == 0 or (self._ids_increasing and ids[0] == 0 and ids[-1] == n - 1):
+            return positions
+        if self._id_table is None:
+            table = np.empty(n + 1, dtype=np.int64)
+            table[0] = PAD_POSITION
+            table[1:] = ids
+            self._id_table = table
+        positions += 1
+        return np.take(self._id_table, positions, out=positions)
 
     def _find_positions(self, ids: np.ndarray) -> np.ndarray:
         """Positions of ``ids`` (int64 (m,)), -1 where absent."""
