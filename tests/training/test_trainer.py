@@ -194,6 +194,21 @@ def test_training_reduces_the_loss_and_beats_chance():
     assert res.map_pan2ms > 0.4 and res.map_ms2pan > 0.4  # chance is ~0.25 with 4 balanced classes
 
 
+def test_default_objective_learns_cross_source_codes():
+    """The full objective with the default optimiser settings (α=1, β=0.1, γ=1, plain SGD, clip 1)."""
+    from hashsearch.training.experiments import evaluate_cross_source, split_dataset
+
+    data = fake_dual_source(160, num_classes=4, pan_size=64, ms_size=16, seed=5, difficulty=0.3)
+    train_set, test_set = split_dataset(data, 0.25, seed=0)
+    cfg = TrainConfig(bits=16, epochs=8, batch_size=16, threads=1, stats_samples=120,
+                      calibration_samples=64).replace(pan_size=64, ms_size=16, padding="same")
+    result = Trainer(cfg, train_set, progress=False).fit()
+    res = evaluate_cross_source(Encoder.from_networks(result.pan_net, result.ms_net), train_set, test_set,
+                                backend="numpy")
+    assert res.map_pan2ms > 0.6 and res.map_ms2pan > 0.6
+    assert result.history[-1].bit_balance < 0.5  # FDC keeps every bit in use
+
+
 def test_checkpoint_errors(tmp_path):
     with pytest.raises(FileNotFoundError):
         load_checkpoint(tmp_path / "missing.pt")
