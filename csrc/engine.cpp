@@ -11,13 +11,18 @@
 // and the ISA kernel lets several queries share each loaded register. Searches with
 // less than kMinParallelBytes of scanning run on the calling thread alone.
 //
-// Selection (k-NN). Every query keeps a threshold t and a buffer of the (distance,
-// position) pairs below it, in position order (QueryState, kernels.h); a full buffer is
-// compacted to the k best and t drops to the k-th distance. For large k the threshold
-// starts from a sample (estimate_thresholds), so that few more than k codes are ever
-// recorded; the buffer is finally sorted by a stable counting sort over the distances
-// 0..nbits (or the ISA's select kernel). Nothing in this depends on k beyond the O(k)
-// buffer work: no heap, no comparison sort.
+// Selection (k-NN). Every query keeps a threshold t and a buffer of the codes below it,
+// in position order, each as one 32-bit key (distance << shift | offset; QueryState in
+// kernels.h), so keys order like (distance, position) pairs. As soon as k buffered
+// codes are below t, t drops to the k-th smallest buffered distance; for large k the
+// threshold starts from a sample (estimate_thresholds), so that few more than k codes
+// are ever recorded. The AVX-512 kernels record hits and select the final k with
+// register-form compresses, 16 entries per instruction, writing straight into the
+// caller's rows; other levels record hit by hit and finish with a stable counting sort
+// over the distances 0..nbits. Nothing in this depends on k beyond the O(k) buffer
+// work: no heap or comparison sort per code. The slices of one query are merged by
+// (distance, position) in k log(slices) steps; slices are cut short enough for the keys
+// to fit (max_key_range).
 //
 // Memory. Buffers live in per-thread workspaces reused from task to task and call to
 // call (fresh large allocations would page-fault on every touch).
@@ -26,7 +31,10 @@
 #include <algorithm>
 #include <climits>
 #include <cmath>
+#include <functional>
 #include <memory>
+#include <queue>
+#include <tuple>
 
 #include "thread_pool.h"
 
@@ -64,8 +72,10 @@ struct Plan {
 // per_query_bytes(len): selection-state bytes of one query over len codes.
 // wide_slice: database slices shorter than this cost extra work per slice (k-NN: every
 // slice selects its own k), so below it there is only one slice per thread.
+// max_slice: longest slice (k-NN: the longest range whose selection keys fit in 32 bits).
 template <class F>
-Plan make_plan(int64_t n, int64_t nq, int64_t nbytes, int nthreads, int64_t wide_slice, F per_query_bytes) {
+Plan make_plan(int64_t n, int64_t nq, int64_t nbytes, int nthreads, int64_t wide_slice, int64_t max_slice,
+               F per_query_bytes) {
   Plan p;
   if (n * nq * std::max<int64_t>(nbytes, 4) < kMinParallelBytes) nthreads = 1;
   p.threads = nthreads;
@@ -79,6 +89,7 @@ Plan make_plan(int64_t n, int64_t nq, int64_t nbytes, int nthreads, int64_t wide
     const int64_t per = ceil_div(nq, kChunksPerThread * nthreads);
     p.qchunk = nthreads == 1 ? nq : std::max<int64_t>(kQueriesPerThread, ceil_div(per, 8) * 8);
   }
+  p.nslices = std::max(p.nslices, ceil_div(n, max_slice));
   p.slice = std::max<int64_t>(1, ceil_div(n, p.nslices));
   p.nslices = std::max<int64_t>(1, ceil_div(n, p.slice));
   const int64_t bytes = std::max<int64_t>(1, per_query_bytes(std::min(n, p.slice)));
@@ -110,48 +121,67 @@ struct GrowBuffer {
   }
 };
 
+// Key layout of a selection state over len codes: the offsets from the range's start
+// take the low `shift` bits, the distance 0..nbits the bits above (see QueryState).
+int32_t key_shift(int64_t len) {
+  int32_t b = 0;
+  while (b < 32 && (int64_t(1) << b) < len) ++b;
+  return b;  // smallest b with len <= 2^b
+}
+
+// Longest range whose keys fit in 32 bits for codes of nbits bits (at most 2^31).
+int64_t max_key_range(int32_t nbits) {
+  int32_t dbits = 0;  // bits of the largest distance, nbits
+  while ((int64_t(1) << dbits) <= nbits) ++dbits;
+  return int64_t(1) << std::min(31, 32 - dbits);
+}
+
 // Selection states of m queries, with their buffers and a compaction scratch they share
 // (the states of one task are only touched by the thread that runs it).
 struct StateArena {
   GrowBuffer<QueryState> states;
-  GrowBuffer<int32_t> scratch, buf_d;
-  GrowBuffer<int64_t> buf_pos;
+  GrowBuffer<int32_t> scratch;
+  GrowBuffer<uint32_t> buf;
 
+  // States of m queries over the database range starting at position base, of len codes.
   // t0: (m,) initial thresholds (accept d < t0[i]), or nullptr for nbits + 1 (everything).
-  QueryState* init_knn(int64_t m, int64_t k, int64_t len, int32_t nbits, const int32_t* t0 = nullptr) {
+  QueryState* init_knn(int64_t m, int64_t k, int64_t base, int64_t len, int32_t nbits,
+                       const int32_t* t0 = nullptr) {
     const int64_t cap = knn_capacity(k, len);
+    const int64_t stride = cap + kBufferSlack;
     QueryState* st = states.get(m);
-    int32_t* bd = buf_d.get(m * cap);
-    int64_t* bp = buf_pos.get(m * cap);
+    uint32_t* b = buf.get(m * stride);
     int32_t* sc = scratch.get(nbits + 2);
     for (int64_t i = 0; i < m; ++i) {
-      st[i] = QueryState{t0 ? t0[i] : nbits + 1, kKnn, nbits, 0, k, 0, cap, 0, sc, bd + i * cap, bp + i * cap};
+      st[i] = QueryState{t0 ? t0[i] : nbits + 1, kKnn, nbits, key_shift(len), k, 0, 0, cap, 0, base, sc,
+                         b + i * stride};
     }
     return st;
   }
 
+  // Range states with room for cap entries each (base is set per scanned block).
   QueryState* init_range(int64_t m, int32_t t, int32_t nbits, int64_t cap) {
+    const int64_t stride = cap + kBufferSlack;
     QueryState* st = states.get(m);
-    int32_t* bd = buf_d.get(m * cap);
-    int64_t* bp = buf_pos.get(m * cap);
+    uint32_t* b = buf.get(m * stride);
     for (int64_t i = 0; i < m; ++i) {
-      st[i] = QueryState{t, kRange, nbits, 0, 0, 0, cap, 0, nullptr, bd + i * cap, bp + i * cap};
+      st[i] = QueryState{t, kRange, nbits, key_shift(cap), 0, 0, 0, cap, 0, 0, nullptr, b + i * stride};
     }
     return st;
   }
 
-  // Buffer entries of a k-NN state over len codes: 2k keeps compaction
-  // amortised; never more than the codes scanned.
+  // Buffer entries of a k-NN state over len codes: 2k (and k + 64 for small k) keeps
+  // compaction amortised, and leaves the vector recorders a register of room above k
+  // (see record_vector); never more than the codes scanned.
   static int64_t knn_capacity(int64_t k, int64_t len) {
-    const int64_t want = k >= (int64_t(1) << 61) ? len : 2 * k;
+    const int64_t want = k >= (int64_t(1) << 60) ? len : std::max(2 * k, k + 64);
     return std::max<int64_t>(1, std::min(want, len));
   }
 
   // Give memory back after an unusually large search (k close to n, huge batches).
   void trim() {
-    constexpr int64_t kKeep = int64_t(8) << 20;  // entries
-    buf_d.release_if_above(kKeep);
-    buf_pos.release_if_above(kKeep);
+    constexpr int64_t kKeep = int64_t(16) << 20;  // entries
+    buf.release_if_above(kKeep);
   }
 };
 
@@ -161,6 +191,7 @@ struct Workspace {
   GrowBuffer<uint8_t> sample_codes;
   GrowBuffer<int32_t> sample_dist;
   GrowBuffer<int32_t> t0;
+  GrowBuffer<uint32_t> select_tmp;  // the ISA select's scratch
 };
 
 Workspace& workspace() {
@@ -169,22 +200,22 @@ Workspace& workspace() {
 }
 
 int64_t knn_state_bytes(int64_t len, int64_t k) {
-  return int64_t(sizeof(QueryState)) + StateArena::knn_capacity(k, len) * 12;
+  return int64_t(sizeof(QueryState)) + (StateArena::knn_capacity(k, len) + kBufferSlack) * 8;
 }
 
-// Stable selection of the k smallest of n (distance, position) pairs given in position
-// order: writes them ordered by (distance, position) to out_d / out_p (room for
-// min(k, n)) and returns how many. A counting sort by distance, with the input cut
-// into four segments counted and scattered side by side: distances repeat a lot, and one
-// histogram would make every increment wait for the previous one through memory.
-//   d, p: (n,) int32 / int64; scratch: reused between calls
+// Stable selection of the k smallest of n keys (QueryState) given in position order,
+// for instruction sets without a select kernel: writes them ordered by (distance,
+// position) to out_d / out_p (room for min(k, n)) and returns how many. A counting sort
+// by distance, with the input cut into four segments counted and scattered side by
+// side: distances repeat a lot, and one histogram would make every increment wait for
+// the previous one through memory.
+//   keys: (n,) uint32; shift, base: the state's key layout; scratch: reused between calls
 struct SelectScratch {
   std::vector<int64_t> count;  // (4, nbits + 2)
-  std::vector<int32_t> tmp_d;
-  std::vector<int64_t> tmp_p;
+  std::vector<uint32_t> tmp;
 };
 
-int64_t stable_select(const int32_t* d, const int64_t* p, int64_t n, int64_t k, int32_t nbits,
+int64_t stable_select(const uint32_t* keys, int64_t n, int32_t shift, int64_t base, int64_t k, int32_t nbits,
                       int32_t* out_d, int64_t* out_p, SelectScratch& sc) {
   const int64_t B = nbits + 2;  // bins 0..nbits, plus `drop` = nbits + 1
   const int64_t seg = (n + 3) / 4;
@@ -198,17 +229,18 @@ int64_t stable_select(const int32_t* d, const int64_t* p, int64_t n, int64_t k, 
   int64_t* c1 = c0 + B;
   int64_t* c2 = c1 + B;
   int64_t* c3 = c2 + B;
+  auto dist = [keys, shift](int64_t r) { return static_cast<int32_t>(keys[r] >> shift); };
   const int64_t last = hi[3] - lo[3];  // the shortest segment
   for (int64_t r = 0; r < last; ++r) {
-    ++c0[d[lo[0] + r]];
-    ++c1[d[lo[1] + r]];
-    ++c2[d[lo[2] + r]];
-    ++c3[d[lo[3] + r]];
+    ++c0[dist(lo[0] + r)];
+    ++c1[dist(lo[1] + r)];
+    ++c2[dist(lo[2] + r)];
+    ++c3[dist(lo[3] + r)];
   }
   for (int64_t r = last; r < seg; ++r) {
-    if (lo[0] + r < hi[0]) ++c0[d[lo[0] + r]];
-    if (lo[1] + r < hi[1]) ++c1[d[lo[1] + r]];
-    if (lo[2] + r < hi[2]) ++c2[d[lo[2] + r]];
+    if (lo[0] + r < hi[0]) ++c0[dist(lo[0] + r)];
+    if (lo[1] + r < hi[1]) ++c1[dist(lo[1] + r)];
+    if (lo[2] + r < hi[2]) ++c2[dist(lo[2] + r)];
   }
   int64_t* cs[4] = {c0, c1, c2, c3};
   // The k-th smallest distance t and the count below it.
@@ -250,18 +282,14 @@ int64_t stable_select(const int32_t* d, const int64_t* p, int64_t n, int64_t k, 
     cs[s][drop] = total + acc;
     acc += (hi[s] - lo[s]) - kept[s];
   }
-  sc.tmp_d.resize(n);
-  sc.tmp_p.resize(n);
-  int32_t* td = sc.tmp_d.data();
-  int64_t* tp = sc.tmp_p.data();
+  sc.tmp.resize(n);
+  uint32_t* tmp = sc.tmp.data();
   auto put = [&](int64_t* off, int64_t& bud, int64_t r) {
-    const int32_t x = d[r];
+    const int32_t x = dist(r);
     const bool tie = (x == t) & (bud > 0);
     bud -= tie;
     const int32_t slot = (x < t) | tie ? x : drop;
-    const int64_t o = off[slot]++;
-    td[o] = x;
-    tp[o] = p[r];
+    tmp[off[slot]++] = keys[r];
   };
   for (int64_t r = 0; r < last; ++r) {
     put(c0, budget[0], lo[0] + r);
@@ -274,19 +302,23 @@ int64_t stable_select(const int32_t* d, const int64_t* p, int64_t n, int64_t k, 
     if (lo[1] + r < hi[1]) put(c1, budget[1], lo[1] + r);
     if (lo[2] + r < hi[2]) put(c2, budget[2], lo[2] + r);
   }
-  std::copy(td, td + total, out_d);
-  std::copy(tp, tp + total, out_p);
+  const uint32_t offset_mask = static_cast<uint32_t>((int64_t(1) << shift) - 1);
+  for (int64_t o = 0; o < total; ++o) {
+    out_d[o] = static_cast<int32_t>(tmp[o] >> shift);
+    out_p[o] = base + (tmp[o] & offset_mask);
+  }
   return total;
 }
 
-// stable_select through the ISA kernel when it has one (and accepts the input).
-int64_t select_k(const KernelTable& kt, const int32_t* d, const int64_t* p, int64_t n, int64_t k,
-                 int32_t nbits, int32_t* out_d, int64_t* out_p, SelectScratch& sc) {
+// The k nearest of a k-NN state's buffer, ordered, to out_d / out_p (room for k): the
+// ISA's select kernel when it has one, else stable_select. Consumes the buffer.
+int64_t select_state(const KernelTable& kt, QueryState& st, int32_t* out_d, int64_t* out_p,
+                     Workspace& ws, SelectScratch& sc) {
   if (kt.select != nullptr) {
-    const int64_t got = kt.select(d, p, n, k, out_d, out_p);
-    if (got >= 0) return got;
+    uint32_t* tmp = ws.select_tmp.get(st.size + kBufferSlack);
+    return kt.select(st.buf, st.size, st.shift, st.base, st.k, tmp, out_d, out_p);
   }
-  return stable_select(d, p, n, k, nbits, out_d, out_p, sc);
+  return stable_select(st.buf, st.size, st.shift, st.base, st.k, st.nbits, out_d, out_p, sc);
 }
 
 // Initial k-NN thresholds from a sample. Without one, a query accepts everything until it
@@ -317,22 +349,20 @@ void estimate_thresholds(const KernelTable& kt, const uint8_t* codes, int64_t nb
     std::copy(codes + start * nbytes, codes + (start + kRun) * nbytes, sample + r * kRun * nbytes);
   }
   // The sample's distances (pairwise kernel), then per query the smallest x with at
-  // least `target` sample distances <= x, by bisection over 0..nbits.
+  // least `target` sample distances <= x. The queries of a batch have similar answers,
+  // so the search walks from the previous query's x: usually two counting passes.
   int32_t* dist = ws.sample_dist.get(kSample);
+  auto at_most = [&kt, dist](int32_t x) { return kt.count_below(dist, kSample, x + 1); };
+  int32_t x = nbits / 2;
   for (int64_t i = 0; i < m; ++i) {
     kt.pairwise(queries + i * nbytes, 1, sample, kSample, nbytes, dist);
-    int32_t lo = 0, hi = nbits;  // answer in [lo, hi]
-    while (lo < hi) {
-      const int32_t mid = lo + (hi - lo) / 2;
-      int64_t at_most = 0;
-      for (int64_t j = 0; j < kSample; ++j) at_most += dist[j] <= mid;
-      if (at_most >= target) {
-        hi = mid;
-      } else {
-        lo = mid + 1;
-      }
+    if (at_most(x) >= target) {
+      while (x > 0 && at_most(x - 1) >= target) --x;
+    } else {
+      do ++x;
+      while (x < nbits && at_most(x) < target);
     }
-    t0[i] = std::min(nbits + 1, lo + 1);
+    t0[i] = std::min(nbits + 1, x + 1);
   }
 }
 
@@ -363,7 +393,7 @@ void knn(const KernelTable& kt, const uint8_t* codes, int64_t n, int64_t nbytes,
     return;
   }
   const int32_t nbits = static_cast<int32_t>(8 * nbytes);
-  const Plan plan = make_plan(n, nq, nbytes, nthreads, 256 * k,
+  const Plan plan = make_plan(n, nq, nbytes, nthreads, 256 * k, max_key_range(nbits),
                               [&](int64_t len) { return knn_state_bytes(len, k); });
   const int64_t S = plan.nslices;
   // Database slices: each (query, slice) keeps up to kk survivors, merged below.
@@ -381,27 +411,24 @@ void knn(const KernelTable& kt, const uint8_t* codes, int64_t n, int64_t nbytes,
     Workspace& ws = workspace();
     int32_t* t0 = ws.t0.get(m);
     estimate_thresholds(kt, codes, nbytes, p0, p1, qs, m, k, nbits, t0, ws);
-    QueryState* states = ws.main.init_knn(m, k, p1 - p0, nbits, t0);
+    QueryState* states = ws.main.init_knn(m, k, p0, p1 - p0, nbits, t0);
     scan_range(kt, codes, nbytes, p0, p1, qs, m, states);
     thread_local SelectScratch sc;
     for (int64_t i = 0; i < m; ++i) {
-      const QueryState* sp = &states[i];
+      QueryState* sp = &states[i];
       if (t0[i] <= nbits && sp->size < k) {
         // Fewer than k codes below the estimated threshold: search this query again.
-        QueryState* again = ws.redo.init_knn(1, k, p1 - p0, nbits);
+        QueryState* again = ws.redo.init_knn(1, k, p0, p1 - p0, nbits);
         scan_range(kt, codes, nbytes, p0, p1, qs + i * nbytes, 1, again);
         sp = again;
       }
-      const QueryState& st = *sp;
       const int64_t q = qa + i;
-      if (S == 1) {
-        const int64_t got = select_k(kt, st.buf_d, st.buf_pos, st.size, k, nbits, distances + q * k,
-                                     positions + q * k, sc);
+      if (S == 1) {  // straight into the caller's row
+        const int64_t got = select_state(kt, *sp, distances + q * k, positions + q * k, ws, sc);
         pad_row(distances + q * k, positions + q * k, got, k);
       } else {
         const int64_t off = (q * S + s) * kk;
-        surv_n[q * S + s] = select_k(kt, st.buf_d, st.buf_pos, st.size, k, nbits, surv_d.data() + off,
-                                     surv_p.data() + off, sc);
+        surv_n[q * S + s] = select_state(kt, *sp, surv_d.data() + off, surv_p.data() + off, ws, sc);
       }
     }
     ws.main.trim();
@@ -409,20 +436,29 @@ void knn(const KernelTable& kt, const uint8_t* codes, int64_t n, int64_t nbytes,
   });
   if (S == 1) return;
 
-  // Merge the slices of each query: their survivors, concatenated in slice (= position)
-  // order, go through the same stable selection.
+  // Merge the slices of each query: every slice's survivors are ordered by (distance,
+  // position), so an S-way merge by (distance, position) gives the k nearest in order.
   parallel_for(nq, nthreads, [&](int64_t q) {
-    std::vector<int32_t> cat_d;
-    std::vector<int64_t> cat_p;
+    // (distance, position, slice) of every slice's next survivor, smallest on top
+    using Head = std::tuple<int32_t, int64_t, int64_t>;
+    std::priority_queue<Head, std::vector<Head>, std::greater<Head>> heads;
+    std::vector<int64_t> next(S), end(S);
     for (int64_t s = 0; s < S; ++s) {
-      const int64_t off = (q * S + s) * kk;
-      cat_d.insert(cat_d.end(), surv_d.begin() + off, surv_d.begin() + off + surv_n[q * S + s]);
-      cat_p.insert(cat_p.end(), surv_p.begin() + off, surv_p.begin() + off + surv_n[q * S + s]);
+      next[s] = (q * S + s) * kk;
+      end[s] = next[s] + surv_n[q * S + s];
+      if (next[s] < end[s]) heads.emplace(surv_d[next[s]], surv_p[next[s]], s);
     }
-    SelectScratch sc;
-    const int64_t got = select_k(kt, cat_d.data(), cat_p.data(), static_cast<int64_t>(cat_d.size()), k,
-                                 nbits, distances + q * k, positions + q * k, sc);
-    pad_row(distances + q * k, positions + q * k, got, k);
+    int32_t* out_d = distances + q * k;
+    int64_t* out_p = positions + q * k;
+    int64_t got = 0;
+    for (; got < k && !heads.empty(); ++got) {
+      const int64_t s = std::get<2>(heads.top());
+      out_d[got] = std::get<0>(heads.top());
+      out_p[got] = std::get<1>(heads.top());
+      heads.pop();
+      if (++next[s] < end[s]) heads.emplace(surv_d[next[s]], surv_p[next[s]], s);
+    }
+    pad_row(out_d, out_p, got, k);
   });
 }
 
@@ -436,7 +472,7 @@ void range_search(const KernelTable& kt, const uint8_t* codes, int64_t n, int64_
   const int64_t nbits = 8 * nbytes;
   const int32_t t = static_cast<int32_t>(std::min(radius, nbits) + 1);
   const int64_t bc = block_codes(nbytes);
-  const Plan plan = make_plan(n, nq, nbytes, nthreads, kMinSlice,
+  const Plan plan = make_plan(n, nq, nbytes, nthreads, kMinSlice, INT64_MAX,
                               [&](int64_t len) { return std::min(len, bc) * 12; });
   const int64_t S = plan.nslices;
   std::vector<std::vector<int32_t>> part_d(nq * S);
@@ -450,12 +486,16 @@ void range_search(const KernelTable& kt, const uint8_t* codes, int64_t n, int64_
     StateArena& arena = workspace().main;
     QueryState* st = arena.init_range(m, t, static_cast<int32_t>(nbits), std::min(bc, p1 - p0));
     for (int64_t b = p0; b < p1; b += bc) {
+      for (int64_t i = 0; i < m; ++i) st[i].base = b;
       kt.scan(codes + b * nbytes, std::min(bc, p1 - b), b, nbytes, queries + qa * nbytes, m, st);
       for (int64_t i = 0; i < m; ++i) {
         if (st[i].size == 0) continue;
         const int64_t slot = (qa + i) * S + s;
-        part_d[slot].insert(part_d[slot].end(), st[i].buf_d, st[i].buf_d + st[i].size);
-        part_p[slot].insert(part_p[slot].end(), st[i].buf_pos, st[i].buf_pos + st[i].size);
+        const uint32_t offset_mask = static_cast<uint32_t>((int64_t(1) << st[i].shift) - 1);
+        for (int64_t j = 0; j < st[i].size; ++j) {
+          part_d[slot].push_back(static_cast<int32_t>(st[i].buf[j] >> st[i].shift));
+          part_p[slot].push_back(b + (st[i].buf[j] & offset_mask));
+        }
         st[i].size = 0;
       }
     }

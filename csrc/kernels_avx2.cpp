@@ -64,6 +64,12 @@ struct Lanes {
 
   int32_t scalar_distance(const uint8_t* c, const uint8_t* q) const { return distance_fixed<W>(c, q); }
 
+  // A chunk's hits: the shared scalar recorder (distances measured again one by one).
+  void record(const uint64_t* bits, int64_t nwords, const uint8_t* chunk, int64_t pos, const uint8_t* q,
+              QueryState& s) const {
+    record_hits(*this, bits, nwords, chunk, pos, q, s);
+  }
+
   static __m256i thresh(int32_t t) {
     if (W == 1) return _mm256_set1_epi8(static_cast<char>(t));
     if (W == 2) return _mm256_set1_epi16(static_cast<short>(t));
@@ -113,6 +119,7 @@ static void scan(const uint8_t* codes, int64_t n, int64_t pos0, int64_t nbytes,
 
 }  // namespace avx2
 
-const KernelTable kKernelsAvx2 = {"avx2", avx2::scan, avx2::pairwise_scalar, nullptr};
+const KernelTable kKernelsAvx2 = {"avx2", avx2::scan, avx2::pairwise_scalar, nullptr,
+                                  avx2::count_below};
 
 }  // namespace hashsearch

@@ -36,6 +36,107 @@ static inline __mmask64 low_bits64(int64_t count) {
   return count >= 64 ? ~__mmask64(0) : ((__mmask64(1) << count) - 1);
 }
 
+static inline __mmask16 low_bits16(int64_t count) {
+  return count >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << count) - 1);
+}
+
+// Byte j = j: compressed by a 64-bit mask, the offsets of its set bits.
+alignas(64) static const uint8_t kIota64[64] = {
+    0,  1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21,
+    22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43,
+    44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63};
+
+// k-NN, the rare events of record_vector, out of its loop: with `size` entries buffered
+// and `below` of them under the threshold, compact a buffer with less than a register of
+// room left, or lower the threshold once `below` reached k. Returns the threshold.
+__attribute__((noinline)) static int32_t settle(QueryState& s, int64_t* size, int64_t* below) {
+  s.size = *size;
+  s.below = *below;
+  if (s.cap - s.size < 16 && s.size > s.k) compact(s);
+  if (s.below >= s.k) lower_threshold(s);
+  *size = s.size;
+  *below = s.below;
+  return s.t;
+}
+
+// Record the hits of a chunk (the AVX-512 version of record_hits in kernels_impl.h).
+//   bits:  (nwords,) uint64 "d < t" bitmap of the chunk, nwords <= kChunkMax / 64
+//   chunk: the chunk's codes (nbytes each); pos: database position of chunk[0]
+//   q:     (nbytes,) uint8 query; s: its selection state
+// Two vector passes, no per-hit branch and no scalar work per hit:
+// 1. list: each bitmap word (64 codes) becomes the offsets of its set bits with one
+//    register-form byte compress (vpcompressb), kept as bytes beside the word's index
+//    (16-byte stores; 64-byte ones only for words of more than 16 hits: 64-byte
+//    unaligned stores cost about 3 cycles each on Zen 4); the list advances by the
+//    word's popcount. Sparse bitmaps (a settled threshold) visit only their nonzero
+//    words, dense ones go straight through.
+// 2. 16 listed hits at a time: their distances are measured again (S::hit_distances:
+//    a gather for 32- and 64-bit codes), compared with the current threshold (the
+//    bitmap used the chunk's first one), and the keys of the accepted ones are
+//    compressed in a register (vpcompressd; the memory form is microcoded on Zen 4) and
+//    stored whole at the end of the buffer (kBufferSlack covers the spill).
+// k-NN: `below` is counted per group; when it reaches k the threshold drops at once
+// (lower_threshold), and a buffer with less than a register of room is compacted.
+template <class S>
+static void record_vector(const S& spec, const uint64_t* bits, int64_t nwords, const uint8_t* chunk,
+                          int64_t pos, const uint8_t* q, QueryState& s) {
+  uint64_t summary = 0;
+  for (int64_t w = 0; w < nwords; ++w) summary |= uint64_t(bits[w] != 0) << w;
+  if (summary == 0) return;
+  // The list as two byte arrays: offset within the word, and the word.
+  alignas(64) uint8_t off8[kChunkMax + 64], word8[kChunkMax + 64];
+  int64_t count = 0;
+  const __m512i iota = _mm512_load_si512(kIota64);
+  auto word = [&](int64_t w) {
+    const uint64_t m = bits[w];
+    const __m512i offs = _mm512_maskz_compress_epi8(m, iota);
+    const int n = popcount64(m);
+    if (__builtin_expect(n <= 16, 1)) {
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(off8 + count), _mm512_castsi512_si128(offs));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(word8 + count), _mm_set1_epi8(static_cast<char>(w)));
+    } else {  // dense words: a loose threshold
+      _mm512_storeu_si512(off8 + count, offs);
+      _mm512_storeu_si512(word8 + count, _mm512_set1_epi8(static_cast<char>(w)));
+    }
+    count += n;
+  };
+  if (2 * popcount64(summary) > nwords) {
+    for (int64_t w = 0; w < nwords; ++w) word(w);
+  } else {
+    do {
+      word(__builtin_ctzll(summary));
+      summary &= summary - 1;
+    } while (summary);
+  }
+
+  // The state's counters in locals: the buffer stores below may alias any memory.
+  const bool knn = s.mode == kKnn;
+  const int64_t cap = s.cap, k = knn ? s.k : INT64_MAX;
+  int64_t size = s.size, below = s.below;
+  const __m512i off = _mm512_set1_epi32(static_cast<int>(static_cast<uint32_t>(pos - s.base)));
+  const __m128i shift = _mm_cvtsi32_si128(s.shift);
+  uint32_t* const buf = s.buf;
+  __m512i tv = _mm512_set1_epi32(s.t);
+  const auto qv = spec.query(q);
+  for (int64_t h = 0; h < count; h += 16) {
+    const __mmask16 valid = low_bits16(count - h);
+    const __m512i idx = _mm512_or_si512(
+        _mm512_slli_epi32(_mm512_cvtepu8_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(word8 + h))), 6),
+        _mm512_cvtepu8_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(off8 + h))));
+    const __m512i d = spec.hit_distances(idx, valid, chunk, qv, q);
+    if (__builtin_expect(cap - size < 16 && size > k, 0)) tv = _mm512_set1_epi32(settle(s, &size, &below));
+    const __mmask16 keep = _mm512_mask_cmplt_epi32_mask(valid, d, tv);
+    const __m512i key = _mm512_or_si512(_mm512_sll_epi32(d, shift), _mm512_add_epi32(idx, off));
+    _mm512_storeu_si512(buf + size, _mm512_maskz_compress_epi32(keep, key));
+    const int kept = __builtin_popcount(keep);
+    size += kept;
+    below += kept;
+    if (__builtin_expect(below >= k, 0)) tv = _mm512_set1_epi32(settle(s, &size, &below));
+  }
+  s.size = size;
+  if (knn) s.below = below;
+}
+
 // Codes laid out in lanes of W bytes (W in 1, 2, 4, 8, 16, 32). EXPAND: the code is
 // shorter than W (nbytes < W) and is spread from its packed bytes into zero-padded lanes
 // with vpermb.
@@ -91,10 +192,11 @@ struct Lanes {
 
   // A query laid out like one register of codes (the code repeated in every lane).
   __m512i query(const uint8_t* q) const {
+    const int64_t len = EXPAND ? nbytes : W;  // a constant (no memcpy call) unless expanded
     if (W == 1) return _mm512_set1_epi8(static_cast<char>(q[0]));
-    if (W == 2) return _mm512_set1_epi16(static_cast<short>(load_bytes(q, nbytes)));
-    if (W == 4) return _mm512_set1_epi32(static_cast<int>(load_bytes(q, nbytes)));
-    if (W == 8) return _mm512_set1_epi64(static_cast<long long>(load_bytes(q, nbytes)));
+    if (W == 2) return _mm512_set1_epi16(static_cast<short>(load_bytes(q, len)));
+    if (W == 4) return _mm512_set1_epi32(static_cast<int>(load_bytes(q, len)));
+    if (W == 8) return _mm512_set1_epi64(static_cast<long long>(load_bytes(q, len)));
     if (W == 16) {
       const __m128i v = _mm_maskz_loadu_epi8(static_cast<__mmask16>(low_bits64(nbytes)), q);
       return _mm512_broadcast_i32x4(v);
@@ -103,10 +205,40 @@ struct Lanes {
     return _mm512_broadcast_i64x4(v);
   }
 
-  // Distance of one code (hits are re-measured one by one).
+  // Distance of one code.
   int32_t scalar_distance(const uint8_t* c, const uint8_t* q) const {
     if (!EXPAND) return distance_fixed<W>(c, q);
     return distance_any(c, q, nbytes);
+  }
+
+  // Distances (int32 lanes) of the codes at chunk offsets idx, for the lanes in `valid`
+  // (a prefix; other lanes are undefined): gathered for 32- and 64-bit codes (a gather
+  // of a code's own bytes never reads past the database), one by one otherwise.
+  //   qv: query(q), q: the query
+  __m512i hit_distances(__m512i idx, __mmask16 valid, const uint8_t* chunk, __m512i qv, const uint8_t* q) const {
+    if (W == 4 && !EXPAND) {
+      const __m512i c = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), valid, idx, chunk, 4);
+      return _mm512_popcnt_epi32(_mm512_xor_si512(c, qv));
+    }
+    if (W == 8 && !EXPAND) {
+      const __m512i lo = _mm512_mask_i32gather_epi64(_mm512_setzero_si512(), static_cast<__mmask8>(valid),
+                                                     _mm512_castsi512_si256(idx), chunk, 8);
+      const __m512i hi = _mm512_mask_i32gather_epi64(_mm512_setzero_si512(), static_cast<__mmask8>(valid >> 8),
+                                                     _mm512_extracti64x4_epi64(idx, 1), chunk, 8);
+      const __m256i dlo = _mm512_cvtepi64_epi32(_mm512_popcnt_epi64(_mm512_xor_si512(lo, qv)));
+      const __m256i dhi = _mm512_cvtepi64_epi32(_mm512_popcnt_epi64(_mm512_xor_si512(hi, qv)));
+      return _mm512_inserti64x4(_mm512_castsi256_si512(dlo), dhi, 1);
+    }
+    alignas(64) int32_t at[16], d[16];
+    _mm512_store_si512(at, idx);
+    const int n = __builtin_popcount(valid);
+    for (int j = 0; j < n; ++j) d[j] = scalar_distance(chunk + int64_t(at[j]) * nbytes, q);
+    return _mm512_load_si512(d);
+  }
+
+  void record(const uint64_t* bits, int64_t nwords, const uint8_t* chunk, int64_t pos, const uint8_t* q,
+              QueryState& s) const {
+    record_vector(*this, bits, nwords, chunk, pos, q, s);
   }
 
   // Threshold broadcast in the distance lane type.
@@ -192,6 +324,20 @@ struct LongCodes {
   static __m512i thresh(int32_t t) { return _mm512_set1_epi64(t); }
 
   int32_t scalar_distance(const uint8_t* c, const uint8_t* q) const { return distance_any(c, q, nbytes); }
+
+  // Distances of the hits at chunk offsets idx (lanes in the prefix `valid`), one by one.
+  __m512i hit_distances(__m512i idx, __mmask16 valid, const uint8_t* chunk, const uint8_t*, const uint8_t* q) const {
+    alignas(64) int32_t at[16], d[16];
+    _mm512_store_si512(at, idx);
+    const int n = __builtin_popcount(valid);
+    for (int j = 0; j < n; ++j) d[j] = scalar_distance(chunk + int64_t(at[j]) * nbytes, q);
+    return _mm512_load_si512(d);
+  }
+
+  void record(const uint64_t* bits, int64_t nwords, const uint8_t* chunk, int64_t pos, const uint8_t* q,
+              QueryState& s) const {
+    record_vector(*this, bits, nwords, chunk, pos, q, s);
+  }
 
   __m512i code_acc(const uint8_t* c, const uint8_t* q) const {
     __m512i acc = _mm512_setzero_si512();
@@ -280,51 +426,85 @@ static void pairwise(const uint8_t* a, int64_t na, const uint8_t* b, int64_t nb,
   }
 }
 
-// Stable selection (SelectFn) by one vector pass per distance value, from the smallest:
-// each pass compresses the positions at that distance, in buffer (= position) order, to
-// the output. Few passes for short codes, where the k nearest span a handful of
-// distances; declines (-1) beyond kMaxPasses.
-static int64_t select(const int32_t* d, const int64_t* p, int64_t n, int64_t k, int32_t* out_d,
-                      int64_t* out_p) {
-  constexpr int kMaxPasses = 24;
+// Number of values below v (CountBelowFn).
+static int64_t count_below_avx512(const int32_t* d, int64_t n, int32_t v) {
+  const __m512i vv = _mm512_set1_epi32(v);
+  int64_t c = 0;
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) c += __builtin_popcount(_mm512_cmplt_epi32_mask(_mm512_loadu_si512(d + i), vv));
+  for (; i < n; ++i) c += d[i] < v;
+  return c;
+}
+
+// Stable selection (SelectFn) by vector passes over a shrinking list, from the largest
+// distance down. The list starts as all n keys (position order) and v as their largest
+// distance. One pass splits it with register-form compresses: keys at distance v go to
+// `tmp`, keys below stay in the list, in place and in order (the write index never
+// passes the read index). The w keys left all rank before those at v, which therefore
+// take output ranks [w, w + #(distance v)): the ones below min(k, n) are written there.
+// Then v becomes the largest distance left and the pass repeats on the w keys. No sort
+// and no scalar work per entry; the list holds few entries far below the k-th distance,
+// so the passes shrink quickly (about twice the buffer in all for random codes).
+static int64_t select(uint32_t* keys, int64_t n, int32_t shift, int64_t base, int64_t k, uint32_t* tmp,
+                      int32_t* out_d, int64_t* out_p) {
   if (n <= 0) return 0;
-  __m512i mn = _mm512_set1_epi32(0x7FFFFFFF);
-  for (int64_t i = 0; i < n; i += 16) {
-    const __mmask16 valid = n - i >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (n - i)) - 1);
-    mn = _mm512_mask_min_epi32(mn, valid, mn, _mm512_maskz_loadu_epi32(valid, d + i));
-  }
-  int32_t v = _mm512_reduce_min_epi32(mn);
   const int64_t want = k < n ? k : n;
-  int64_t w = 0;
-  for (int pass = 0; w < want; ++pass, ++v) {
-    if (pass == kMaxPasses) return -1;
-    const __m512i vv = _mm512_set1_epi32(v);
-    for (int64_t i = 0; i < n && w < want; i += 16) {
-      const __mmask16 valid = n - i >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (n - i)) - 1);
-      uint32_t m = _mm512_mask_cmpeq_epi32_mask(valid, _mm512_maskz_loadu_epi32(valid, d + i), vv);
-      int c = __builtin_popcount(m);
-      const int64_t room = want - w;
-      while (c > room) {  // the last few at the k-th distance: keep the earliest
-        m &= ~(1u << (31 - __builtin_clz(m)));
-        --c;
-      }
-      const __mmask8 lo = static_cast<__mmask8>(m), hi = static_cast<__mmask8>(m >> 8);
-      const int clo = __builtin_popcount(lo), chi = c - clo;
-      _mm512_mask_storeu_epi32(out_d + w, static_cast<__mmask16>((1u << c) - 1), vv);
-      const __m512i plo = _mm512_maskz_loadu_epi64(lo, p + i);
-      const __m512i phi = _mm512_maskz_loadu_epi64(hi, p + i + 8);
-      _mm512_mask_storeu_epi64(out_p + w, static_cast<__mmask8>((1u << clo) - 1),
-                               _mm512_maskz_compress_epi64(lo, plo));
-      _mm512_mask_storeu_epi64(out_p + w + clo, static_cast<__mmask8>((1u << chi) - 1),
-                               _mm512_maskz_compress_epi64(hi, phi));
-      w += c;
-    }
+  __m512i mx = _mm512_setzero_si512();
+  for (int64_t i = 0; i < n; i += 16) {
+    mx = _mm512_mask_max_epu32(mx, low_bits16(n - i), mx, _mm512_loadu_si512(keys + i));
   }
-  return w;
+  int32_t v = static_cast<int32_t>(_mm512_reduce_max_epu32(mx) >> shift);
+  const __m512i basev = _mm512_set1_epi64(base);
+  const __m512i offset_mask = _mm512_set1_epi32(static_cast<int>((uint32_t(1) << shift) - 1));
+  while (n > 0) {
+    const __m512i lo = _mm512_set1_epi32(static_cast<int>(static_cast<uint32_t>(v) << shift));
+    __m512i next = _mm512_setzero_si512();  // largest key below distance v
+    int64_t w = 0, e = 0;
+    for (int64_t i = 0; i < n; i += 16) {
+      const __mmask16 valid = low_bits16(n - i);
+      const __m512i kv = _mm512_loadu_si512(keys + i);  // lanes past n: slack, masked
+      const __mmask16 lt = _mm512_mask_cmplt_epu32_mask(valid, kv, lo);
+      const __mmask16 eq = valid & static_cast<__mmask16>(~lt);
+      _mm512_storeu_si512(keys + w, _mm512_maskz_compress_epi32(lt, kv));
+      _mm512_storeu_si512(tmp + e, _mm512_maskz_compress_epi32(eq, kv));
+      next = _mm512_mask_max_epu32(next, lt, next, kv);
+      w += __builtin_popcount(lt);
+      e += __builtin_popcount(eq);
+    }
+    if (w < want) {
+      // Ranks [w, w + take) are the first entries at distance v. Written from the last
+      // register down as whole registers: the spill below rank w lands on ranks that
+      // later passes (smaller distances) write, so only a register that would start
+      // before the row is masked (masked stores are slow on Zen 4).
+      const int64_t take = e < want - w ? e : want - w;
+      const __m512i vv = _mm512_set1_epi32(v);
+      for (int64_t j = take - 16; j > -16; j -= 16) {
+        const __mmask16 m = j >= 0 ? __mmask16(0xFFFF) : static_cast<__mmask16>(~low_bits16(-j));
+        const __m512i r = _mm512_and_si512(_mm512_maskz_loadu_epi32(m, tmp + j), offset_mask);
+        const __m512i plo = _mm512_add_epi64(_mm512_cvtepu32_epi64(_mm512_castsi512_si256(r)), basev);
+        const __m512i phi = _mm512_add_epi64(_mm512_cvtepu32_epi64(_mm512_extracti64x4_epi64(r, 1)), basev);
+        const int64_t at = w + j;  // rank of lane 0
+        if (at >= 0) {
+          _mm512_storeu_si512(out_d + at, vv);
+          _mm512_storeu_si512(out_p + at, plo);
+          _mm512_storeu_si512(out_p + at + 8, phi);
+        } else {
+          const __mmask16 in_row = static_cast<__mmask16>(~low_bits16(-at));
+          _mm512_mask_storeu_epi32(out_d + at, in_row, vv);
+          _mm512_mask_storeu_epi64(out_p + at, static_cast<__mmask8>(in_row), plo);
+          _mm512_mask_storeu_epi64(out_p + at + 8, static_cast<__mmask8>(in_row >> 8), phi);
+        }
+      }
+    }
+    n = w;
+    v = static_cast<int32_t>(_mm512_reduce_max_epu32(next) >> shift);
+  }
+  return want;
 }
 
 }  // namespace avx512
 
-const KernelTable kKernelsAvx512 = {"avx512", avx512::scan, avx512::pairwise, avx512::select};
+const KernelTable kKernelsAvx512 = {"avx512", avx512::scan, avx512::pairwise, avx512::select,
+                                    avx512::count_below_avx512};
 
 }  // namespace hashsearch

@@ -5,6 +5,7 @@
 
 namespace hashsearch {
 
-const KernelTable kKernelsGeneric = {"generic", generic::scan_scalar, generic::pairwise_scalar, nullptr};
+const KernelTable kKernelsGeneric = {"generic", generic::scan_scalar, generic::pairwise_scalar, nullptr,
+                                     generic::count_below};
 
 }  // namespace hashsearch

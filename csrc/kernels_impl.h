@@ -65,30 +65,91 @@ static inline int32_t distance_fixed(const uint8_t* a, const uint8_t* b) {
   return d;
 }
 
-// k-NN buffer full: set t to the k-th smallest buffered distance and keep only the
-// entries that can still be among the k nearest (see QueryState), in position order.
-static void compact(QueryState& s) {
-  int32_t* count = s.scratch;
-  for (int32_t v = 0; v <= s.nbits + 1; ++v) count[v] = 0;
-  int32_t* const bd = s.buf_d;
-  int64_t* const bp = s.buf_pos;
-  const int64_t n = s.size;
-  for (int64_t r = 0; r < n; ++r) ++count[bd[r]];
-  int64_t below = 0;
+// Number of values below v (CountBelowFn), counted in 32-bit blocks so that the
+// compiler vectorises the loop with the TU's instruction set.
+//   d: (n,) int32
+static int64_t count_below(const int32_t* d, int64_t n, int32_t v) {
+  int64_t total = 0;
+  for (int64_t r0 = 0; r0 < n; r0 += (int64_t(1) << 30)) {
+    const int64_t r1 = n - r0 < (int64_t(1) << 30) ? n : r0 + (int64_t(1) << 30);
+    int32_t c = 0;
+    for (int64_t r = r0; r < r1; ++r) c += d[r] < v;
+    total += c;
+  }
+  return total;
+}
+
+// Number of keys below `bound` (bound = v << shift: the entries at distance below v).
+//   keys: (n,) uint32
+static int64_t count_keys_below(const uint32_t* keys, int64_t n, uint32_t bound) {
+  int64_t total = 0;
+  for (int64_t r0 = 0; r0 < n; r0 += (int64_t(1) << 30)) {
+    const int64_t r1 = n - r0 < (int64_t(1) << 30) ? n : r0 + (int64_t(1) << 30);
+    int32_t c = 0;
+    for (int64_t r = r0; r < r1; ++r) c += keys[r] < bound;
+    total += c;
+  }
+  return total;
+}
+
+// Key of an entry at distance d and offset `off` from the state's base.
+static inline uint32_t make_key(const QueryState& s, int32_t d, uint32_t off) {
+  return (static_cast<uint32_t>(d) << s.shift) | off;
+}
+
+// Histogram of the buffered distances below `limit` (limit <= nbits + 1) into
+// s.scratch[0..limit), and the k-th smallest of them: returns T, the smallest distance
+// with at least k entries at most T, and sets *below to the entries below T. Requires at
+// least k entries below limit.
+static int32_t kth_distance(const QueryState& s, int32_t limit, int64_t* below) {
+  int32_t* const count = s.scratch;
+  for (int32_t v = 0; v < limit; ++v) count[v] = 0;
+  const uint32_t* const buf = s.buf;
+  for (int64_t r = 0; r < s.size; ++r) {
+    const int32_t d = static_cast<int32_t>(buf[r] >> s.shift);
+    if (d < limit) ++count[d];
+  }
+  int64_t c = 0;
   int32_t t = 0;
-  while (t <= s.nbits && below + count[t] < s.k) below += count[t++];
+  while (c + count[t] < s.k) c += count[t++];
+  *below = c;
+  return t;
+}
+
+// k-NN: s.below reached k, so the k-th smallest buffered distance T is below s.t. Lower
+// t to T (accept only d < T from now on) and recount `below`. Usually T = t - 1 and one
+// counting pass over the buffer settles it; a larger drop (a first threshold of
+// nbits + 1, or a loose estimate) takes one histogram pass.
+static void lower_threshold(QueryState& s) {
+  const int64_t c = count_keys_below(s.buf, s.size, static_cast<uint32_t>(s.t - 1) << s.shift);
+  if (c < s.k) {
+    s.t -= 1;
+    s.below = c;
+    return;
+  }
+  s.t = kth_distance(s, s.t - 1, &s.below);
+}
+
+// k-NN buffer full: set t to the k-th smallest buffered distance T and keep only the
+// entries that can still be among the k nearest (see QueryState), in position order:
+// every d < T, then the first k - #(d < T) with d == T.
+static void compact(QueryState& s) {
+  int64_t below = 0;
+  const int32_t t = kth_distance(s, s.nbits + 1, &below);
   int64_t ties = s.k - below;  // entries at distance t that stay
+  uint32_t* const buf = s.buf;
   int64_t w = 0;
-  for (int64_t r = 0; r < n; ++r) {
-    const int32_t d = bd[r];
+  for (int64_t r = 0; r < s.size; ++r) {
+    const uint32_t key = buf[r];
+    const int32_t d = static_cast<int32_t>(key >> s.shift);
     const bool tie = (d == t) & (ties > 0);
     ties -= tie;
-    bd[w] = d;
-    bp[w] = bp[r];
+    buf[w] = key;
     w += (d < t) | tie;
   }
   s.size = w;
   s.t = t;
+  s.below = below;
 }
 
 // Record a code at distance d < s.t and database position pos (positions arrive in
@@ -98,15 +159,16 @@ static inline void accept(QueryState& s, int32_t d, int64_t pos) {
     compact(s);
     if (d >= s.t) return;
   }
-  s.buf_d[s.size] = d;
-  s.buf_pos[s.size] = pos;
+  s.buf[s.size] = make_key(s, d, static_cast<uint32_t>(pos - s.base));
   ++s.size;
+  if (s.mode == kKnn && ++s.below >= s.k) lower_threshold(s);
 }
 
 // Vector scans (AVX2, AVX-512) go through the database in chunks. In the hot loop every
 // query only stores its "d < t" mask of each step into a per-query bitmap (no branch);
 // after the chunk, a query whose bitmap is not all zero turns it into a list of hit
-// offsets and records them in order (the threshold drops when the buffer is compacted).
+// offsets and records them in order (S::record: record_hits below, or the ISA's own
+// vector version), lowering its threshold as it goes.
 // The chunk length grows from kChunkMin with the codes a state has seen, so a fresh query
 // (threshold still high) brings its threshold down after a few codes, and a settled one
 // pays the per-chunk work rarely.
@@ -115,45 +177,48 @@ constexpr int64_t kChunkMax = 4096;
 
 // Record the hits at chunk offsets list[0..count) (ascending). Distances are measured
 // again one by one (the masks were made with the threshold of the chunk's start, which
-// compaction may have lowered since). The loop is branch-free: every hit is written to
-// the buffer and the write position advances only when d < t.
+// may have dropped since). The loop is branch-free: every hit is written to the buffer
+// and the write position advances only when d < t; the threshold is lowered when
+// `below` reaches k (checked per run of at most k - below hits, which cannot reach it
+// sooner).
 template <class S>
 static void record_list(const S& spec, const uint16_t* list, int64_t count, const uint8_t* chunk,
                         int64_t pos, const uint8_t* q, QueryState& s) {
   const int64_t nb = spec.nbytes;
-  int32_t* const bd = s.buf_d;
-  int64_t* const bp = s.buf_pos;
+  uint32_t* const buf = s.buf;
+  const uint32_t off = static_cast<uint32_t>(pos - s.base);
   int64_t size = s.size;
   if (s.mode == kRange) {
     for (int64_t h = 0; h < count; ++h) {
       const int64_t j = list[h];
-      bd[size] = spec.scalar_distance(chunk + j * nb, q);
-      bp[size] = pos + j;
+      buf[size] = make_key(s, spec.scalar_distance(chunk + j * nb, q), off + static_cast<uint32_t>(j));
       ++size;
     }
     s.size = size;
     return;
   }
-  const int64_t cap = s.cap;
-  int32_t t = s.t;
   int64_t h = 0;
   while (h < count) {
-    if (size == cap) {
+    if (size == s.cap) {
       s.size = size;
       compact(s);
       size = s.size;
-      t = s.t;
     }
-    const int64_t end = count - h < cap - size ? count : h + (cap - size);
-    for (; h < end; ++h) {
+    int64_t run = count - h;
+    if (run > s.cap - size) run = s.cap - size;
+    if (run > s.k - s.below) run = s.k - s.below;
+    const int32_t t = s.t;
+    const int64_t start = size;
+    for (const int64_t end = h + run; h < end; ++h) {
       const int64_t j = list[h];
       const int32_t d = spec.scalar_distance(chunk + j * nb, q);
-      bd[size] = d;
-      bp[size] = pos + j;
+      buf[size] = make_key(s, d, off + static_cast<uint32_t>(j));
       size += d < t;
     }
+    s.size = size;
+    s.below += size - start;
+    if (s.below >= s.k) lower_threshold(s);
   }
-  s.size = size;
 }
 
 // Record the hits flagged in `bits` (nwords <= 64 words of 64 bits; bit j = code j of the
@@ -222,6 +287,7 @@ static inline void store_mask(uint64_t* bits, int64_t step, uint64_t m) {
 //   query(q)                    (the query laid out like one register of codes)
 //   dist(data, query)           (distances of the step's codes, one lane each)
 //   less(dist, thresh(t))       (bit j set when code j's distance is below t)
+//   record(bits, nwords, chunk, pos, q, state)   (record a chunk's hits, as record_hits)
 //   scalar_distance(code, q), nbytes
 template <class S, int G>
 static void scan_group(const S& spec, const uint8_t* codes, int64_t n, int64_t pos0,
@@ -257,7 +323,7 @@ static void scan_group(const S& spec, const uint8_t* codes, int64_t n, int64_t p
       }
     }
     for (int g = 0; g < G; ++g) {
-      record_hits(spec, bits[g], nwords, base, pos0 + i, queries + g * nb, st[g]);
+      spec.record(bits[g], nwords, base, pos0 + i, queries + g * nb, st[g]);
       tv[g] = S::thresh(st[g].t);
       st[g].scanned += chunk;
     }

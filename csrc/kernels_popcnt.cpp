@@ -4,6 +4,7 @@
 
 namespace hashsearch {
 
-const KernelTable kKernelsPopcnt = {"popcnt", popcnt::scan_scalar, popcnt::pairwise_scalar, nullptr};
+const KernelTable kKernelsPopcnt = {"popcnt", popcnt::scan_scalar, popcnt::pairwise_scalar, nullptr,
+                                    popcnt::count_below};
 
 }  // namespace hashsearch
