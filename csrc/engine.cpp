@@ -31,12 +31,18 @@
 #include <algorithm>
 #include <climits>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <functional>
 #include <memory>
 #include <queue>
 #include <tuple>
 
 #include "thread_pool.h"
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 namespace hashsearch {
 namespace {
@@ -192,6 +198,8 @@ struct Workspace {
   GrowBuffer<int32_t> sample_dist;
   GrowBuffer<int32_t> t0;
   GrowBuffer<uint32_t> select_tmp;  // the ISA select's scratch
+  GrowBuffer<int32_t> stage_d;      // a staged output row (select_state)
+  GrowBuffer<int64_t> stage_p;
 };
 
 Workspace& workspace() {
@@ -310,15 +318,63 @@ int64_t stable_select(const uint32_t* keys, int64_t n, int32_t shift, int64_t ba
   return total;
 }
 
+// Copy `bytes` bytes to dst with non-temporal stores where the CPU has them (x86-64):
+// the lines go to memory without being read first. Call stream_fence() before another
+// thread may read dst.
+void stream_copy(void* dst, const void* src, int64_t bytes) {
+  auto* d = static_cast<char*>(dst);
+  const auto* s = static_cast<const char*>(src);
+  int64_t i = 0;
+#if defined(__SSE2__)
+  const int64_t head = std::min<int64_t>(bytes, (16 - (reinterpret_cast<uintptr_t>(d) & 15)) & 15);
+  std::memcpy(d, s, static_cast<size_t>(head));
+  i = head;
+  for (; i + 16 <= bytes; i += 16) {
+    _mm_stream_si128(reinterpret_cast<__m128i*>(d + i), _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + i)));
+  }
+#endif
+  std::memcpy(d + i, s + i, static_cast<size_t>(bytes - i));
+}
+
+void stream_fence() {
+#if defined(__SSE2__)
+  _mm_sfence();
+#endif
+}
+
+// Large outputs (at least kStreamMinBytes in all, rows of at least kStreamMinK) are
+// ordered row by row in a per-thread staging row and then streamed to the caller's
+// arrays (stream_copy): written in place, every line of them (12 MB for 1000 queries at
+// k = 1000, far out of cache) would first be read for ownership, which cost 3-10% of
+// such a search here (more while other processes use the memory bus). Small outputs
+// stay in cache and are written directly.
+constexpr int64_t kStreamMinK = 64;
+constexpr int64_t kStreamMinBytes = int64_t(4) << 20;
+
 // The k nearest of a k-NN state's buffer, ordered, to out_d / out_p (room for k): the
-// ISA's select kernel when it has one, else stable_select. Consumes the buffer.
-int64_t select_state(const KernelTable& kt, QueryState& st, int32_t* out_d, int64_t* out_p,
+// ISA's select kernel when it has one, else stable_select. Consumes the buffer. With
+// `stream`, rows of kStreamMinK or more go through a staging row and stream_copy.
+int64_t select_state(const KernelTable& kt, QueryState& st, int32_t* out_d, int64_t* out_p, bool stream,
                      Workspace& ws, SelectScratch& sc) {
+  int32_t* const dst_d = out_d;
+  int64_t* const dst_p = out_p;
+  stream = stream && st.k >= kStreamMinK;
+  if (stream) {
+    out_d = ws.stage_d.get(st.k);
+    out_p = ws.stage_p.get(st.k);
+  }
+  int64_t got;
   if (kt.select != nullptr) {
     uint32_t* tmp = ws.select_tmp.get(st.size + kBufferSlack);
-    return kt.select(st.buf, st.size, st.shift, st.base, st.k, tmp, out_d, out_p);
+    got = kt.select(st.buf, st.size, st.shift, st.base, st.k, tmp, out_d, out_p);
+  } else {
+    got = stable_select(st.buf, st.size, st.shift, st.base, st.k, st.nbits, out_d, out_p, sc);
   }
-  return stable_select(st.buf, st.size, st.shift, st.base, st.k, st.nbits, out_d, out_p, sc);
+  if (stream) {
+    stream_copy(dst_d, out_d, got * int64_t(sizeof(int32_t)));
+    stream_copy(dst_p, out_p, got * int64_t(sizeof(int64_t)));
+  }
+  return got;
 }
 
 // Initial k-NN thresholds from a sample. Without one, a query accepts everything until it
@@ -396,6 +452,7 @@ void knn(const KernelTable& kt, const uint8_t* codes, int64_t n, int64_t nbytes,
   const Plan plan = make_plan(n, nq, nbytes, nthreads, 256 * k, max_key_range(nbits),
                               [&](int64_t len) { return knn_state_bytes(len, k); });
   const int64_t S = plan.nslices;
+  const bool stream = nq * k * int64_t(sizeof(int32_t) + sizeof(int64_t)) >= kStreamMinBytes;
   // Database slices: each (query, slice) keeps up to kk survivors, merged below.
   const int64_t kk = std::min(k, plan.slice);
   std::vector<int32_t> surv_d(S > 1 ? nq * S * kk : 0);
@@ -423,14 +480,15 @@ void knn(const KernelTable& kt, const uint8_t* codes, int64_t n, int64_t nbytes,
         sp = again;
       }
       const int64_t q = qa + i;
-      if (S == 1) {  // straight into the caller's row
-        const int64_t got = select_state(kt, *sp, distances + q * k, positions + q * k, ws, sc);
+      if (S == 1) {  // into the caller's row
+        const int64_t got = select_state(kt, *sp, distances + q * k, positions + q * k, stream, ws, sc);
         pad_row(distances + q * k, positions + q * k, got, k);
       } else {
         const int64_t off = (q * S + s) * kk;
-        surv_n[q * S + s] = select_state(kt, *sp, surv_d.data() + off, surv_p.data() + off, ws, sc);
+        surv_n[q * S + s] = select_state(kt, *sp, surv_d.data() + off, surv_p.data() + off, false, ws, sc);
       }
     }
+    stream_fence();  // the rows streamed above are complete before the task is
     ws.main.trim();
     ws.redo.trim();
   });
