@@ -159,8 +159,9 @@ struct StateArena {
     uint32_t* b = buf.get(m * stride);
     int32_t* sc = scratch.get(nbits + 2);
     for (int64_t i = 0; i < m; ++i) {
-      st[i] = QueryState{t0 ? t0[i] : nbits + 1, kKnn, nbits, key_shift(len), k, 0, 0, cap, 0, base, sc,
-                         b + i * stride};
+      const bool sampled = t0 != nullptr && t0[i] <= nbits;  // no need for small chunks first
+      st[i] = QueryState{sampled ? t0[i] : nbits + 1, kKnn, nbits, key_shift(len), k, 0, 0, cap,
+                         sampled ? kChunkMax : 0, base, sc, b + i * stride};
     }
     return st;
   }

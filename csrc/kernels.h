@@ -42,7 +42,7 @@ struct QueryState {
   int64_t size;    // entries in the buffer
   int64_t below;   // kKnn: entries with d < t (always < k between kernel calls)
   int64_t cap;     // buffer capacity (entries), slack not counted
-  int64_t scanned; // codes scanned so far for this state (kernels may use it to pace work)
+  int64_t chunk;   // codes per chunk of the vector scans (see kChunkMin below)
   int64_t base;    // database position of key offset 0
   int32_t* scratch;  // (nbits + 2,) int32 histogram scratch, kKnn only (states of one
                      // thread may share it)
@@ -50,6 +50,14 @@ struct QueryState {
 };
 
 constexpr int64_t kBufferSlack = 16;
+
+// Chunks of the vector scans (kernels_impl.h): a state starting with chunk below
+// kChunkMin (a fresh threshold of nbits + 1) scans kChunkMin codes twice, then doubles its
+// chunk after each one up to kChunkMax, so that the threshold comes down after a few
+// codes while a settled state pays the per-chunk work rarely. The engine starts states
+// whose threshold came from a sample at kChunkMax.
+constexpr int64_t kChunkMin = 64;
+constexpr int64_t kChunkMax = 4096;
 
 constexpr int32_t kKnn = 0;
 constexpr int32_t kRange = 1;

@@ -168,12 +168,8 @@ static inline void accept(QueryState& s, int32_t d, int64_t pos) {
 // query only stores its "d < t" mask of each step into a per-query bitmap (no branch);
 // after the chunk, a query whose bitmap is not all zero turns it into a list of hit
 // offsets and records them in order (S::record: record_hits below, or the ISA's own
-// vector version), lowering its threshold as it goes.
-// The chunk length grows from kChunkMin with the codes a state has seen, so a fresh query
-// (threshold still high) brings its threshold down after a few codes, and a settled one
-// pays the per-chunk work rarely.
-constexpr int64_t kChunkMin = 64;
-constexpr int64_t kChunkMax = 4096;
+// vector version), lowering its threshold as it goes. Chunk lengths: kChunkMin and
+// kChunkMax in kernels.h.
 
 // Record the hits at chunk offsets list[0..count) (ascending). Distances are measured
 // again one by one (the masks were made with the threshold of the chunk's start, which
@@ -303,7 +299,7 @@ static void scan_group(const S& spec, const uint8_t* codes, int64_t n, int64_t p
   alignas(64) uint64_t bits[G][kChunkMax / 64];
   int64_t i = 0;
   while (i < n) {
-    int64_t chunk = st[0].scanned < kChunkMin ? kChunkMin : st[0].scanned;
+    int64_t chunk = st[0].chunk < kChunkMin ? kChunkMin : st[0].chunk;  // the group's pace
     chunk = chunk > kChunkMax ? kChunkMax : (chunk & ~int64_t(63));
     if (chunk > n - i) chunk = n - i;
     const int64_t nwords = (chunk + 63) / 64;
@@ -325,7 +321,7 @@ static void scan_group(const S& spec, const uint8_t* codes, int64_t n, int64_t p
     for (int g = 0; g < G; ++g) {
       spec.record(bits[g], nwords, base, pos0 + i, queries + g * nb, st[g]);
       tv[g] = S::thresh(st[g].t);
-      st[g].scanned += chunk;
+      st[g].chunk = st[g].chunk < kChunkMin ? kChunkMin : 2 * chunk;  // 64, 64, 128, 256, ...
     }
     i += chunk;
   }
