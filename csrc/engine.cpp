@@ -11,18 +11,20 @@
 // and the ISA kernel lets several queries share each loaded register. Searches with
 // less than kMinParallelBytes of scanning run on the calling thread alone.
 //
-// Selection (k-NN). Every query keeps a threshold t and a buffer of the codes below it,
-// in position order, each as one 32-bit key (distance << shift | offset; QueryState in
-// kernels.h), so keys order like (distance, position) pairs. As soon as k buffered
-// codes are below t, t drops to the k-th smallest buffered distance; for large k the
-// threshold starts from a sample (estimate_thresholds), so that few more than k codes
-// are ever recorded. The AVX-512 kernels record hits and select the final k with
-// register-form compresses, 16 entries per instruction, writing straight into the
-// caller's rows; other levels record hit by hit and finish with a stable counting sort
-// over the distances 0..nbits. Nothing in this depends on k beyond the O(k) buffer
-// work: no heap or comparison sort per code. The slices of one query are merged by
-// (distance, position) in k log(slices) steps; slices are cut short enough for the keys
-// to fit (max_key_range).
+// Selection (k-NN). Every query keeps a threshold t, a buffer of the codes below it and
+// a list `top` of codes at exactly t, both in position order, each entry one 32-bit key
+// (distance << shift | offset; QueryState in kernels.h), so keys order like (distance,
+// position) pairs. As soon as the buffer holds k codes, the state is split at their
+// k-th smallest distance T: codes below T stay, codes at T become `top`, and t = T. The
+// answer is then the buffer ordered (fewer than k codes) followed by the first of top.
+// For large k the threshold starts from a sample (estimate_thresholds), so that few
+// more than k codes are ever recorded. The AVX-512 kernels record hits and order the
+// buffer with register-form compresses, 16 entries per instruction; other levels record
+// hit by hit and finish with a stable counting sort over the distances 0..nbits.
+// Nothing in this depends on k beyond the O(k) buffer work: no heap or comparison sort
+// per code. The slices of one query are merged by (distance, position) in k log(slices)
+// steps; slices are cut short enough for the keys to fit (max_key_range). Outputs of
+// 4 MB or more are streamed to the caller's arrays (select_state).
 //
 // Memory. Buffers live in per-thread workspaces reused from task to task and call to
 // call (fresh large allocations would page-fault on every touch).
@@ -156,12 +158,12 @@ struct StateArena {
     const int64_t cap = knn_capacity(k, len);
     const int64_t stride = cap + kBufferSlack;
     QueryState* st = states.get(m);
-    uint32_t* b = buf.get(m * stride);
+    uint32_t* b = buf.get(2 * m * stride);  // buf and top of every state
     int32_t* sc = scratch.get(nbits + 2);
     for (int64_t i = 0; i < m; ++i) {
       const bool sampled = t0 != nullptr && t0[i] <= nbits;  // no need for small chunks first
       st[i] = QueryState{sampled ? t0[i] : nbits + 1, kKnn, nbits, key_shift(len), k, 0, 0, cap,
-                         sampled ? kChunkMax : 0, base, sc, b + i * stride};
+                         sampled ? kChunkMax : 0, base, sc, b + 2 * i * stride, b + (2 * i + 1) * stride};
     }
     return st;
   }
@@ -172,17 +174,15 @@ struct StateArena {
     QueryState* st = states.get(m);
     uint32_t* b = buf.get(m * stride);
     for (int64_t i = 0; i < m; ++i) {
-      st[i] = QueryState{t, kRange, nbits, key_shift(cap), 0, 0, 0, cap, 0, 0, nullptr, b + i * stride};
+      st[i] = QueryState{t, kRange, nbits, key_shift(cap), 0, 0, 0, cap, 0, 0, nullptr, b + i * stride, nullptr};
     }
     return st;
   }
 
-  // Buffer entries of a k-NN state over len codes: 2k (and k + 64 for small k) keeps
-  // compaction amortised, and leaves the vector recorders a register of room above k
-  // (see record_vector); never more than the codes scanned.
+  // Entries of a k-NN state's buf (and top) over len codes: fewer than k plus one vector
+  // register of hits (see QueryState); never more than the codes scanned.
   static int64_t knn_capacity(int64_t k, int64_t len) {
-    const int64_t want = k >= (int64_t(1) << 60) ? len : std::max(2 * k, k + 64);
-    return std::max<int64_t>(1, std::min(want, len));
+    return std::max<int64_t>(1, std::min(len, k + kBufferSlack));
   }
 
   // Give memory back after an unusually large search (k close to n, huge batches).
@@ -209,7 +209,7 @@ Workspace& workspace() {
 }
 
 int64_t knn_state_bytes(int64_t len, int64_t k) {
-  return int64_t(sizeof(QueryState)) + (StateArena::knn_capacity(k, len) + kBufferSlack) * 8;
+  return int64_t(sizeof(QueryState)) + 2 * (StateArena::knn_capacity(k, len) + kBufferSlack) * 4;
 }
 
 // Stable selection of the k smallest of n keys (QueryState) given in position order,
@@ -367,9 +367,15 @@ int64_t select_state(const KernelTable& kt, QueryState& st, int32_t* out_d, int6
   int64_t got;
   if (kt.select != nullptr) {
     uint32_t* tmp = ws.select_tmp.get(st.size + kBufferSlack);
-    got = kt.select(st.buf, st.size, st.shift, st.base, st.k, tmp, out_d, out_p);
+    got = kt.select(st.buf, st.size, st.top, st.ntop, st.t, st.shift, st.base, st.k, tmp, out_d, out_p);
   } else {
+    // buf ordered, then the first of top (all at distance t, in position order)
     got = stable_select(st.buf, st.size, st.shift, st.base, st.k, st.nbits, out_d, out_p, sc);
+    const uint32_t offset_mask = static_cast<uint32_t>((int64_t(1) << st.shift) - 1);
+    for (int64_t j = 0; j < st.ntop && got < st.k; ++j, ++got) {
+      out_d[got] = st.t;
+      out_p[got] = st.base + (st.top[j] & offset_mask);
+    }
   }
   if (stream) {
     stream_copy(dst_d, out_d, got * int64_t(sizeof(int32_t)));
@@ -474,8 +480,9 @@ void knn(const KernelTable& kt, const uint8_t* codes, int64_t n, int64_t nbytes,
     thread_local SelectScratch sc;
     for (int64_t i = 0; i < m; ++i) {
       QueryState* sp = &states[i];
-      if (t0[i] <= nbits && sp->size < k) {
-        // Fewer than k codes below the estimated threshold: search this query again.
+      if (t0[i] <= nbits && sp->ntop == 0 && sp->size < k) {
+        // Fewer than k codes below the estimated threshold (it never dropped): search
+        // this query again.
         QueryState* again = ws.redo.init_knn(1, k, p0, p1 - p0, nbits);
         scan_range(kt, codes, nbytes, p0, p1, qs + i * nbytes, 1, again);
         sp = again;

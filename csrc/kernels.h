@@ -18,35 +18,40 @@ namespace hashsearch {
 // short enough that every distance 0..nbits fits above them (engine.cpp, key_shift).
 //
 // k-NN (mode kKnn): t starts at nbits + 1 (accept everything), or lower when the engine
-// estimated it from a sample. `below` counts the buffered entries with d < t. As soon as
-// it reaches k, the k-th smallest buffered distance T is below t, and t drops to T
-// (lower_threshold() in kernels_impl.h): a later code at distance T can never beat the k
-// earlier ones at most T, so only d < T is accepted from then on. The entries recorded
-// before (some at T or above) stay in the buffer; the final selection orders them. When
-// the buffer is full it is compacted (compact()): only the entries that can still be in
-// the result are kept (every d < T, then the first k - #(d < T) with d == T), exactly k.
-// cap >= 2k (or cap >= the range length) keeps compaction rare.
+// estimated it from a sample. As soon as buf holds k entries, the k-th smallest of them,
+// T, is below t, and the state is split at T (lower_threshold() in kernels_impl.h): the
+// entries below T stay in buf, those at exactly T move to `top` (replacing its former
+// content), larger ones are dropped, and t becomes T. A later code at distance T can
+// never beat the k earlier ones at most T, so only d < T is accepted from then on.
+// Hence, between kernel calls:
+//   buf: every code seen so far with d < t, in position order, fewer than k of them;
+//   top: the codes at d == t seen before t last dropped, in position order (empty while
+//        t is the initial threshold);
+// and the k nearest are buf ordered by (distance, position), then the first
+// k - size of top. No compaction is ever needed: buf never holds more than k - 1 entries
+// plus one register of hits, nor top more than that.
 //
 // Range search (mode kRange): t = radius + 1 is fixed and every accepted code is
 // appended; the engine sizes the buffer to the database block it scans, so it cannot
 // overflow, and drains it after every block.
 //
-// The buffer has kBufferSlack entries past cap: vector kernels store whole registers
-// (16 entries) and advance by the number of accepted lanes.
+// Both lists have kBufferSlack entries past their capacity: vector kernels store whole
+// registers (16 entries) and advance by the number of accepted lanes.
 struct QueryState {
   int32_t t;       // accept distances d < t
   int32_t mode;    // kKnn or kRange
   int32_t nbits;   // code length in bits (distances are 0..nbits)
   int32_t shift;   // key bits below the distance (offsets from base are < 2^shift)
   int64_t k;       // kKnn: neighbours wanted (>= 1)
-  int64_t size;    // entries in the buffer
-  int64_t below;   // kKnn: entries with d < t (always < k between kernel calls)
-  int64_t cap;     // buffer capacity (entries), slack not counted
+  int64_t size;    // entries in buf
+  int64_t ntop;    // kKnn: entries in top
+  int64_t cap;     // capacity of buf and of top (entries), slack not counted
   int64_t chunk;   // codes per chunk of the vector scans (see kChunkMin below)
   int64_t base;    // database position of key offset 0
   int32_t* scratch;  // (nbits + 2,) int32 histogram scratch, kKnn only (states of one
                      // thread may share it)
-  uint32_t* buf;     // (cap + kBufferSlack,) uint32 keys, in position order
+  uint32_t* buf;     // (cap + kBufferSlack,) uint32 keys below t, in position order
+  uint32_t* top;     // kKnn: (cap + kBufferSlack,) uint32 keys at t, in position order
 };
 
 constexpr int64_t kBufferSlack = 16;
@@ -80,14 +85,16 @@ using ScanFn = void (*)(const uint8_t* codes, int64_t n, int64_t pos0, int64_t n
 using PairwiseFn = void (*)(const uint8_t* a, int64_t na, const uint8_t* b, int64_t nb,
                             int64_t nbytes, int32_t* out);
 
-// Stable selection of the k smallest of n keys (d << shift | offset, see QueryState)
-// given in position order: writes them ordered by (distance, position) and returns how
-// many (min(k, n)). The keys are consumed (overwritten).
-//   keys:  (n + kBufferSlack,) uint32
+// The k nearest of a k-NN state (QueryState): its n keys below t (n < k, position
+// order) ordered by (distance, position), then the first k - n of its ntop keys at t;
+// written to out_d / out_p, returns how many (min(k, n + ntop)). The keys are consumed.
+//   keys:  (n + kBufferSlack,) uint32; top: (ntop,) uint32
 //   tmp:   (n + kBufferSlack,) uint32 scratch
-//   out_d: (min(k, n),) int32 distances; out_p: (min(k, n),) int64 positions (base + offset)
-using SelectFn = int64_t (*)(uint32_t* keys, int64_t n, int32_t shift, int64_t base, int64_t k,
-                             uint32_t* tmp, int32_t* out_d, int64_t* out_p);
+//   t, shift, base: the state's threshold and key layout
+//   out_d: (min(k, n + ntop),) int32 distances; out_p: same, int64 positions
+using SelectFn = int64_t (*)(uint32_t* keys, int64_t n, const uint32_t* top, int64_t ntop, int32_t t,
+                             int32_t shift, int64_t base, int64_t k, uint32_t* tmp, int32_t* out_d,
+                             int64_t* out_p);
 
 // Number of the n values of d below v (the engine's sampled thresholds).
 //   d: (n,) int32

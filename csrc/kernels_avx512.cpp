@@ -14,10 +14,13 @@
 // and codes longer than 32 bytes take the generic path (LongCodes): 64-byte chunks
 // accumulated vertically per code, then a vpermt2q + add tree turns 8 accumulators into 8
 // distances. Several queries (G) share every loaded step; each compares its distances
-// with its own threshold and stores the mask; hits are recorded after each chunk (below).
+// with its own threshold and stores the mask; hits are recorded after each chunk
+// (record_vector) and the k nearest ordered at the end (select), both with register-form
+// compresses of 32-bit selection keys.
 #include <immintrin.h>
 
 #define HS_ISA_NS avx512
+#define HS_VECTOR_SPLIT_KEYS  // split_keys is defined below
 #include "kernels_impl.h"
 
 namespace hashsearch {
@@ -46,16 +49,35 @@ alignas(64) static const uint8_t kIota64[64] = {
     22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43,
     44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63};
 
-// k-NN, the rare events of record_vector, out of its loop: with `size` entries buffered
-// and `below` of them under the threshold, compact a buffer with less than a register of
-// room left, or lower the threshold once `below` reached k. Returns the threshold.
-__attribute__((noinline)) static int32_t settle(QueryState& s, int64_t* size, int64_t* below) {
+// split_keys (kernels_impl.h) with register-form compresses, 16 keys per step: keys
+// below lo are compressed back into place (the write index never passes the read
+// index), keys at lo's distance into top. keys needs kBufferSlack entries past n.
+static int64_t split_keys(uint32_t* keys, int64_t n, uint32_t lo, int32_t shift, uint32_t* top, int64_t* ntop) {
+  const __m512i lov = _mm512_set1_epi32(static_cast<int>(lo));
+  const __m128i sh = _mm_cvtsi32_si128(shift);
+  int64_t w = 0, e = 0;
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 valid = low_bits16(n - i);
+    const __m512i kv = _mm512_loadu_si512(keys + i);  // lanes past n: slack, masked
+    const __mmask16 lt = _mm512_mask_cmplt_epu32_mask(valid, kv, lov);
+    const __mmask16 eq = _mm512_mask_testn_epi32_mask(valid & static_cast<__mmask16>(~lt),
+                                                      _mm512_srl_epi32(_mm512_sub_epi32(kv, lov), sh),
+                                                      _mm512_set1_epi32(-1));
+    _mm512_storeu_si512(keys + w, _mm512_maskz_compress_epi32(lt, kv));
+    _mm512_storeu_si512(top + e, _mm512_maskz_compress_epi32(eq, kv));
+    w += __builtin_popcount(lt);
+    e += __builtin_popcount(eq);
+  }
+  *ntop = e;
+  return w;
+}
+
+// k-NN, the threshold drop of record_vector, out of its loop: with `size` entries
+// buffered (at least k), split the state (lower_threshold); returns the new threshold.
+__attribute__((noinline)) static int32_t settle(QueryState& s, int64_t* size) {
   s.size = *size;
-  s.below = *below;
-  if (s.cap - s.size < 16 && s.size > s.k) compact(s);
-  if (s.below >= s.k) lower_threshold(s);
+  lower_threshold(s);
   *size = s.size;
-  *below = s.below;
   return s.t;
 }
 
@@ -74,8 +96,8 @@ __attribute__((noinline)) static int32_t settle(QueryState& s, int64_t* size, in
 //    the keys of the accepted ones are compressed in a register (vpcompressd; the memory
 //    form is microcoded on Zen 4) and stored whole at the end of the buffer
 //    (kBufferSlack covers the spill).
-// k-NN: `below` is counted per group; when it reaches k the threshold drops at once
-// (lower_threshold), and a buffer with less than a register of room is compacted.
+// k-NN: when a group brings the buffer to k entries the state is split at once
+// (lower_threshold), so the buffer never holds more than k + 15.
 template <class S>
 static void record_vector(const S& spec, const uint64_t* bits, int64_t nwords, const uint8_t* chunk,
                           int64_t pos, const uint8_t* q, QueryState& s) {
@@ -119,9 +141,8 @@ static void record_vector(const S& spec, const uint64_t* bits, int64_t nwords, c
   _mm256_storeu_si256(reinterpret_cast<__m256i*>(list + count), _mm256_setzero_si256());
 
   // The state's counters in locals: the buffer stores below may alias any memory.
-  const bool knn = s.mode == kKnn;
-  const int64_t cap = s.cap, k = knn ? s.k : INT64_MAX;
-  int64_t size = s.size, below = s.below;
+  const int64_t k = s.mode == kKnn ? s.k : INT64_MAX;
+  int64_t size = s.size;
   const __m512i off = _mm512_set1_epi32(static_cast<int>(static_cast<uint32_t>(pos - s.base)));
   const __m128i shift = _mm_cvtsi32_si128(s.shift);
   uint32_t* const buf = s.buf;
@@ -131,17 +152,13 @@ static void record_vector(const S& spec, const uint64_t* bits, int64_t nwords, c
     const __mmask16 valid = low_bits16(count - h);
     const __m512i idx = _mm512_cvtepu16_epi32(_mm256_load_si256(reinterpret_cast<const __m256i*>(list + h)));
     const __m512i d = spec.hit_distances(list + h, valid, chunk, qv, q);
-    if (__builtin_expect(cap - size < 16 && size > k, 0)) tv = _mm512_set1_epi32(settle(s, &size, &below));
     const __mmask16 keep = _mm512_mask_cmplt_epi32_mask(valid, d, tv);
     const __m512i key = _mm512_or_si512(_mm512_sll_epi32(d, shift), _mm512_add_epi32(idx, off));
     _mm512_storeu_si512(buf + size, _mm512_maskz_compress_epi32(keep, key));
-    const int kept = __builtin_popcount(keep);
-    size += kept;
-    below += kept;
-    if (__builtin_expect(below >= k, 0)) tv = _mm512_set1_epi32(settle(s, &size, &below));
+    size += __builtin_popcount(keep);
+    if (__builtin_expect(size >= k, 0)) tv = _mm512_set1_epi32(settle(s, &size));
   }
   s.size = size;
-  if (knn) s.below = below;
 }
 
 // Codes laid out in lanes of W bytes (W in 1, 2, 4, 8, 16, 32). EXPAND: the code is
@@ -443,70 +460,65 @@ static int64_t count_below_avx512(const int32_t* d, int64_t n, int32_t v) {
   return c;
 }
 
-// Stable selection (SelectFn) by vector passes over a shrinking list, from the largest
-// distance down. The list starts as all n keys (position order) and v as their largest
-// distance. One pass splits it with register-form compresses: keys at distance v go to
-// `tmp`, keys below stay in the list, in place and in order (the write index never
-// passes the read index). The w keys left all rank before those at v, which therefore
-// take output ranks [w, w + #(distance v)): the ones below min(k, n) are written there.
-// Then v becomes the largest distance left and the pass repeats on the w keys. No sort
-// and no scalar work per entry; the list holds few entries far below the k-th distance,
-// so the passes shrink quickly (about twice the buffer in all for random codes).
-static int64_t select(uint32_t* keys, int64_t n, int32_t shift, int64_t base, int64_t k, uint32_t* tmp,
-                      int32_t* out_d, int64_t* out_p) {
-  if (n <= 0) return 0;
-  const int64_t want = k < n ? k : n;
+// Write the keys src[0..n) (all at distance v, in position order) to output ranks
+// [w, w + n) of a row: positions widened to int64. From the last register down, as
+// whole registers: the spill below rank w lands on ranks written later (smaller
+// distances), so only a register that would start before the row is masked (masked
+// stores are slow on Zen 4). src is read before its start only through masked loads.
+static void write_ranks(const uint32_t* src, int64_t n, int32_t v, int64_t w, __m512i offset_mask,
+                        __m512i basev, int32_t* out_d, int64_t* out_p) {
+  const __m512i vv = _mm512_set1_epi32(v);
+  for (int64_t j = n - 16; j > -16; j -= 16) {
+    const __mmask16 m = j >= 0 ? __mmask16(0xFFFF) : static_cast<__mmask16>(~low_bits16(-j));
+    const __m512i r = _mm512_and_si512(_mm512_maskz_loadu_epi32(m, src + j), offset_mask);
+    const __m512i plo = _mm512_add_epi64(_mm512_cvtepu32_epi64(_mm512_castsi512_si256(r)), basev);
+    const __m512i phi = _mm512_add_epi64(_mm512_cvtepu32_epi64(_mm512_extracti64x4_epi64(r, 1)), basev);
+    const int64_t at = w + j;  // rank of lane 0
+    if (at >= 0) {
+      _mm512_storeu_si512(out_d + at, vv);
+      _mm512_storeu_si512(out_p + at, plo);
+      _mm512_storeu_si512(out_p + at + 8, phi);
+    } else {
+      const __mmask16 in_row = static_cast<__mmask16>(~low_bits16(-at));
+      _mm512_mask_storeu_epi32(out_d + at, in_row, vv);
+      _mm512_mask_storeu_epi64(out_p + at, static_cast<__mmask8>(in_row), plo);
+      _mm512_mask_storeu_epi64(out_p + at + 8, static_cast<__mmask8>(in_row >> 8), phi);
+    }
+  }
+}
+
+// Stable selection (SelectFn). The first k - n keys of top (all at distance t) take
+// ranks [n, ...); the n keys below t take ranks [0, n), ordered by vector passes over a
+// shrinking list, from the largest distance down: one pass splits the list at its
+// largest distance v (split_keys: keys at v to tmp, keys below stay, in order), the w
+// keys left rank before those at v, which therefore take ranks [w, w + #(distance v)).
+// Then v becomes the largest distance left. No sort and no scalar work per entry; the
+// list holds few entries far below t, so the passes shrink quickly.
+static int64_t select(uint32_t* keys, int64_t n, const uint32_t* top, int64_t ntop, int32_t t, int32_t shift,
+                      int64_t base, int64_t k, uint32_t* tmp, int32_t* out_d, int64_t* out_p) {
+  const __m512i basev = _mm512_set1_epi64(base);
+  const __m512i offset_mask = _mm512_set1_epi32(static_cast<int>((uint32_t(1) << shift) - 1));
+  int64_t want = k < n ? k : n;  // n < k for a k-NN state; kept general
+  const int64_t from_top = want < k ? (ntop < k - want ? ntop : k - want) : 0;
+  if (from_top > 0) write_ranks(top, from_top, t, want, offset_mask, basev, out_d, out_p);
   __m512i mx = _mm512_setzero_si512();
   for (int64_t i = 0; i < n; i += 16) {
     mx = _mm512_mask_max_epu32(mx, low_bits16(n - i), mx, _mm512_loadu_si512(keys + i));
   }
   int32_t v = static_cast<int32_t>(_mm512_reduce_max_epu32(mx) >> shift);
-  const __m512i basev = _mm512_set1_epi64(base);
-  const __m512i offset_mask = _mm512_set1_epi32(static_cast<int>((uint32_t(1) << shift) - 1));
   while (n > 0) {
-    const __m512i lo = _mm512_set1_epi32(static_cast<int>(static_cast<uint32_t>(v) << shift));
-    __m512i next = _mm512_setzero_si512();  // largest key below distance v
-    int64_t w = 0, e = 0;
-    for (int64_t i = 0; i < n; i += 16) {
-      const __mmask16 valid = low_bits16(n - i);
-      const __m512i kv = _mm512_loadu_si512(keys + i);  // lanes past n: slack, masked
-      const __mmask16 lt = _mm512_mask_cmplt_epu32_mask(valid, kv, lo);
-      const __mmask16 eq = valid & static_cast<__mmask16>(~lt);
-      _mm512_storeu_si512(keys + w, _mm512_maskz_compress_epi32(lt, kv));
-      _mm512_storeu_si512(tmp + e, _mm512_maskz_compress_epi32(eq, kv));
-      next = _mm512_mask_max_epu32(next, lt, next, kv);
-      w += __builtin_popcount(lt);
-      e += __builtin_popcount(eq);
-    }
-    if (w < want) {
-      // Ranks [w, w + take) are the first entries at distance v. Written from the last
-      // register down as whole registers: the spill below rank w lands on ranks that
-      // later passes (smaller distances) write, so only a register that would start
-      // before the row is masked (masked stores are slow on Zen 4).
-      const int64_t take = e < want - w ? e : want - w;
-      const __m512i vv = _mm512_set1_epi32(v);
-      for (int64_t j = take - 16; j > -16; j -= 16) {
-        const __mmask16 m = j >= 0 ? __mmask16(0xFFFF) : static_cast<__mmask16>(~low_bits16(-j));
-        const __m512i r = _mm512_and_si512(_mm512_maskz_loadu_epi32(m, tmp + j), offset_mask);
-        const __m512i plo = _mm512_add_epi64(_mm512_cvtepu32_epi64(_mm512_castsi512_si256(r)), basev);
-        const __m512i phi = _mm512_add_epi64(_mm512_cvtepu32_epi64(_mm512_extracti64x4_epi64(r, 1)), basev);
-        const int64_t at = w + j;  // rank of lane 0
-        if (at >= 0) {
-          _mm512_storeu_si512(out_d + at, vv);
-          _mm512_storeu_si512(out_p + at, plo);
-          _mm512_storeu_si512(out_p + at + 8, phi);
-        } else {
-          const __mmask16 in_row = static_cast<__mmask16>(~low_bits16(-at));
-          _mm512_mask_storeu_epi32(out_d + at, in_row, vv);
-          _mm512_mask_storeu_epi64(out_p + at, static_cast<__mmask8>(in_row), plo);
-          _mm512_mask_storeu_epi64(out_p + at + 8, static_cast<__mmask8>(in_row >> 8), phi);
-        }
-      }
-    }
+    int64_t e = 0;
+    const int64_t w = split_keys(keys, n, static_cast<uint32_t>(v) << shift, shift, tmp, &e);
+    if (w < want) write_ranks(tmp, (e < want - w ? e : want - w), v, w, offset_mask, basev, out_d, out_p);
     n = w;
-    v = static_cast<int32_t>(_mm512_reduce_max_epu32(next) >> shift);
+    if (n == 0) break;
+    mx = _mm512_setzero_si512();  // the largest distance left
+    for (int64_t i = 0; i < n; i += 16) {
+      mx = _mm512_mask_max_epu32(mx, low_bits16(n - i), mx, _mm512_loadu_si512(keys + i));
+    }
+    v = static_cast<int32_t>(_mm512_reduce_max_epu32(mx) >> shift);
   }
-  return want;
+  return want + from_top;
 }
 
 }  // namespace avx512

@@ -79,89 +79,68 @@ static int64_t count_below(const int32_t* d, int64_t n, int32_t v) {
   return total;
 }
 
-// Number of keys below `bound` (bound = v << shift: the entries at distance below v).
-//   keys: (n,) uint32
-static int64_t count_keys_below(const uint32_t* keys, int64_t n, uint32_t bound) {
-  int64_t total = 0;
-  for (int64_t r0 = 0; r0 < n; r0 += (int64_t(1) << 30)) {
-    const int64_t r1 = n - r0 < (int64_t(1) << 30) ? n : r0 + (int64_t(1) << 30);
-    int32_t c = 0;
-    for (int64_t r = r0; r < r1; ++r) c += keys[r] < bound;
-    total += c;
-  }
-  return total;
-}
-
 // Key of an entry at distance d and offset `off` from the state's base.
 static inline uint32_t make_key(const QueryState& s, int32_t d, uint32_t off) {
   return (static_cast<uint32_t>(d) << s.shift) | off;
 }
 
-// Histogram of the buffered distances below `limit` (limit <= nbits + 1) into
-// s.scratch[0..limit), and the k-th smallest of them: returns T, the smallest distance
-// with at least k entries at most T, and sets *below to the entries below T. Requires at
-// least k entries below limit.
-static int32_t kth_distance(const QueryState& s, int32_t limit, int64_t* below) {
+// Histogram of the distances in buf into s.scratch[0..limit) (limit <= nbits + 1; all
+// buffered distances are below it) and the k-th smallest of them: returns T, the
+// smallest distance with at least k entries at most T. Requires s.size >= k.
+static int32_t kth_distance(const QueryState& s, int32_t limit) {
   int32_t* const count = s.scratch;
   for (int32_t v = 0; v < limit; ++v) count[v] = 0;
   const uint32_t* const buf = s.buf;
-  for (int64_t r = 0; r < s.size; ++r) {
-    const int32_t d = static_cast<int32_t>(buf[r] >> s.shift);
-    if (d < limit) ++count[d];
-  }
+  for (int64_t r = 0; r < s.size; ++r) ++count[buf[r] >> s.shift];
   int64_t c = 0;
   int32_t t = 0;
   while (c + count[t] < s.k) c += count[t++];
-  *below = c;
   return t;
 }
 
-// k-NN: s.below reached k, so the k-th smallest buffered distance T is below s.t. Lower
-// t to T (accept only d < T from now on) and recount `below`. Usually T = t - 1 and one
-// counting pass over the buffer settles it; a larger drop (a first threshold of
-// nbits + 1, or a loose estimate) takes one histogram pass.
-static void lower_threshold(QueryState& s) {
-  const int64_t c = count_keys_below(s.buf, s.size, static_cast<uint32_t>(s.t - 1) << s.shift);
-  if (c < s.k) {
-    s.t -= 1;
-    s.below = c;
-    return;
+// Split keys[0..n) (position order) at the distance whose keys are [lo, lo + 2^shift):
+// keys below lo stay at the front of keys, in order (returned: how many), keys in the
+// range go to top[0..*ntop), in order, and larger keys are dropped. The AVX-512 TU
+// defines HS_VECTOR_SPLIT_KEYS and its own version (register-form compresses).
+static int64_t split_keys(uint32_t* keys, int64_t n, uint32_t lo, int32_t shift, uint32_t* top, int64_t* ntop);
+#if !defined(HS_VECTOR_SPLIT_KEYS)
+static int64_t split_keys(uint32_t* keys, int64_t n, uint32_t lo, int32_t shift, uint32_t* top, int64_t* ntop) {
+  int64_t w = 0, e = 0;
+  for (int64_t r = 0; r < n; ++r) {
+    const uint32_t key = keys[r];
+    keys[w] = key;
+    top[e] = key;
+    w += key < lo;
+    e += (key >= lo) & ((key - lo) >> shift == 0);
   }
-  s.t = kth_distance(s, s.t - 1, &s.below);
+  *ntop = e;
+  return w;
 }
+#endif
 
-// k-NN buffer full: set t to the k-th smallest buffered distance T and keep only the
-// entries that can still be among the k nearest (see QueryState), in position order:
-// every d < T, then the first k - #(d < T) with d == T.
-static void compact(QueryState& s) {
-  int64_t below = 0;
-  const int32_t t = kth_distance(s, s.nbits + 1, &below);
-  int64_t ties = s.k - below;  // entries at distance t that stay
-  uint32_t* const buf = s.buf;
-  int64_t w = 0;
-  for (int64_t r = 0; r < s.size; ++r) {
-    const uint32_t key = buf[r];
-    const int32_t d = static_cast<int32_t>(key >> s.shift);
-    const bool tie = (d == t) & (ties > 0);
-    ties -= tie;
-    buf[w] = key;
-    w += (d < t) | tie;
+// k-NN: buf holds k entries or more, all below t. Split the state at T, the k-th
+// smallest buffered distance (see QueryState): keys below T stay in buf, keys at T
+// become top, and t = T. Usually T = t - 1 and the one split pass is all; a larger drop
+// (a first threshold of nbits + 1, or a loose estimate) takes a histogram and a second
+// split.
+static void lower_threshold(QueryState& s) {
+  int32_t T = s.t - 1;
+  int64_t below = split_keys(s.buf, s.size, static_cast<uint32_t>(T) << s.shift, s.shift, s.top, &s.ntop);
+  if (below >= s.k) {  // T is lower still: the entries at t - 1 just split off are dropped
+    s.size = below;
+    T = kth_distance(s, T);
+    below = split_keys(s.buf, s.size, static_cast<uint32_t>(T) << s.shift, s.shift, s.top, &s.ntop);
   }
-  s.size = w;
-  s.t = t;
-  s.below = below;
+  s.size = below;
+  s.t = T;
 }
 
 // Record a code at distance d < s.t and database position pos (positions arrive in
 // ascending order).
 static inline void accept(QueryState& s, int32_t d, int64_t pos) {
-  if (s.mode == kKnn && s.size == s.cap) {
-    compact(s);
-    if (d >= s.t) return;
-  }
   s.buf[s.size] = make_key(s, d, static_cast<uint32_t>(pos - s.base));
   ++s.size;
-  if (s.mode == kKnn && ++s.below >= s.k) lower_threshold(s);
+  if (s.mode == kKnn && s.size >= s.k) lower_threshold(s);
 }
 
 // Vector scans (AVX2, AVX-512) go through the database in chunks. In the hot loop every
@@ -174,9 +153,8 @@ static inline void accept(QueryState& s, int32_t d, int64_t pos) {
 // Record the hits at chunk offsets list[0..count) (ascending). Distances are measured
 // again one by one (the masks were made with the threshold of the chunk's start, which
 // may have dropped since). The loop is branch-free: every hit is written to the buffer
-// and the write position advances only when d < t; the threshold is lowered when
-// `below` reaches k (checked per run of at most k - below hits, which cannot reach it
-// sooner).
+// and the write position advances only when d < t; k-NN runs stop where the buffer
+// could reach k entries, to lower the threshold there.
 template <class S>
 static void record_list(const S& spec, const uint16_t* list, int64_t count, const uint8_t* chunk,
                         int64_t pos, const uint8_t* q, QueryState& s) {
@@ -195,16 +173,8 @@ static void record_list(const S& spec, const uint16_t* list, int64_t count, cons
   }
   int64_t h = 0;
   while (h < count) {
-    if (size == s.cap) {
-      s.size = size;
-      compact(s);
-      size = s.size;
-    }
-    int64_t run = count - h;
-    if (run > s.cap - size) run = s.cap - size;
-    if (run > s.k - s.below) run = s.k - s.below;
+    const int64_t run = count - h < s.k - size ? count - h : s.k - size;
     const int32_t t = s.t;
-    const int64_t start = size;
     for (const int64_t end = h + run; h < end; ++h) {
       const int64_t j = list[h];
       const int32_t d = spec.scalar_distance(chunk + j * nb, q);
@@ -212,8 +182,10 @@ static void record_list(const S& spec, const uint16_t* list, int64_t count, cons
       size += d < t;
     }
     s.size = size;
-    s.below += size - start;
-    if (s.below >= s.k) lower_threshold(s);
+    if (size >= s.k) {
+      lower_threshold(s);
+      size = s.size;
+    }
   }
 }
 
