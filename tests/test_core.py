@@ -158,6 +158,70 @@ def test_knn_threshold_estimate_too_low(level):
 
 
 @pytest.mark.parametrize("level", LEVELS)
+@pytest.mark.parametrize("nbits", [32, 64, 136])
+def test_knn_large_k_without_sample(level, nbits):
+    """A database too short for a sampled threshold and k in the thousands: the first
+    threshold drop goes from nbits + 1 far down (histogram, then a second split)."""
+    _core.set_simd_level(level)
+    rng = np.random.default_rng(300 + nbits)
+    nbytes = nbits // 8
+    codes = make_codes(rng, 9000, nbytes, distinct=700)
+    queries = np.concatenate([codes[rng.integers(0, 9000, 6)], rng.integers(0, 256, (6, nbytes), dtype=np.uint8)])
+    dist = hamming(queries, codes)
+    for k in (700, 4000, 9000 - 3, 9000):
+        want_d, want_p = reference_knn(dist, k)
+        for threads in (1, 2):
+            got_d, got_p = run_knn(codes, queries, k, threads)
+            np.testing.assert_array_equal(got_d, want_d, err_msg=f"k={k} threads={threads}")
+            np.testing.assert_array_equal(got_p, want_p, err_msg=f"k={k} threads={threads}")
+
+
+@pytest.mark.parametrize("level", LEVELS)
+@pytest.mark.parametrize("nbits", [32, 64])
+def test_knn_dense_hits_and_ties_at_the_kth_distance(level, nbits):
+    """Random codes (a sampled threshold) with runs of codes close to the query away from
+    the sample: whole bitmap words of hits, the k-th distance reached in the middle of a
+    run, and hundreds of ties at it, some before and some after the threshold drops."""
+    _core.set_simd_level(level)
+    rng = np.random.default_rng(400 + nbits)
+    nbytes = nbits // 8
+    n = 40000
+    codes = rng.integers(0, 256, (n, nbytes), dtype=np.uint8)
+    query = rng.integers(0, 256, (1, nbytes), dtype=np.uint8)
+    near = np.repeat(query, 700, axis=0)
+    near[::2, 0] ^= 1  # half at distance 1, half at 0
+    near[::3, 1] ^= 3  # and some at 2 or 3
+    step = (n - 64) // 31  # the sample: 32 runs of 64 codes, `step` apart (engine.cpp)
+    for run, skew in ((1, 13), (13, 5), (25, 40)):  # 700 near codes in the gap after a run
+        start = run * step + 64 + skew
+        codes[start : start + 700] = near
+    queries = np.concatenate([query, codes[rng.integers(0, n, 7)]])
+    dist = hamming(queries, codes)
+    for k in (50, 600, 1000, 2500):
+        want_d, want_p = reference_knn(dist, k)
+        for threads in (1, 2):
+            for nq in (1, 8):
+                got_d, got_p = run_knn(codes, queries[:nq], k, threads)
+                np.testing.assert_array_equal(got_d, want_d[:nq], err_msg=f"k={k} nq={nq} threads={threads}")
+                np.testing.assert_array_equal(got_p, want_p[:nq], err_msg=f"k={k} nq={nq} threads={threads}")
+
+
+@pytest.mark.parametrize("level", LEVELS)
+def test_knn_large_output_streamed(level):
+    """Outputs of 4 MB and more are ordered in a staging row and streamed out."""
+    _core.set_simd_level(level)
+    rng = np.random.default_rng(11)
+    codes = make_codes(rng, 3000, 4, distinct=200)
+    queries = np.concatenate([codes[:200], rng.integers(0, 256, (200, 4), dtype=np.uint8)])
+    k = 1100  # 400 x 1100 x 12 bytes > 4 MB
+    want_d, want_p = reference_knn(hamming(queries, codes), k)
+    for threads in (1, 2):
+        got_d, got_p = run_knn(codes, queries, k, threads)
+        np.testing.assert_array_equal(got_d, want_d)
+        np.testing.assert_array_equal(got_p, want_p)
+
+
+@pytest.mark.parametrize("level", LEVELS)
 def test_knn_empty_database_and_queries(level):
     _core.set_simd_level(level)
     codes = np.zeros((0, 4), dtype=np.uint8)
