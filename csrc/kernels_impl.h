@@ -32,11 +32,29 @@ static inline int popcount64(uint64_t x) {
 #endif
 }
 
-// Little-endian load of `len` <= 8 bytes (unaligned), zero-extended.
+// Little-endian load of `len` <= 8 bytes (unaligned), zero-extended, reading only
+// p[0..len). Two overlapping loads (the shared bytes agree): no byte loop, no memcpy
+// call for a run-time len, and no partial copy through the stack (a 3-byte memcpy into
+// a zeroed uint64 made every 24-bit distance wait on store forwarding).
 static inline uint64_t load_bytes(const uint8_t* p, int64_t len) {
-  uint64_t v = 0;
-  __builtin_memcpy(&v, p, static_cast<unsigned long>(len));
-  return v;
+  if (len >= 8) {
+    uint64_t v;
+    __builtin_memcpy(&v, p, 8);
+    return v;
+  }
+  if (len >= 4) {
+    uint32_t lo, hi;
+    __builtin_memcpy(&lo, p, 4);
+    __builtin_memcpy(&hi, p + len - 4, 4);
+    return lo | (uint64_t(hi) << (8 * (len - 4)));
+  }
+  if (len >= 2) {
+    uint16_t lo, hi;
+    __builtin_memcpy(&lo, p, 2);
+    __builtin_memcpy(&hi, p + len - 2, 2);
+    return lo | (uint64_t(hi) << (8 * (len - 2)));
+  }
+  return len == 1 ? p[0] : 0;
 }
 
 static inline uint64_t load_u64(const uint8_t* p) {
