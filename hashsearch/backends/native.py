@@ -9,10 +9,12 @@ What the core does (see ``csrc/engine.cpp`` and ``csrc/kernels_*.cpp``):
   :func:`simd_level`; ``HASHSEARCH_SIMD=<level>`` (read once, when the extension is
   imported) forces a lower one — an unknown or unsupported value gives a
   ``RuntimeWarning`` (and a warning on the ``hashsearch`` logger) and the best level is kept;
-- exact k-NN fused with the scan: a per-query distance threshold that drops to the
-  k-th smallest distance found as soon as k codes are below it (started from a sample
-  for large k), hits kept as 32-bit (distance, position) keys and ordered at the end by
-  vector passes, one per distance (no comparison sort); ties by ascending position;
+- exact k-NN by selection over the distance range 0..nbits, fused with the scan: a
+  per-query distance threshold that drops to the k-th smallest distance (found by
+  counting the hits per distance) as soon as k codes are below it (started from a
+  sample for large k); hits kept as 32-bit (distance, position) keys and emitted at the
+  end by one vector pass per distance value (no heap, no comparison sort); ties by
+  ascending position;
 - threads from a persistent pool with the GIL released: over queries for batches,
   over database slices (merged by distance, position) for a few queries. Results do
   not depend on the thread count or the SIMD level.
