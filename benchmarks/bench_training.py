@@ -20,8 +20,8 @@ Threads are pinned (``torch.set_num_threads``, 1 and 2). Run::
     pytest benchmarks/bench_training.py                      # ~2 minutes on 2 cores
     pytest benchmarks/bench_training.py --benchmark-json=train.json
 
-(``benchmarks/conftest.py`` sets ``OMP_WAIT_POLICY=PASSIVE`` for the engine benchmarks;
-export ``OMP_WAIT_POLICY=ACTIVE`` before running to give torch its default spin-wait.)
+Run it on its own, not in one pytest process with the engine benchmarks (torch and
+FAISS would then share the process's OpenMP threads).
 """
 
 from __future__ import annotations

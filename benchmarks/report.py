@@ -18,7 +18,7 @@ import json
 from collections import defaultdict
 from collections.abc import Iterable
 
-__all__ = ["format_rows", "main", "ratio_rows"]
+__all__ = ["format_k_rows", "format_rows", "k_scaling_rows", "main", "ratio_rows"]
 
 
 def ratio_rows(records: Iterable[dict]) -> list[dict]:
@@ -68,6 +68,45 @@ def format_rows(rows: list[dict]) -> list[str]:
     return lines
 
 
+def k_scaling_rows(records: Iterable[dict]) -> list[dict]:
+    """Each backend's time at every k over its own time at the smallest k of the same case.
+
+    Args:
+        records: as for :func:`ratio_rows`; groups carry ``k=<int>`` among their fields.
+
+    Returns:
+        One dict per (case without k, backend, k): case, backend, k, seconds, base_k,
+        ratio (time at k / time at base_k).
+    """
+    cases: dict[tuple[str, str], dict[int, float]] = defaultdict(dict)
+    for rec in records:
+        backend = rec["params"].get("backend")
+        fields = [part for part in rec["group"].split() if not part.startswith("k=")]
+        k = dict(part.split("=", 1) for part in rec["group"].split() if "=" in part).get("k")
+        if backend is None or k is None:
+            continue
+        cases[(" ".join(fields), backend)][int(k)] = rec["min"]
+    rows = []
+    for (case, backend), times in sorted(cases.items(), key=lambda item: (_group_key(item[0][0]), item[0][1])):
+        if len(times) < 2:
+            continue
+        base_k = min(times)
+        for k in sorted(times):
+            rows.append({"case": case, "backend": backend, "k": k, "seconds": times[k], "base_k": base_k,
+                         "ratio": times[k] / times[base_k]})
+    return rows
+
+
+def format_k_rows(rows: list[dict]) -> list[str]:
+    """Lines of a fixed-width table of :func:`k_scaling_rows` output."""
+    lines = [f"{'case':<38} {'backend':<8} {'k':>5} {'ms':>10} {'x base k':>9}"]
+    for r in rows:
+        lines.append(
+            f"{r['case']:<38} {r['backend']:<8} {r['k']:>5} {r['seconds'] * 1e3:>10.3f} {r['ratio']:>8.2f}x"
+        )
+    return lines
+
+
 def main(argv: list[str] | None = None) -> None:
     """Command line entry: print the ratio table of a pytest-benchmark JSON file."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -82,6 +121,11 @@ def main(argv: list[str] | None = None) -> None:
     ]
     for line in format_rows(ratio_rows(records)):
         print(line)  # noqa: T201 - a command-line report
+    k_rows = k_scaling_rows(records)
+    if k_rows:
+        print()  # noqa: T201
+        for line in format_k_rows(k_rows):
+            print(line)  # noqa: T201
 
 
 if __name__ == "__main__":
