@@ -1091,6 +1091,10 @@ class CodeStore:
         while pos < stop:
             hi = min(stop, (pos // shard + 1) * shard)
             target = out[pos - start : hi - start]
+            base = pos // shard * shard
+            if checker.read_direct(pos // shard, pos - base, hi - base, target):
+                pos = hi
+                continue
             for attempt in range(_READ_ATTEMPTS):
                 try:
                     arr.get_basic_selection(slice(pos, hi), out=NDBuffer.from_numpy_array(target))

@@ -421,6 +421,29 @@ def test_damaged_shard_is_named(small_store, damage):
     assert not report.ok and str(shard) in report.errors[0]
 
 
+@pytest.mark.parametrize("checksum", [True, False])
+def test_direct_local_reads_equal_zarr_reads(tmp_path, checksum):
+    # Local uncompressed codes are read straight from the shard files (the fast path of
+    # the out-of-core search); any range, aligned or not, must equal zarr's own reading.
+    path = tmp_path / "codes.zarr"
+    codes = random_codes(3000, 64, seed=21)
+    config = StoreConfig(shard_rows=1024, chunk_rows=128, checksum=checksum)
+    with CodeStore.create(path, 64, config=config) as store:
+        store.append(codes)
+    store = CodeStore.open(path)
+    checker = store._checkers["codes"]
+    assert checker._direct
+    ranges = [(0, 3000), (5, 1030), (128, 256), (1000, 2100), (2999, 3000), (700, 701)]
+    for lo, hi in ranges:
+        np.testing.assert_array_equal(store.read_codes(lo, hi), codes[lo:hi])
+    target = np.empty((128, 8), np.uint8)
+    assert checker.read_direct(1, 128, 256, target)  # shard 1, its second chunk
+    np.testing.assert_array_equal(target, codes[1024 + 128 : 1024 + 256])
+    checker._direct = False  # the zarr path gives the same
+    for lo, hi in ranges:
+        np.testing.assert_array_equal(store.read_codes(lo, hi), codes[lo:hi])
+
+
 def test_damaged_ids_shard_is_named(small_store):
     shard = small_store / "ids" / "c" / "0"
     shard.write_bytes(shard.read_bytes()[:-3])
