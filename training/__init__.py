@@ -19,6 +19,14 @@ Importing this package imports torch; :mod:`hashsearch` itself never does.
 
 from __future__ import annotations
 
+try:
+    import torch  # noqa: F401 - checked here so the error says what to install
+except ImportError as exc:  # pragma: no cover - exercised in a venv without torch
+    raise ImportError(
+        "hashsearch.training needs PyTorch: pip install 'hashsearch[train]' "
+        "(on a machine without a GPU, first: pip install torch==2.13.0 for the CPU build)"
+    ) from exc
+
 from .config import PRESETS, TABLE_SWEEPS, ModelConfig, TrainConfig, ablation_configs, sweep_configs
 from .encoder import Encoder
 from .fake import FakeDualSource, InMemoryDualSource, fake_dual_source
