@@ -235,28 +235,6 @@ def load_results(output: Any, *, storage_options: dict[str, Any] | None = None) 
     return np.asarray(group["D"][:]), np.asarray(group["I"][:])
 
 
-def _batch_task(
-    location: StoreLocation,
-    nrows: int,
-    uuid: str,
-    queries: np.ndarray,
-    k: int,
-    backend: str,
-    num_threads: int,
-    memory_limit: int,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Dask task: one query block against the whole database store (runs on a worker)."""
-    from hashsearch.distributed import _open_reader
-
-    store = _open_reader(location, nrows, uuid)
-    try:
-        impl = make_backend(backend, num_threads)
-        d, p = store.search_positions(queries, k, impl, memory_limit=memory_limit, start=0, stop=nrows)
-        return d, store.ids_at(p)
-    finally:
-        store.close()
-
-
 def batch_search(
     database: CodeStore | BinaryIndex | str,
     queries: Any,
@@ -420,7 +398,7 @@ def _run_on_dask(
 ) -> int:
     from distributed import as_completed
 
-    from hashsearch.distributed import _get_client, _total_threads
+    from hashsearch.distributed import _get_client, _search_group, _total_threads
 
     if not db.location.shareable:
         raise ValueError("with a Dask client the database store must be on a path or URL workers can open")
@@ -436,7 +414,8 @@ def _run_on_dask(
             lo, hi = b * query_block, min(nq, (b + 1) * query_block)
             q = as_codes(qs.block(lo, hi), db.nbits, "queries")
             fut = dask_client.submit(
-                _batch_task, db.location, db.committed_rows, db.uuid, q, k, backend_name, threads, limit, pure=False
+                _search_group, db.location, db.committed_rows, db.uuid, 0, db.committed_rows, q, k, backend_name,
+                threads, limit, ids=True, pure=False
             )
             futures[fut] = b
 

@@ -74,6 +74,24 @@ def _median_time(fn: Any, repeats: int) -> float:
     return statistics.median(times)
 
 
+def _time_engine(
+    add: Any, search: Any, codes: np.ndarray, queries: np.ndarray, config: EngineDemoConfig
+) -> tuple[float, float, float, np.ndarray, np.ndarray]:
+    """Time one engine the same way for hashsearch and FAISS.
+
+    Returns:
+        (add seconds, median single-query seconds, batch seconds, D, I of the batch).
+    """
+    t0 = time.perf_counter()
+    add(codes)
+    add_s = time.perf_counter() - t0
+    single_s = _median_time(lambda: search(queries[:1], config.k), config.single_repeats)
+    t0 = time.perf_counter()
+    D, I = search(queries, config.k)
+    batch_s = time.perf_counter() - t0
+    return add_s, single_s, batch_s, D, I
+
+
 def run_engine_demo(config: EngineDemoConfig = EngineDemoConfig()) -> dict[str, Any]:
     """Build an index of random codes, search it, and time hashsearch (and FAISS).
 
@@ -93,14 +111,7 @@ def run_engine_demo(config: EngineDemoConfig = EngineDemoConfig()) -> dict[str, 
     logger.info("generated %d codes of %d bits in %.2f s", config.n, config.nbits, gen_s)
 
     index = BinaryIndex(config.nbits, backend=config.backend, num_threads=threads)
-    t0 = time.perf_counter()
-    index.add(codes)
-    add_s = time.perf_counter() - t0
-
-    single_s = _median_time(lambda: index.search(queries[:1], config.k), config.single_repeats)
-    t0 = time.perf_counter()
-    D, I = index.search(queries, config.k)
-    batch_s = time.perf_counter() - t0
+    add_s, single_s, batch_s, D, _ = _time_engine(index.add, index.search, codes, queries, config)
     t0 = time.perf_counter()
     lims, _, range_ids = index.range_search(queries, config.flips)
     range_s = time.perf_counter() - t0
@@ -139,13 +150,7 @@ def _faiss_side(
         return {"faiss": f"not available: {exc}"}
     faiss.omp_set_num_threads(threads)
     flat = faiss.IndexBinaryFlat(config.nbits)
-    t0 = time.perf_counter()
-    flat.add(codes)
-    add_s = time.perf_counter() - t0
-    single_s = _median_time(lambda: flat.search(queries[:1], config.k), config.single_repeats)
-    t0 = time.perf_counter()
-    fD, _ = flat.search(queries, config.k)
-    batch_s = time.perf_counter() - t0
+    add_s, single_s, batch_s, fD, _ = _time_engine(flat.add, flat.search, codes, queries, config)
     return {
         "faiss_version": faiss.__version__,
         "faiss_add_s": add_s,

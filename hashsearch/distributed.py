@@ -115,14 +115,21 @@ def _search_group(
     backend: str,
     num_threads: int,
     memory_limit: int,
+    *,
+    ids: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Task: top-k row positions of rows [start, stop) (runs on a worker)."""
+    """Task: top-k of rows [start, stop) (runs on a worker).
+
+    Returns:
+        (D int32 (nq, k), row positions int64 (nq, k)), or the rows' ids with ``ids=True``.
+    """
     from hashsearch.backends import make_backend
 
     store = _open_reader(location, nrows, uuid)
     try:
         impl = make_backend(backend, num_threads)
-        return store.search_positions(queries, k, impl, memory_limit=memory_limit, start=start, stop=stop)
+        d, p = store.search_positions(queries, k, impl, memory_limit=memory_limit, start=start, stop=stop)
+        return (d, store.ids_at(p)) if ids else (d, p)
     finally:
         store.close()
 
