@@ -21,6 +21,7 @@ from importlib import metadata as _metadata
 from typing import TYPE_CHECKING, Any
 
 from hashsearch.backends import available_backends
+from hashsearch.backends.native import simd_level, simd_levels
 from hashsearch.errors import (
     BackendUnavailableError,
     CorruptStoreError,
@@ -63,28 +64,6 @@ __all__ = [
 ]
 
 logging.getLogger("hashsearch").addHandler(logging.NullHandler())
-
-
-def simd_level() -> str | None:
-    """The SIMD path the compiled kernels take now ("avx512", "avx2", "popcnt", "generic"),
-    or None when the compiled core is not built."""
-    try:
-        from hashsearch import _core
-    except ImportError:
-        return None
-    return _core.simd_level()
-
-
-def simd_levels() -> list[str]:
-    """SIMD paths this CPU supports, best first (empty when the compiled core is not built).
-
-    ``HASHSEARCH_SIMD=<level>`` in the environment forces a lower one.
-    """
-    try:
-        from hashsearch import _core
-    except ImportError:
-        return []
-    return list(_core.simd_levels())
 
 
 def __getattr__(name: str) -> Any:

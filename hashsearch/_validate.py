@@ -107,7 +107,7 @@ def as_ids(ids: Any, n: int, name: str = "ids") -> np.ndarray:
         ValueError: wrong shape or length, negative or duplicate ids.
     """
     arr = ids if isinstance(ids, np.ndarray) else np.asarray(ids)
-    if arr.size == 0 and arr.dtype.kind in "fb" or arr.dtype == object and arr.size == 0:
+    if arr.size == 0 and arr.dtype.kind in "fbO":
         arr = arr.astype(np.int64)  # np.asarray([]) is float64: an empty list is fine
     if arr.dtype.kind not in "iu":
         raise TypeError(f"{name} must be integers, got dtype {arr.dtype}")

@@ -179,9 +179,7 @@ class BinaryIndex:
         Raises:
             TypeError: ids are not integers.
         """
-        arr, valid = as_lookup_ids(ids)
-        positions = self._find_positions(arr)
-        positions[~valid] = -1
+        positions = self._find_positions(ids)
         positions = np.unique(positions[positions >= 0])
         if positions.size == 0:
             return 0
@@ -215,8 +213,7 @@ class BinaryIndex:
         """
         if isinstance(id, (bool, np.bool_)) or not isinstance(id, (int, np.integer)):
             raise TypeError(f"id must be an int, got {type(id).__name__}")
-        arr, valid = as_lookup_ids(id, "id")
-        pos = int(self._find_positions(arr)[0]) if valid[0] else -1
+        pos = int(self._find_positions(id, "id")[0])
         if pos < 0:
             raise KeyError(f"id {id} is not in the index")
         return self._codes[pos].copy()
@@ -227,9 +224,7 @@ class BinaryIndex:
         Raises:
             KeyError: one of the ids is not in the index.
         """
-        arr, valid = as_lookup_ids(ids)
-        pos = self._find_positions(arr)
-        pos[~valid] = -1
+        pos = self._find_positions(ids)
         if (pos < 0).any():
             raise KeyError(f"id {np.asarray(ids).ravel()[np.argmax(pos < 0)]} is not in the index")
         return self._codes[pos]
@@ -373,8 +368,13 @@ class BinaryIndex:
         positions += 1
         return np.take(self._id_table, positions, out=positions)
 
-    def _find_positions(self, ids: np.ndarray) -> np.ndarray:
-        """Positions of ``ids`` (int64 (m,)), -1 where absent."""
+    def _find_positions(self, ids: Any, name: str = "ids") -> np.ndarray:
+        """Positions of ``ids`` (any integers, flattened), int64 (m,), -1 where absent.
+
+        Raises:
+            TypeError: ids are not integers.
+        """
+        ids, valid = as_lookup_ids(ids, name)
         stored = self._ids[: self._n]
         if stored.size == 0 or ids.size == 0:
             return np.full(ids.shape, -1, dtype=np.int64)
@@ -387,6 +387,6 @@ class BinaryIndex:
             sorted_ids, order = self._lookup
         where = np.searchsorted(sorted_ids, ids)
         where_c = np.minimum(where, sorted_ids.size - 1)
-        found = sorted_ids[where_c] == ids
+        found = (sorted_ids[where_c] == ids) & valid  # ids beyond int64 are never stored
         pos = where_c if order is None else order[where_c]
         return np.where(found, pos, -1).astype(np.int64, copy=False)
