@@ -25,15 +25,11 @@ has already validated the input (see :mod:`hashsearch.backends.base`).
 
 from __future__ import annotations
 
-import logging
-
 import numpy as np
 
 from hashsearch.backends.base import Backend
 
 __all__ = ["NativeBackend", "simd_level", "simd_levels"]
-
-logger = logging.getLogger("hashsearch")
 
 try:
     from hashsearch import _core
