@@ -130,10 +130,6 @@ class WriteLock:
         self._store = store
         self.where = where
 
-    @property
-    def held(self) -> bool:
-        return self._fd is not None or self._store is not None
-
     def release(self) -> None:
         """Give the lock back (safe to call twice, and from a finalizer)."""
         fd, self._fd = self._fd, None

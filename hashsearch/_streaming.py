@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from hashsearch.backends import PAD_DISTANCE
+from hashsearch.backends import PAD_DISTANCE, PAD_POSITION
 
-__all__ = ["parse_bytes", "BlockPlan", "plan_blocks", "result_bytes", "prefetch"]
+__all__ = ["parse_bytes", "BlockPlan", "plan_blocks", "result_bytes", "prefetch", "empty_result"]
 
 _UNITS = {
     "": 1,
@@ -78,13 +78,11 @@ class BlockPlan:
             shard size when at least one shard fits, else of the inner-chunk size.
         nblocks: number of blocks.
         nrows: rows covered.
-        bytes_per_block: bytes of one block of codes.
     """
 
     block_rows: int
     nblocks: int
     nrows: int
-    bytes_per_block: int
 
     def ranges(self) -> Iterator[tuple[int, int]]:
         """(start, stop) of every block, in database order."""
@@ -147,7 +145,7 @@ def plan_blocks(
     nrows = int(nrows)
     rows = int(max(1, min(rows, max(nrows, 1))))
     nblocks = -(-nrows // rows) if nrows else 0
-    return BlockPlan(block_rows=rows, nblocks=nblocks, nrows=nrows, bytes_per_block=rows * row_bytes)
+    return BlockPlan(block_rows=rows, nblocks=nblocks, nrows=nrows)
 
 
 def prefetch(
@@ -219,5 +217,5 @@ def prefetch(
 
 
 def empty_result(nq: int, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """(D, I) of a search over nothing: PAD_DISTANCE and -1 everywhere."""
-    return np.full((nq, k), PAD_DISTANCE, np.int32), np.full((nq, k), -1, np.int64)
+    """(D, I) of a search over nothing: PAD_DISTANCE and PAD_POSITION everywhere."""
+    return np.full((nq, k), PAD_DISTANCE, np.int32), np.full((nq, k), PAD_POSITION, np.int64)

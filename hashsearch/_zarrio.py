@@ -343,9 +343,6 @@ class ShardChecker:
                 out[r0 - lo : r1 - lo] = chunk[r0 - c * rows : r1 - c * rows]
         return True
 
-    def is_missing(self, shard: int) -> bool:
-        return self._size(self.key(shard)) is None
-
 
 def _plain_sharded_layout(array: Any, checksum: bool) -> bool:
     """True when an array is stored exactly as the code store writes uncompressed arrays:
