@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from hashsearch._paths import data_root
+from hashsearch.data._view import LabelledView
 from hashsearch.data.errors import DataNotFoundError, MalformedDataError
 from hashsearch.data.splits import split_per_class
 
@@ -124,7 +125,7 @@ def _check_container(path: Path) -> None:
         )
 
 
-class DSRSID:
+class DSRSID(LabelledView):
     """The released DSRSID file as a map-style dataset of uint8 sample dicts.
 
     Item ``i`` of the dataset (``0 <= i < len(ds)``) is::
@@ -133,6 +134,7 @@ class DSRSID:
 
     where ``index`` is the pair's position in the file (stable across splits) and the
     images are upright (spatial axes transposed back from MATLAB's column-major order).
+    ``indices`` and ``labels`` (0-based classes) give those of every item of the view.
 
     Args:
         path: ``DSRSID.mat`` or a folder holding it; ``None`` looks in
@@ -161,25 +163,17 @@ class DSRSID:
         indices: Sequence[int] | np.ndarray | None = None,
     ) -> None:
         self.path = _resolve(path)
-        self.split = split if indices is None else "custom"
         self.seed = seed
         self.test_per_class = test_per_class
         self._h5: h5py.File | None = None
         self._pid: int | None = None
-        file_labels = self._validate()
-        self._all_labels = file_labels
-        if indices is not None:
-            idx = np.asarray(indices, dtype=np.int64).reshape(-1)
-            if idx.size and (idx.min() < 0 or idx.max() >= file_labels.size):
-                raise ValueError(f"indices must be in [0, {file_labels.size}), got min {idx.min()} max {idx.max()}")
-            self._indices = idx
-        elif split == "all":
-            self._indices = np.arange(file_labels.size, dtype=np.int64)
-        elif split in ("train", "test"):
+        self._all_labels = self._validate()
+
+        def standard_split(name: str) -> np.ndarray:
             train, test = self.split_indices(test_per_class=test_per_class, seed=seed)
-            self._indices = train if split == "train" else test
-        else:
-            raise ValueError(f"split must be 'all', 'train' or 'test', got {split!r}")
+            return train if name == "train" else test
+
+        self._select(split, indices, standard_split)
 
     # ------------------------------------------------------------------ file access
     def _file(self) -> h5py.File:
@@ -257,19 +251,6 @@ class DSRSID:
         return state
 
     # ------------------------------------------------------------------ dataset API
-    def __len__(self) -> int:
-        return int(self._indices.size)
-
-    @property
-    def indices(self) -> np.ndarray:
-        """int64 (len,): file index of each item of this view."""
-        return self._indices
-
-    @property
-    def labels(self) -> np.ndarray:
-        """int64 (len,): 0-based class of each item of this view."""
-        return self._all_labels[self._indices]
-
     @property
     def pan_shape(self) -> tuple[int, int, int]:
         """Shape (C, H, W) of one upright PAN image."""
@@ -287,10 +268,7 @@ class DSRSID:
         return split_per_class(self._all_labels, test_per_class=test_per_class, seed=seed)
 
     def __getitem__(self, i: int) -> dict[str, Any]:
-        n = len(self)
-        if not -n <= int(i) < n:
-            raise IndexError(f"index {i} out of range for a dataset of {n} samples")
-        j = int(self._indices[int(i)])
+        j = self._file_index(i)
         f = self._file()
         pan = np.ascontiguousarray(f[PAN_KEY][j].transpose(0, 2, 1))
         ms = np.ascontiguousarray(f[MS_KEY][j].transpose(0, 2, 1))

@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from hashsearch.data._view import LabelledView
 from hashsearch.data.errors import DataNotFoundError, IncompleteDatasetError, MalformedDataError
 from hashsearch.data.splits import split_per_class
 
@@ -443,12 +444,13 @@ def _open_group(path: Path) -> tuple[zarr.Group, dict[str, Any]]:
     return group, meta
 
 
-class DualSourceDataset:
+class DualSourceDataset(LabelledView):
     """A dual-source dataset on disk (:mod:`hashsearch.data.dual` format), map-style.
 
     Item ``i`` is ``{"pan": (Cp, Hp, Wp), "ms": (Cm, Hm, Wm), "label": int, "index": int}``
     with the stored dtype (uint8 or uint16) and ``index`` the sample's position in the
-    whole dataset (stable across splits).
+    whole dataset (stable across splits); ``indices`` and ``labels`` give those of every
+    item of the view.
 
     Args:
         path: the dataset's Zarr group.
@@ -472,43 +474,21 @@ class DualSourceDataset:
     ) -> None:
         self.path = Path(path).expanduser()
         self._group, self.meta = _open_group(self.path)
-        self._labels = np.asarray(self._group["label"][:], dtype=np.int64)
+        self._all_labels = np.asarray(self._group["label"][:], dtype=np.int64)
         self._split = np.asarray(self._group["split"][:], dtype=np.int8)
-        n = self._labels.size
-        if indices is not None:
-            idx = np.asarray(indices, dtype=np.int64).reshape(-1)
-            if idx.size and (idx.min() < 0 or idx.max() >= n):
-                raise ValueError(f"indices must be in [0, {n}), got min {idx.min()} max {idx.max()}")
-            self.split = "custom"
-        elif split == "all":
-            idx = np.arange(n, dtype=np.int64)
-            self.split = split
-        elif split in ("train", "test"):
-            idx = np.flatnonzero(self._split == SPLIT_CODES[split]).astype(np.int64)
+
+        def stored_split(name: str) -> np.ndarray:
+            idx = self.split_indices(name)  # type: ignore[arg-type]
             if not idx.size:
-                raise ValueError(f"{self.path} has no {split!r} samples (its split is not assigned)")
-            self.split = split
-        else:
-            raise ValueError(f"split must be 'all', 'train' or 'test', got {split!r}")
-        self._indices = idx
+                raise ValueError(f"{self.path} has no {name!r} samples (its split is not assigned)")
+            return idx
+
+        self._select(split, indices, stored_split)
         self._cache: dict[str, np.ndarray] | None = None
         if in_memory:
             self._cache = {k: np.asarray(self._group[k][:]) for k in ("pan", "ms")}
 
     # ---------------------------------------------------------------- metadata
-    def __len__(self) -> int:
-        return int(self._indices.size)
-
-    @property
-    def indices(self) -> np.ndarray:
-        """int64 (len,): dataset index of each item of this view."""
-        return self._indices
-
-    @property
-    def labels(self) -> np.ndarray:
-        """int64 (len,): label of each item of this view."""
-        return self._labels[self._indices]
-
     @property
     def classes(self) -> list[str] | None:
         """Class names (label k names ``classes[k]``); None for instance-level datasets."""
@@ -550,19 +530,16 @@ class DualSourceDataset:
         Pass them as ``indices=`` to build views. The stored normalisation statistics
         stay those of the stored split.
         """
-        return split_per_class(self._labels, test_per_class=test_per_class, test_fraction=test_fraction, seed=seed)
+        return split_per_class(self._all_labels, test_per_class=test_per_class, test_fraction=test_fraction, seed=seed)
 
     # ---------------------------------------------------------------- reading
     def __getitem__(self, i: int) -> dict[str, Any]:
-        n = len(self)
-        if not -n <= int(i) < n:
-            raise IndexError(f"index {i} out of range for a dataset of {n} samples")
-        j = int(self._indices[int(i)])
+        j = self._file_index(i)
         if self._cache is not None:
             pan, ms = self._cache["pan"][j], self._cache["ms"][j]
         else:
             pan, ms = self._group["pan"][j], self._group["ms"][j]
-        return {"pan": np.asarray(pan), "ms": np.asarray(ms), "label": int(self._labels[j]), "index": j}
+        return {"pan": np.asarray(pan), "ms": np.asarray(ms), "label": int(self._all_labels[j]), "index": j}
 
     def read(self, items: Sequence[int] | np.ndarray) -> dict[str, np.ndarray]:
         """Read several items at once.
@@ -585,7 +562,7 @@ class DualSourceDataset:
                 block = self._group[key].get_orthogonal_selection((uniq,)) if uniq.size else \
                     np.empty((0, *self._group[key].shape[1:]), self._group[key].dtype)
                 out[key] = np.asarray(block)[inverse]
-        out["label"] = self._labels[idx]
+        out["label"] = self._all_labels[idx]
         out["index"] = idx
         return out
 
