@@ -1,12 +1,13 @@
-"""What the readers share: a view (a subset of sample indices) over N labelled pairs."""
+"""What the readers share: a view (a subset of sample indices) over N labelled pairs,
+and per-band statistics streamed over batches of images."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
-__all__ = ["LabelledView"]
+__all__ = ["LabelledView", "band_stats"]
 
 
 class LabelledView:
@@ -73,3 +74,26 @@ class LabelledView:
             raise IndexError(f"index {i} out of range for a dataset of {n} samples")
         return int(self._indices[int(i)])
 
+
+def band_stats(batches: Iterable[np.ndarray], channels: int) -> dict[str, list[float]]:
+    """Per-band mean and (population) standard deviation over batches of images.
+
+    Args:
+        batches: arrays (B, C, H, W) of any numeric dtype, ``C == channels``.
+        channels: band count (the length of the result when there are no pixels).
+
+    Returns:
+        ``{"mean": [C floats], "std": [C floats]}`` in the pixel units of the input
+        (zeros when the batches hold no pixels).
+    """
+    s1 = np.zeros(channels)
+    s2 = np.zeros(channels)
+    count = 0
+    for batch in batches:
+        x = np.asarray(batch, dtype=np.float64)
+        s1 += x.sum(axis=(0, 2, 3))
+        s2 += np.einsum("nchw,nchw->c", x, x)
+        count += x.shape[0] * x.shape[2] * x.shape[3]
+    mean = s1 / max(count, 1)
+    std = np.sqrt(np.maximum(s2 / max(count, 1) - mean * mean, 0.0))
+    return {"mean": mean.tolist(), "std": std.tolist()}

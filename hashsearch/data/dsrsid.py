@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from hashsearch._paths import data_root
-from hashsearch.data._view import LabelledView
+from hashsearch.data._view import LabelledView, band_stats
 from hashsearch.data.errors import DataNotFoundError, MalformedDataError
 from hashsearch.data.splits import split_per_class
 
@@ -274,6 +274,14 @@ class DSRSID(LabelledView):
         ms = np.ascontiguousarray(f[MS_KEY][j].transpose(0, 2, 1))
         return {"pan": pan, "ms": ms, "label": int(self._all_labels[j]), "index": j}
 
+    def _read_images(self, key: str, file_idx: np.ndarray) -> np.ndarray:
+        """Upright images (B, C, H, W) of variable ``key`` at file indices ``file_idx``, in
+        that order (one sorted HDF5 selection)."""
+        ds = self._file()[key]
+        uniq, inverse = np.unique(file_idx, return_inverse=True)
+        block = ds[uniq] if uniq.size else np.empty((0, *ds.shape[1:]), np.uint8)
+        return np.ascontiguousarray(block[inverse].transpose(0, 1, 3, 2))
+
     def read(self, items: Sequence[int] | np.ndarray) -> dict[str, np.ndarray]:
         """Read several items at once (faster than a loop: one sorted HDF5 selection).
 
@@ -288,15 +296,12 @@ class DSRSID(LabelledView):
         if pos.size and (pos.min() < -len(self) or pos.max() >= len(self)):
             raise IndexError(f"items out of range for a dataset of {len(self)} samples")
         file_idx = self._indices[pos]
-        uniq, inverse = np.unique(file_idx, return_inverse=True)
-        f = self._file()
-        out: dict[str, np.ndarray] = {}
-        for name, key in (("pan", PAN_KEY), ("ms", MS_KEY)):
-            block = f[key][uniq] if uniq.size else np.empty((0, *f[key].shape[1:]), np.uint8)
-            out[name] = np.ascontiguousarray(block[inverse].transpose(0, 1, 3, 2))
-        out["label"] = self._all_labels[file_idx]
-        out["index"] = file_idx
-        return out
+        return {
+            "pan": self._read_images(PAN_KEY, file_idx),
+            "ms": self._read_images(MS_KEY, file_idx),
+            "label": self._all_labels[file_idx],
+            "index": file_idx,
+        }
 
     def compute_stats(
         self, *, max_samples: int = 2048, seed: int = 0, batch: int = 256
@@ -314,21 +319,14 @@ class DSRSID(LabelledView):
         """
         n = len(self)
         pos = np.arange(n) if n <= max_samples else np.sort(np.random.default_rng(seed).choice(n, max_samples, replace=False))
-        acc: dict[str, list[np.ndarray]] = {}
-        for start in range(0, pos.size, batch):
-            part = self.read(pos[start : start + batch])
-            for name in ("pan", "ms"):
-                x = part[name].astype(np.float64)
-                s = acc.setdefault(name, [np.zeros(x.shape[1]), np.zeros(x.shape[1]), np.zeros(1)])
-                s[0] += x.sum(axis=(0, 2, 3))
-                s[1] += (x * x).sum(axis=(0, 2, 3))
-                s[2] += x.shape[0] * x.shape[2] * x.shape[3]
-        result: dict[str, dict[str, list[float]]] = {}
-        for name, (s1, s2, count) in acc.items():
-            mean = s1 / count
-            std = np.sqrt(np.maximum(s2 / count - mean * mean, 0.0))
-            result[name] = {"mean": mean.tolist(), "std": std.tolist()}
-        return result
+        file_idx = self._indices[pos]
+        return {
+            name: band_stats(
+                (self._read_images(key, file_idx[start : start + batch]) for start in range(0, pos.size, batch)),
+                channels,
+            )
+            for name, key, channels in (("pan", PAN_KEY, self.pan_shape[0]), ("ms", MS_KEY, self.ms_shape[0]))
+        }
 
     def __repr__(self) -> str:
         return f"DSRSID(path={str(self.path)!r}, split={self.split!r}, len={len(self)})"

@@ -40,13 +40,13 @@ import logging
 import os
 import shutil
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from hashsearch.data._view import LabelledView
+from hashsearch.data._view import LabelledView, band_stats
 from hashsearch.data.errors import DataNotFoundError, IncompleteDatasetError, MalformedDataError
 from hashsearch.data.splits import split_per_class
 
@@ -397,23 +397,16 @@ class DualDatasetWriter:
 
 def _band_stats(arr: zarr.Array, idx: np.ndarray, batch: int) -> dict[str, list[float]]:
     """Per-band mean and (population) std of ``arr[idx]`` (N, C, H, W), streamed in batches."""
-    c = arr.shape[1]
-    s1 = np.zeros(c)
-    s2 = np.zeros(c)
-    count = 0
-    for start in range(0, idx.size, batch):
-        sel = idx[start : start + batch]
-        if sel.size == sel[-1] - sel[0] + 1:  # contiguous: a plain slice reads whole shards
-            x = arr[int(sel[0]) : int(sel[-1]) + 1]
-        else:
-            x = arr.get_orthogonal_selection((sel,))
-        x = np.asarray(x, dtype=np.float64)
-        s1 += x.sum(axis=(0, 2, 3))
-        s2 += np.einsum("nchw,nchw->c", x, x)
-        count += x.shape[0] * x.shape[2] * x.shape[3]
-    mean = s1 / max(count, 1)
-    std = np.sqrt(np.maximum(s2 / max(count, 1) - mean * mean, 0.0))
-    return {"mean": mean.tolist(), "std": std.tolist()}
+
+    def batches() -> Iterator[np.ndarray]:
+        for start in range(0, idx.size, batch):
+            sel = idx[start : start + batch]
+            if sel.size == sel[-1] - sel[0] + 1:  # contiguous: a plain slice reads whole shards
+                yield arr[int(sel[0]) : int(sel[-1]) + 1]
+            else:
+                yield arr.get_orthogonal_selection((sel,))
+
+    return band_stats(batches(), arr.shape[1])
 
 
 def _open_group(path: Path) -> tuple[zarr.Group, dict[str, Any]]:
