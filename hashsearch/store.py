@@ -70,7 +70,7 @@ import shutil
 import time
 import uuid as uuidlib
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
@@ -266,6 +266,23 @@ def _abandon_writer(lock: WriteLock, where: str, unflushed: list[int]) -> None:
             unflushed[0],
         )
     lock.release()
+
+
+def _read_with_retries(read: Callable[[], Any], where: Callable[[], str]) -> Any:
+    """``read()``, tried :data:`_READ_ATTEMPTS` times (a writer may be replacing the shard).
+
+    Raises:
+        CorruptStoreError: every attempt failed; the message is ``where()`` and the last error.
+    """
+    for attempt in range(_READ_ATTEMPTS - 1):
+        try:
+            return read()
+        except Exception:  # zarr raises ValueError, OSError, codec errors
+            time.sleep(0.01 * (attempt + 1))
+    try:
+        return read()
+    except Exception as exc:
+        raise CorruptStoreError(f"{where()} ({exc})") from exc
 
 
 def _check_encoder(info: Any) -> dict[str, Any] | None:
@@ -754,14 +771,10 @@ class CodeStore:
                 tmp.unlink(missing_ok=True)
         tail = self._committed - self._buf_start
         if tail:
-            data = self._read_disk_fields(self._buf_start, self._committed, self._write_fields())
             self._ensure_buffers()
-            for name, values in data.items():
-                self._buffers[name][:tail] = values
+            for name in self._arrays:
+                self._read_array(name, self._buf_start, self._committed, out=self._buffers[name][:tail])
             self._buf_len = tail
-
-    def _write_fields(self) -> list[str]:
-        return list(self._arrays)
 
     def _ensure_buffers(self) -> None:
         if self._buffers:
@@ -1092,20 +1105,11 @@ class CodeStore:
             hi = min(stop, (pos // shard + 1) * shard)
             target = out[pos - start : hi - start]
             base = pos // shard * shard
-            if checker.read_direct(pos // shard, pos - base, hi - base, target):
-                pos = hi
-                continue
-            for attempt in range(_READ_ATTEMPTS):
-                try:
-                    arr.get_basic_selection(slice(pos, hi), out=NDBuffer.from_numpy_array(target))
-                    break
-                except Exception as exc:  # zarr raises ValueError, OSError, codec errors
-                    if attempt + 1 < _READ_ATTEMPTS:
-                        time.sleep(0.01 * (attempt + 1))  # a writer may be replacing the shard
-                        continue
-                    raise CorruptStoreError(
-                        f"{checker.describe(pos // shard)}: cannot read rows {pos}..{hi - 1} ({exc})"
-                    ) from exc
+            if not checker.read_direct(pos // shard, pos - base, hi - base, target):
+                _read_with_retries(
+                    lambda: arr.get_basic_selection(slice(pos, hi), out=NDBuffer.from_numpy_array(target)),
+                    lambda: f"{checker.describe(pos // shard)}: cannot read rows {pos}..{hi - 1}",
+                )
             pos = hi
         return out
 
@@ -1128,9 +1132,6 @@ class CodeStore:
             finally:
                 os.close(fd)
 
-    def _read_disk_fields(self, start: int, stop: int, fields: Sequence[str]) -> dict[str, np.ndarray]:
-        return {f: self._read_array(f, start, stop) for f in fields}
-
     def read(self, start: int | None = None, stop: int | None = None, fields: Sequence[str] = ("codes", "ids")) -> StoreBlock:
         """Rows [start, stop) of the chosen fields (a copy in memory).
 
@@ -1146,15 +1147,10 @@ class CodeStore:
         fields = self._fields(fields)
         start, stop = self._check_range(start, stop)
         block = StoreBlock(start, stop)
-        disk = self._disk_limit()
         for f in fields:
-            parts = []
-            if start < disk:
-                parts.append(self._read_array(f, start, min(stop, disk)))
-            if stop > disk:
-                lo, hi = max(start, disk) - self._buf_start, stop - self._buf_start
-                parts.append(self._buffers[f][lo:hi].copy())
-            setattr(block, f, parts[0] if len(parts) == 1 else np.concatenate(parts))
+            arr = self._arrays[f]
+            out = np.empty((stop - start,) + tuple(arr.shape[1:]), dtype=arr.dtype)
+            setattr(block, f, self._read_into(f, start, stop, out))
         return block
 
     def read_into(self, field: str, start: int, stop: int, out: np.ndarray) -> np.ndarray:
@@ -1171,6 +1167,10 @@ class CodeStore:
         self._check_open()
         (field,) = self._fields([field])
         start, stop = self._check_range(start, stop)
+        return self._read_into(field, start, stop, out)
+
+    def _read_into(self, field: str, start: int, stop: int, out: np.ndarray) -> np.ndarray:
+        """Rows [start, stop) of one field into ``out``: from disk, then from the writer's buffer."""
         disk = self._disk_limit()
         if start < disk:
             self._read_array(field, start, min(stop, disk), out=out[: min(stop, disk) - start])
@@ -1258,18 +1258,14 @@ class CodeStore:
         arr = self._arrays["ids"]
         checker = self._checkers["ids"]
         shard = self.config.shard_rows
+        disk = self._disk_limit()
         for s in np.unique(rows // shard):
             lo = int(s) * shard
-            checker.check(lo, min(self._disk_limit(), lo + shard))
-        for attempt in range(_READ_ATTEMPTS):
-            try:
-                return np.asarray(arr.get_coordinate_selection(rows), dtype=np.int64)
-            except Exception as exc:
-                if attempt + 1 < _READ_ATTEMPTS:
-                    time.sleep(0.01 * (attempt + 1))
-                    continue
-                raise CorruptStoreError(f"{self.location.describe('ids')}: cannot read ids ({exc})") from exc
-        raise AssertionError("unreachable")  # pragma: no cover
+            checker.check(lo, min(disk, lo + shard))
+        ids = _read_with_retries(
+            lambda: arr.get_coordinate_selection(rows), lambda: f"{self.location.describe('ids')}: cannot read ids"
+        )
+        return np.asarray(ids, dtype=np.int64)
 
     # -- searching --------------------------------------------------------------------
     def search(
