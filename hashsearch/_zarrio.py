@@ -255,6 +255,23 @@ class ShardChecker:
         else:
             self._verified = {v for v in self._verified if v[0] != shard}
 
+    def advise_willneed(self, start: int, stop: int) -> None:
+        """Ask the OS to start reading the shard files of rows [start, stop) (local stores only)."""
+        root = self.where.local_root
+        if root is None or not hasattr(os, "posix_fadvise") or stop <= start:
+            return
+        for shard in range(start // self.shard_rows, (stop - 1) // self.shard_rows + 1):
+            try:
+                fd = os.open(root / self.key(shard), os.O_RDONLY)
+            except OSError:
+                continue  # reported by the read itself
+            try:
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
+            except OSError:  # pragma: no cover - file systems without fadvise
+                pass
+            finally:
+                os.close(fd)
+
     def read_index(self, shard: int) -> np.ndarray:
         """The shard's inner-chunk table (see :func:`shard_index_entries`)."""
         from zarr.abc.store import SuffixByteRequest

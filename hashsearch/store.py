@@ -65,7 +65,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 import time
 import uuid as uuidlib
@@ -1113,25 +1112,6 @@ class CodeStore:
             pos = hi
         return out
 
-    def _advise_willneed(self, name: str, start: int, stop: int) -> None:
-        """Ask the OS to start reading the shard files of rows [start, stop) (local stores)."""
-        root = self.location.local_root
-        if root is None or not hasattr(os, "posix_fadvise") or stop <= start:
-            return
-        checker = self._checkers[name]
-        shard = self.config.shard_rows
-        for s in range(start // shard, (stop - 1) // shard + 1):
-            try:
-                fd = os.open(root / checker.key(s), os.O_RDONLY)
-            except OSError:
-                continue  # reported by the read itself
-            try:
-                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
-            except OSError:  # pragma: no cover - file systems without fadvise
-                pass
-            finally:
-                os.close(fd)
-
     def read(self, start: int | None = None, stop: int | None = None, fields: Sequence[str] = ("codes", "ids")) -> StoreBlock:
         """Rows [start, stop) of the chosen fields (a copy in memory).
 
@@ -1351,17 +1331,14 @@ class CodeStore:
         )
         ranges = [(start + a, start + b) for a, b in plan.ranges()]
         best = empty_result(nq, k)
-        nbytes = self.code_size
         block_rows = plan.block_rows
-
-        following = {a: ranges[i + 1] for i, (a, _) in enumerate(ranges[:-1])}
+        checker = self._checkers["codes"]
 
         def read(lo: int, hi: int, buf: np.ndarray) -> np.ndarray:
-            if lo in following:  # let the OS fetch the next block from disk meanwhile
-                self._advise_willneed("codes", *following[lo])
+            checker.advise_willneed(hi, min(disk_stop, hi + block_rows))  # the OS fetches the next block meanwhile
             return self._read_array("codes", lo, hi, out=buf[: hi - lo])
 
-        blocks = prefetch(ranges, read, lambda: np.empty((block_rows, nbytes), np.uint8))
+        blocks = prefetch(ranges, read, lambda: np.empty((block_rows, self.code_size), np.uint8))
         with tqdm(total=max(0, stop - start), unit="codes", unit_scale=True, disable=not progress, leave=False) as bar:
             for lo, hi, codes in blocks:
                 d, p = backend.knn(codes, queries, k)
