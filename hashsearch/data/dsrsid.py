@@ -167,6 +167,7 @@ class DSRSID(LabelledView):
         self.test_per_class = test_per_class
         self._h5: h5py.File | None = None
         self._pid: int | None = None
+        self._vars: dict[str, h5py.Dataset] = {}
         self._all_labels = self._validate()
 
         def standard_split(name: str) -> np.ndarray:
@@ -183,7 +184,15 @@ class DSRSID(LabelledView):
             # h5py handles must not cross a fork: reopen in each DataLoader worker.
             self._h5 = h5py.File(self.path, "r")
             self._pid = os.getpid()
+            self._vars = {}
         return self._h5
+
+    def _var(self, key: str) -> h5py.Dataset:
+        """The handle of variable ``key``, looked up once per open file (not per item)."""
+        f = self._file()
+        if key not in self._vars:
+            self._vars[key] = f[key]
+        return self._vars[key]
 
     def _validate(self) -> np.ndarray:
         import h5py
@@ -237,6 +246,7 @@ class DSRSID(LabelledView):
                 self._h5.close()
             finally:
                 self._h5 = None
+                self._vars = {}
 
     def __enter__(self) -> DSRSID:
         return self
@@ -248,19 +258,20 @@ class DSRSID(LabelledView):
         state = self.__dict__.copy()
         state["_h5"] = None
         state["_pid"] = None
+        state["_vars"] = {}
         return state
 
     # ------------------------------------------------------------------ dataset API
     @property
     def pan_shape(self) -> tuple[int, int, int]:
         """Shape (C, H, W) of one upright PAN image."""
-        n, c, w, h = self._file()[PAN_KEY].shape
+        n, c, w, h = self._var(PAN_KEY).shape
         return (c, h, w)
 
     @property
     def ms_shape(self) -> tuple[int, int, int]:
         """Shape (C, H, W) of one upright MS image."""
-        n, c, w, h = self._file()[MS_KEY].shape
+        n, c, w, h = self._var(MS_KEY).shape
         return (c, h, w)
 
     def split_indices(self, *, test_per_class: int = STANDARD_TEST_PER_CLASS, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -269,15 +280,14 @@ class DSRSID(LabelledView):
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         j = self._file_index(i)
-        f = self._file()
-        pan = np.ascontiguousarray(f[PAN_KEY][j].transpose(0, 2, 1))
-        ms = np.ascontiguousarray(f[MS_KEY][j].transpose(0, 2, 1))
+        pan = np.ascontiguousarray(self._var(PAN_KEY)[j].transpose(0, 2, 1))
+        ms = np.ascontiguousarray(self._var(MS_KEY)[j].transpose(0, 2, 1))
         return {"pan": pan, "ms": ms, "label": int(self._all_labels[j]), "index": j}
 
     def _read_images(self, key: str, file_idx: np.ndarray) -> np.ndarray:
         """Upright images (B, C, H, W) of variable ``key`` at file indices ``file_idx``, in
         that order (one sorted HDF5 selection)."""
-        ds = self._file()[key]
+        ds = self._var(key)
         uniq, inverse = np.unique(file_idx, return_inverse=True)
         block = ds[uniq] if uniq.size else np.empty((0, *ds.shape[1:]), np.uint8)
         return np.ascontiguousarray(block[inverse].transpose(0, 1, 3, 2))

@@ -477,9 +477,11 @@ class DualSourceDataset(LabelledView):
             return idx
 
         self._select(split, indices, stored_split)
+        # Opened once: looking an array up in the group reads its metadata from disk.
+        self._images: dict[str, zarr.Array] = {k: self._group[k] for k in ("pan", "ms")}
         self._cache: dict[str, np.ndarray] | None = None
         if in_memory:
-            self._cache = {k: np.asarray(self._group[k][:]) for k in ("pan", "ms")}
+            self._cache = {k: np.asarray(a[:]) for k, a in self._images.items()}
 
     # ---------------------------------------------------------------- metadata
     @property
@@ -528,10 +530,8 @@ class DualSourceDataset(LabelledView):
     # ---------------------------------------------------------------- reading
     def __getitem__(self, i: int) -> dict[str, Any]:
         j = self._file_index(i)
-        if self._cache is not None:
-            pan, ms = self._cache["pan"][j], self._cache["ms"][j]
-        else:
-            pan, ms = self._group["pan"][j], self._group["ms"][j]
+        source = self._cache if self._cache is not None else self._images
+        pan, ms = source["pan"][j], source["ms"][j]
         return {"pan": np.asarray(pan), "ms": np.asarray(ms), "label": int(self._all_labels[j]), "index": j}
 
     def read(self, items: Sequence[int] | np.ndarray) -> dict[str, np.ndarray]:
@@ -552,8 +552,9 @@ class DualSourceDataset(LabelledView):
             if self._cache is not None:
                 out[key] = self._cache[key][idx]
             else:
-                block = self._group[key].get_orthogonal_selection((uniq,)) if uniq.size else \
-                    np.empty((0, *self._group[key].shape[1:]), self._group[key].dtype)
+                arr = self._images[key]
+                block = arr.get_orthogonal_selection((uniq,)) if uniq.size else \
+                    np.empty((0, *arr.shape[1:]), arr.dtype)
                 out[key] = np.asarray(block)[inverse]
         out["label"] = self._all_labels[idx]
         out["index"] = idx
@@ -562,7 +563,7 @@ class DualSourceDataset(LabelledView):
     def compute_stats(self, batch: int = 256) -> dict[str, dict[str, list[float]]]:
         """Per-band mean / std of this view's images, computed now (e.g. after :meth:`resplit`)."""
         idx = np.sort(self._indices)
-        return {k: _band_stats(self._group[k], idx, batch) for k in ("pan", "ms")}
+        return {k: _band_stats(a, idx, batch) for k, a in self._images.items()}
 
     def __repr__(self) -> str:
         return f"DualSourceDataset(path={str(self.path)!r}, split={self.split!r}, len={len(self)})"
