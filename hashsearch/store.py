@@ -1439,7 +1439,6 @@ class CodeStore:
                 except CorruptStoreError as exc:
                     report.errors.append(str(exc))
                     bad_shards.add((name, s))
-        ids_sorted_ok = True
         prev_last = -1
         increasing = True
         id_parts: list[np.ndarray] = []
@@ -1449,8 +1448,8 @@ class CodeStore:
         with tqdm(total=n, unit="rows", unit_scale=True, disable=not progress, leave=False) as bar:
             for lo in range(0, n, rows):
                 hi = min(n, lo + rows)
+                shards_here = range(lo // shard, (hi - 1) // shard + 1)
                 for name in self._arrays:
-                    shards_here = range(lo // shard, (hi - 1) // shard + 1)
                     if any((name, s) in bad_shards for s in shards_here):
                         continue
                     try:
@@ -1479,14 +1478,13 @@ class CodeStore:
                             f"(0..{len(self.source_names) - 1})"
                         )
                 bar.update(hi - lo)
+        dup = np.empty(0, np.int64)
         if id_parts and not increasing:
             all_ids = np.sort(np.concatenate(id_parts))
             dup = all_ids[1:][all_ids[1:] == all_ids[:-1]]
-            if dup.size:
-                ids_sorted_ok = False
-                report.errors.append(f"{self.location.describe('ids')}: duplicate id {int(dup[0])}")
-        del id_parts
-        if ids_sorted_ok and max_id >= int(self._meta.get("next_id", 0)):
+        if dup.size:
+            report.errors.append(f"{self.location.describe('ids')}: duplicate id {int(dup[0])}")
+        elif max_id >= int(self._meta.get("next_id", 0)):
             report.errors.append(
                 f"{self.location.describe('zarr.json')}: next_id {self._meta.get('next_id')} is not above "
                 f"the largest id {max_id}"
