@@ -60,6 +60,7 @@ __all__ = [
     "DualDatasetWriter",
     "DualSourceDataset",
     "dataset_info",
+    "split_array",
 ]
 
 logger = logging.getLogger("hashsearch")
@@ -70,6 +71,14 @@ ATTR_KEY = "hashsearch"
 #: Values of the ``split`` array.
 SPLIT_CODES: dict[str, int] = {"train": 0, "test": 1, "unassigned": -1}
 _META_ARRAYS = ("label", "split", "scene", "bounds", "pan_origin")
+
+
+def split_array(n: int, train: np.ndarray, test: np.ndarray) -> np.ndarray:
+    """The ``split`` array of ``n`` samples: int8 (n,), train / test codes at those
+    indices (:data:`SPLIT_CODES`), "unassigned" elsewhere."""
+    split = np.full(n, SPLIT_CODES["unassigned"], np.int8)
+    split[train], split[test] = SPLIT_CODES["train"], SPLIT_CODES["test"]
+    return split
 
 
 def _jsonable(value: Any) -> Any:

@@ -61,7 +61,7 @@ from typing import Any
 import numpy as np
 
 from hashsearch._paths import data_root
-from hashsearch.data.dual import SPLIT_CODES, DualDatasetWriter
+from hashsearch.data.dual import DualDatasetWriter, split_array
 from hashsearch.data.errors import DataNotFoundError, MalformedDataError
 from hashsearch.data.splits import split_by_group, split_per_class
 from hashsearch.data.tiler import Scene, TileConfig, tile_scenes
@@ -255,9 +255,7 @@ def build_eurosat_ms(
     if not files:
         raise DataNotFoundError(f"no .tif tiles in the class folders of {folder}")
     labels = np.array([k for k, _ in files], dtype=np.int64)
-    train, test = split_per_class(labels, test_fraction=test_fraction, seed=seed)
-    split = np.full(labels.size, SPLIT_CODES["unassigned"], np.int8)
-    split[train], split[test] = SPLIT_CODES["train"], SPLIT_CODES["test"]
+    split = split_array(labels.size, *split_per_class(labels, test_fraction=test_fraction, seed=seed))
 
     scenes: list[dict[str, Any]] = []
     with DualDatasetWriter(out, pan_shape=(1, 64, 64), ms_shape=(4, 16, 16), pan_dtype=np.uint16,
@@ -454,9 +452,7 @@ def build_fusebox_landsat7(
                            **locations[n - 1]})
         scene_idx = np.concatenate(scene_of_sample)
         group_of_sample = np.array([scene_meta[s]["group"] for s in scene_idx], dtype=np.int64)
-        train, test = split_by_group(group_of_sample, test_fraction=test_fraction, seed=seed)
-        split = np.full(scene_idx.size, SPLIT_CODES["unassigned"], np.int8)
-        split[train], split[test] = SPLIT_CODES["train"], SPLIT_CODES["test"]
+        split = split_array(scene_idx.size, *split_by_group(group_of_sample, test_fraction=test_fraction, seed=seed))
         return writer.finalize(
             classes=None, task="instance", labels=np.arange(scene_idx.size, dtype=np.int64), split=split,
             pan_bands=["pan"], ms_bands=list(ms_bands), pan_pixel_size=[15.0, 15.0], ms_pixel_size=[30.0, 30.0],

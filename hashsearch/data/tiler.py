@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from hashsearch.data.dual import SPLIT_CODES, DualDatasetWriter
+from hashsearch.data.dual import DualDatasetWriter, split_array
 from hashsearch.data.errors import AlignmentError, DataNotFoundError, MalformedDataError
 from hashsearch.data.splits import split_per_class
 
@@ -598,12 +598,11 @@ def tile_scenes(
             values, names = None, None
             labels = np.arange(raw.size, dtype=np.int64)
             task = "instance"
-        split = np.full(raw.size, SPLIT_CODES["unassigned"], np.int8)
+        train = test = np.empty(0, np.int64)
         split_meta: dict[str, Any] = {"rule": None}
         if config.test_fraction:
             strata = labels if task == "class" else np.zeros_like(labels)
             train, test = split_per_class(strata, test_fraction=config.test_fraction, seed=config.split_seed)
-            split[train], split[test] = SPLIT_CODES["train"], SPLIT_CODES["test"]
             split_meta = {"rule": "per-class" if task == "class" else "random",
                           "test_fraction": config.test_fraction, "seed": config.split_seed}
         cfg = asdict(config)
@@ -616,7 +615,7 @@ def tile_scenes(
             ratio=ratio,
             crs=next(iter(crs_set))[0] if len(crs_set) == 1 else None,
             crs_id=next(iter(crs_set))[1] if len(crs_set) == 1 else None,
-            scenes=scene_meta, splits=split_meta, split=split,
+            scenes=scene_meta, splits=split_meta, split=split_array(raw.size, train, test),
             provenance={"tool": "hashsearch.data.tile_scenes", "config": cfg, **(provenance or {})},
         )
 
