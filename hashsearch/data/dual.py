@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from hashsearch import __version__
 from hashsearch.data._view import LabelledView, band_stats
 from hashsearch.data.errors import DataNotFoundError, IncompleteDatasetError, MalformedDataError
 from hashsearch.data.splits import split_per_class
@@ -96,15 +97,6 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, float) and not np.isfinite(value):
         return None
     return value
-
-
-def _hashsearch_version() -> str:
-    try:
-        from importlib.metadata import version
-
-        return version("hashsearch")
-    except Exception:  # noqa: BLE001 - a bare checkout has no metadata
-        return "0.0.0+unknown"
 
 
 class DualDatasetWriter:
@@ -368,7 +360,7 @@ class DualDatasetWriter:
             "splits": {"codes": SPLIT_CODES, **(splits or {})},
             "provenance": {
                 "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-                "hashsearch_version": _hashsearch_version(),
+                "hashsearch_version": __version__,
                 **(provenance or {}),
             },
         }
