@@ -7,9 +7,8 @@ of its relevant items within the first ``top_k`` (all by default); a query with 
 relevant item in that window scores 0 and still counts in the mean (the
 convention of DCMH's ``calc_map``).
 
-The engine's evaluation module is the reference for reporting; this one exists
-so that training code can measure retrieval without it. Distances come from
-:func:`hashsearch.hamming_distances` (any backend; the ranking is stable).
+The ranking is the engine's own: :func:`hashsearch.knn_search` with k = ``top_k``
+(the whole database by default), on any backend.
 """
 
 from __future__ import annotations
@@ -48,13 +47,13 @@ def average_precisions(
         db_codes: packed uint8 (n, l/8).
         db_labels: int (n,).
         top_k: rank cut-off (MAP@k); None for the whole database.
-        backend: engine backend for the distances ("auto", "numpy", "numba", ...).
+        backend: engine backend that ranks ("auto", "numpy", "numba", ...).
         chunk: queries ranked per step (bounds memory to chunk × n).
 
     Returns:
         float64 (nq,).
     """
-    from hashsearch import hamming_distances
+    from hashsearch import knn_search
 
     q = np.asarray(query_codes)
     db = np.asarray(db_codes)
@@ -71,11 +70,7 @@ def average_precisions(
     ranks = np.arange(1, k + 1, dtype=np.float64)
     for start in range(0, q.shape[0], chunk):
         stop = min(q.shape[0], start + chunk)
-        dist = hamming_distances(q[start:stop], db, backend=backend)
-        # Distances are at most nbits: a stable sort of small ints is a radix sort in NumPy,
-        # and stability gives the tie rule (ascending position).
-        small = dist.astype(np.uint16 if q.shape[1] * 8 < 65536 else np.int64)
-        order = np.argsort(small, axis=1, kind="stable")[:, :k]
+        _, order = knn_search(db, q[start:stop], k, backend=backend)  # positions, ties ascending
         rel = dl[order] == ql[start:stop, None]
         hits = np.cumsum(rel, axis=1)
         nrel = hits[:, -1]
@@ -101,7 +96,7 @@ def mean_average_precision(
         db_codes: packed uint8 (n, l/8) (e.g. MS training codes).
         db_labels: int (n,).
         top_k: MAP@k cut-off; None for the full ranking (the paper's MAP).
-        backend: engine backend used for the distances.
+        backend: engine backend that ranks.
 
     Returns:
         MAP in [0, 1].
