@@ -64,7 +64,7 @@ from hashsearch._paths import data_root
 from hashsearch.data.dual import DualDatasetWriter, split_array
 from hashsearch.data.errors import DataNotFoundError, MalformedDataError
 from hashsearch.data.splits import split_by_group, split_per_class
-from hashsearch.data.tiler import Scene, TileConfig, tile_scenes
+from hashsearch.data.tiler import Scene, TileConfig, _crs_text, tile_scenes
 
 __all__ = [
     "EUROSAT_BANDS",
@@ -272,7 +272,7 @@ def build_eurosat_ms(
                 if tile.shape != (13, 64, 64) or tile.dtype != np.uint16:
                     raise MalformedDataError(f"{path}: expected uint16 (13, 64, 64) bands, got {tile.dtype} {tile.shape}")
                 bounds = np.array([list(ds.bounds)], dtype=np.float64)
-                crs = f"EPSG:{ds.crs.to_epsg()}" if ds.crs and ds.crs.to_epsg() else (ds.crs.to_wkt() if ds.crs else None)
+                crs = _crs_text(ds.crs) if ds.crs else None
             pan, ms = eurosat_pair(tile, pan_weights)
             writer.append(pan[None], ms[None], [k], bounds=bounds, scene=i,
                           pan_origin=np.zeros((1, 2), np.int64))
@@ -291,15 +291,16 @@ def build_eurosat_ms(
 
 # --------------------------------------------------------------------------- fusebox-landsat7
 def _fusebox_locations(folder: Path, n: int) -> list[dict[str, Any]]:
+    """The crop of scene k (1-based) is entry k - 1 (from ``locations.txt``); at least ``n``
+    entries, ``{}`` where the file says nothing."""
     path = folder / "locations.txt"
-    if not path.exists():
-        return [{} for _ in range(n)]
-    out = []
-    for line in path.read_text().strip().splitlines():
-        parts = [p.strip() for p in line.split(",")]
-        out.append({"path_row": parts[0], "date": parts[1], "x": int(parts[2]), "y": int(parts[3]),
-                    "width": int(parts[4]), "height": int(parts[5])})
-    return out
+    out: list[dict[str, Any]] = []
+    if path.exists():
+        for line in path.read_text().strip().splitlines():
+            parts = [p.strip() for p in line.split(",")]
+            out.append({"path_row": parts[0], "date": parts[1], "x": int(parts[2]), "y": int(parts[3]),
+                        "width": int(parts[4]), "height": int(parts[5])})
+    return out + [{} for _ in range(n - len(out))]
 
 
 def _overlap_groups(locations: list[dict[str, Any]]) -> np.ndarray:
@@ -429,12 +430,9 @@ def build_fusebox_landsat7(
     band_idx = [FUSEBOX_BANDS.index(b) for b in ms_bands]
     stride = stride or patch_size
     locations = _fusebox_locations(folder, max(numbers))
-    if len(locations) < max(numbers):
-        locations += [{} for _ in range(max(numbers) - len(locations))]
     groups_all = _overlap_groups(locations)
 
     scene_meta: list[dict[str, Any]] = []
-    scene_of_sample: list[np.ndarray] = []
     q = patch_size // 2
     with DualDatasetWriter(out, pan_shape=(1, patch_size, patch_size), ms_shape=(len(band_idx), q, q),
                            pan_dtype=np.uint8, ms_dtype=np.uint8, overwrite=overwrite) as writer:
@@ -446,15 +444,14 @@ def build_fusebox_landsat7(
             ms_chw = np.ascontiguousarray(ms.transpose(2, 0, 1)[band_idx])
             pans, mss, origins = fusebox_pairs(pan, ms_chw, patch_size=patch_size, stride=stride, pan_shift=pan_shift)
             writer.append(pans, mss, np.zeros(len(pans), np.int64), scene=k, pan_origin=origins)
-            scene_of_sample.append(np.full(len(pans), k, np.int64))
             scene_meta.append({"name": f"{n}", "ms": f"cropped/{n}_ms.mat", "pan": f"cropped/{n}_pan.mat",
                            "crs": None, "pairs": len(pans), "group": int(groups_all[n - 1]),
                            **locations[n - 1]})
-        scene_idx = np.concatenate(scene_of_sample)
-        group_of_sample = np.array([scene_meta[s]["group"] for s in scene_idx], dtype=np.int64)
-        split = split_array(scene_idx.size, *split_by_group(group_of_sample, test_fraction=test_fraction, seed=seed))
+        pairs = len(writer)
+        group_of_sample = np.repeat([m["group"] for m in scene_meta], [m["pairs"] for m in scene_meta])
+        split = split_array(pairs, *split_by_group(group_of_sample, test_fraction=test_fraction, seed=seed))
         return writer.finalize(
-            classes=None, task="instance", labels=np.arange(scene_idx.size, dtype=np.int64), split=split,
+            classes=None, task="instance", labels=np.arange(pairs, dtype=np.int64), split=split,
             pan_bands=["pan"], ms_bands=list(ms_bands), pan_pixel_size=[15.0, 15.0], ms_pixel_size=[30.0, 30.0],
             ratio=2, crs=None, scenes=scene_meta,
             splits={"rule": "by scene group (overlapping crops share a group)", "test_fraction": test_fraction,
