@@ -328,11 +328,12 @@ class BinaryIndex:
 
         return index_from_store(store, backend, num_threads=num_threads, cls=cls)
 
-    def _adopt(self, codes: np.ndarray, ids: np.ndarray, next_id: int) -> None:
-        """Take over trusted arrays (uint8 (n, code_size), unique int64 (n,)) without copying."""
+    def _adopt(self, codes: np.ndarray, ids: np.ndarray, next_id: int, *, ids_increasing: bool) -> None:
+        """Take over trusted arrays (uint8 (n, code_size), unique int64 (n,)) without copying;
+        ``ids_increasing`` says whether the ids increase with position (the caller checked)."""
         self._codes, self._ids, self._n = codes, ids, codes.shape[0]
         self._next_id = next_id
-        self._ids_increasing = bool(self._n < 2 or (np.diff(ids) > 0).all())
+        self._ids_increasing = ids_increasing
         self._invalidate_id_caches()
         self._backend.attach(self.codes)
 

@@ -53,9 +53,8 @@ def save_index(index: BinaryIndex, path: Any, *, overwrite: bool = False, **crea
     from hashsearch.store import CodeStore
 
     with CodeStore.create(path, index.nbits, overwrite=overwrite, **create_kwargs) as store:
-        # one append: whole shards are written straight from the index's arrays
+        # one append: whole shards are written straight from the index's arrays (close() flushes)
         store.append(index.codes, index.ids)
-        store.flush()
         if index._next_id > store.next_id:  # noqa: SLF001 - ids removed from the end stay reserved
             store.reserve_ids(index._next_id)  # noqa: SLF001
     logger.info("saved index of %d codes to %s", index.ntotal, path)
@@ -83,28 +82,32 @@ def index_from_store(
 
     index = cls(store.nbits, backend, num_threads=num_threads)
     n = store.ntotal
-    codes = np.empty((n, store.code_size), dtype=np.uint8)
-    step = store.config.shard_rows * _LOAD_SHARDS
-    for lo in range(0, n, step):
-        hi = min(n, lo + step)
-        store.read_into("codes", lo, hi, codes[lo:hi])
+    codes = _read_all(store, "codes", np.empty((n, store.code_size), dtype=np.uint8))
     if store.ids_are_positions:
         ids = np.arange(n, dtype=np.int64)
+        increasing = True
     else:
-        ids = np.empty(n, dtype=np.int64)
-        for lo in range(0, n, step):
-            hi = min(n, lo + step)
-            store.read_into("ids", lo, hi, ids[lo:hi])
+        ids = _read_all(store, "ids", np.empty(n, dtype=np.int64))
         if n and ids.min() < 0:
             raise CorruptStoreError(f"{store.location.describe('ids')}: negative id {int(ids.min())}")
-        if n > 1 and not (np.diff(ids) > 0).all():
+        increasing = n < 2 or bool((np.diff(ids) > 0).all())
+        if not increasing:
             sorted_ids = np.sort(ids)
             dup = sorted_ids[1:][sorted_ids[1:] == sorted_ids[:-1]]
             if dup.size:
                 raise CorruptStoreError(f"{store.location.describe('ids')}: duplicate id {int(dup[0])}")
     next_id = max(store.next_id, int(ids.max()) + 1 if n else 0)
-    index._adopt(codes, ids, next_id)  # noqa: SLF001
+    index._adopt(codes, ids, next_id, ids_increasing=increasing)  # noqa: SLF001
     return index
+
+
+def _read_all(store: CodeStore, field: str, out: np.ndarray) -> np.ndarray:
+    """Every row of one field into ``out``, :data:`_LOAD_SHARDS` shards per read."""
+    step = store.config.shard_rows * _LOAD_SHARDS
+    for lo in range(0, out.shape[0], step):
+        hi = min(out.shape[0], lo + step)
+        store.read_into(field, lo, hi, out[lo:hi])
+    return out
 
 
 def load_index(
