@@ -1,4 +1,4 @@
-"""Tests of the compiled core ``hashsearch._core`` against a NumPy reference.
+"""Tests of the compiled core ``hashsearch._core`` against the oracle of ``search_helpers``.
 
 Every SIMD level this CPU supports runs the same cases (``set_simd_level``), and one
 subprocess checks the ``HASHSEARCH_SIMD`` variable. Data has many duplicate codes and
@@ -14,12 +14,14 @@ import sys
 
 import numpy as np
 import pytest
+from search_helpers import assert_same_arrays, oracle_distances, oracle_knn, oracle_range
+
+from hashsearch.backends import PAD_DISTANCE
 
 _core = pytest.importorskip("hashsearch._core", reason="the compiled extension is not built")
 
 LEVELS = list(_core.simd_levels())
 NBITS = [8, 16, 24, 32, 40, 64, 72, 128, 136, 256, 512, 1024]
-PAD_D = np.iinfo(np.int32).max
 
 
 @pytest.fixture(autouse=True)
@@ -29,24 +31,7 @@ def _restore_simd_level():
     _core.set_simd_level(level)
 
 
-# -- reference --------------------------------------------------------------------------
-def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """int32 (na, nb) distances between uint8 (na, nbytes) and (nb, nbytes)."""
-    return np.bitwise_count(a[:, None, :] ^ b[None, :, :]).sum(axis=2, dtype=np.int32)
-
-
-def reference_knn(dist: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """k nearest by (distance, position) from a full distance matrix, padded like _core."""
-    nq, n = dist.shape
-    kk = min(k, n)
-    order = np.argsort(dist, axis=1, kind="stable")[:, :kk]
-    d = np.full((nq, k), PAD_D, dtype=np.int32)
-    p = np.full((nq, k), -1, dtype=np.int64)
-    d[:, :kk] = np.take_along_axis(dist, order, axis=1)
-    p[:, :kk] = order
-    return d, p
-
-
+# -- data -------------------------------------------------------------------------------
 def make_codes(rng: np.random.Generator, n: int, nbytes: int, distinct: int) -> np.ndarray:
     """n codes drawn from `distinct` random codes with a few flipped bits: many exact
     duplicates and many equal distances."""
@@ -57,6 +42,13 @@ def make_codes(rng: np.random.Generator, n: int, nbytes: int, distinct: int) -> 
     return np.ascontiguousarray(codes ^ bits)
 
 
+def oracle_knn_each(codes, queries, ks) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """oracle_knn for every k of ks from one oracle call: the k nearest are the first k
+    of the max(ks) nearest (the order by (distance, position) is total)."""
+    d, p = oracle_knn(codes, queries, max(ks))
+    return {k: (d[:, :k], p[:, :k]) for k in ks}
+
+
 def run_knn(codes, queries, k, threads):
     d = np.empty((queries.shape[0], k), dtype=np.int32)
     p = np.empty((queries.shape[0], k), dtype=np.int64)
@@ -64,11 +56,11 @@ def run_knn(codes, queries, k, threads):
     return d, p
 
 
-_DATA: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+_DATA: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
 
-def dataset(nbits: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(codes (n, nbytes), queries (300, nbytes), distances (300, n)), cached per nbits."""
+def dataset(nbits: int) -> tuple[np.ndarray, np.ndarray]:
+    """(codes (n, nbytes), queries (300, nbytes)), cached per nbits."""
     if nbits not in _DATA:
         rng = np.random.default_rng(1000 + nbits)
         nbytes = nbits // 8
@@ -77,7 +69,7 @@ def dataset(nbits: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         queries = np.concatenate(
             [make_codes(rng, 150, nbytes, distinct=40), rng.integers(0, 256, (150, nbytes), dtype=np.uint8)]
         )
-        _DATA[nbits] = (codes, queries, hamming(queries, codes))
+        _DATA[nbits] = (codes, queries)
     return _DATA[nbits]
 
 
@@ -86,10 +78,10 @@ def dataset(nbits: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 @pytest.mark.parametrize("nbits", NBITS)
 def test_knn_matches_reference(level, nbits):
     _core.set_simd_level(level)
-    codes, queries, dist = dataset(nbits)
+    codes, queries = dataset(nbits)
     n = codes.shape[0]
-    for k in (1, 10, n, n + 7):
-        want_d, want_p = reference_knn(dist, k)
+    expected = oracle_knn_each(codes, queries, (1, 10, n, n + 7))
+    for k, (want_d, want_p) in expected.items():
         for threads in (1, 2):
             got_d, got_p = run_knn(codes, queries, k, threads)
             np.testing.assert_array_equal(got_d, want_d, err_msg=f"k={k} threads={threads}")
@@ -109,9 +101,8 @@ def test_knn_large_database(level, nbits):
     nbytes = nbits // 8
     codes = make_codes(rng, 20000, nbytes, distinct=3000)
     queries = np.concatenate([codes[rng.integers(0, 20000, 40)], rng.integers(0, 256, (24, nbytes), dtype=np.uint8)])
-    dist = hamming(queries, codes)
-    for k in (1, 50, 1000):
-        want_d, want_p = reference_knn(dist, k)
+    expected = oracle_knn_each(codes, queries, (1, 50, 1000))
+    for k, (want_d, want_p) in expected.items():
         for threads in (1, 2):
             got_d, got_p = run_knn(codes, queries, k, threads)
             np.testing.assert_array_equal(got_d, want_d, err_msg=f"k={k} threads={threads}")
@@ -128,9 +119,8 @@ def test_knn_few_queries_split_database(level, nbits):
     nbytes = nbits // 8
     codes = make_codes(rng, 300_000, nbytes, distinct=5000)
     queries = np.concatenate([codes[[7, 123_456]], rng.integers(0, 256, (1, nbytes), dtype=np.uint8)])
-    dist = hamming(queries, codes)
-    for k in (1, 50, 1000):
-        want_d, want_p = reference_knn(dist, k)
+    expected = oracle_knn_each(codes, queries, (1, 50, 1000))
+    for k, (want_d, want_p) in expected.items():
         for nq in (1, 3):
             got_d, got_p = run_knn(codes, queries[:nq], k, 2)
             np.testing.assert_array_equal(got_d, want_d[:nq], err_msg=f"k={k} nq={nq}")
@@ -150,7 +140,7 @@ def test_knn_threshold_estimate_too_low(level):
         codes[start : start + 64] = 0
     codes[::7] = 1
     queries = np.zeros((3, nbytes), dtype=np.uint8)
-    want_d, want_p = reference_knn(hamming(queries, codes), 3000)
+    want_d, want_p = oracle_knn(codes, queries, 3000)
     for threads in (1, 2):
         got_d, got_p = run_knn(codes, queries, 3000, threads)
         np.testing.assert_array_equal(got_d, want_d)
@@ -167,9 +157,8 @@ def test_knn_large_k_without_sample(level, nbits):
     nbytes = nbits // 8
     codes = make_codes(rng, 9000, nbytes, distinct=700)
     queries = np.concatenate([codes[rng.integers(0, 9000, 6)], rng.integers(0, 256, (6, nbytes), dtype=np.uint8)])
-    dist = hamming(queries, codes)
-    for k in (700, 4000, 9000 - 3, 9000):
-        want_d, want_p = reference_knn(dist, k)
+    expected = oracle_knn_each(codes, queries, (700, 4000, 9000 - 3, 9000))
+    for k, (want_d, want_p) in expected.items():
         for threads in (1, 2):
             got_d, got_p = run_knn(codes, queries, k, threads)
             np.testing.assert_array_equal(got_d, want_d, err_msg=f"k={k} threads={threads}")
@@ -196,9 +185,8 @@ def test_knn_dense_hits_and_ties_at_the_kth_distance(level, nbits):
         start = run * step + 64 + skew
         codes[start : start + 700] = near
     queries = np.concatenate([query, codes[rng.integers(0, n, 7)]])
-    dist = hamming(queries, codes)
-    for k in (50, 600, 1000, 2500):
-        want_d, want_p = reference_knn(dist, k)
+    expected = oracle_knn_each(codes, queries, (50, 600, 1000, 2500))
+    for k, (want_d, want_p) in expected.items():
         for threads in (1, 2):
             for nq in (1, 8):
                 got_d, got_p = run_knn(codes, queries[:nq], k, threads)
@@ -214,7 +202,7 @@ def test_knn_large_output_streamed(level):
     codes = make_codes(rng, 3000, 4, distinct=200)
     queries = np.concatenate([codes[:200], rng.integers(0, 256, (200, 4), dtype=np.uint8)])
     k = 1100  # 400 x 1100 x 12 bytes > 4 MB
-    want_d, want_p = reference_knn(hamming(queries, codes), k)
+    want_d, want_p = oracle_knn(codes, queries, k)
     for threads in (1, 2):
         got_d, got_p = run_knn(codes, queries, k, threads)
         np.testing.assert_array_equal(got_d, want_d)
@@ -227,7 +215,7 @@ def test_knn_empty_database_and_queries(level):
     codes = np.zeros((0, 4), dtype=np.uint8)
     queries = np.zeros((5, 4), dtype=np.uint8)
     d, p = run_knn(codes, queries, 3, 2)
-    assert (d == PAD_D).all() and (p == -1).all()
+    assert (d == PAD_DISTANCE).all() and (p == -1).all()
     d, p = run_knn(np.zeros((10, 4), np.uint8), np.zeros((0, 4), np.uint8), 3, 2)
     assert d.shape == (0, 3) and p.shape == (0, 3)
 
@@ -237,17 +225,13 @@ def test_knn_empty_database_and_queries(level):
 @pytest.mark.parametrize("nbits", [8, 24, 32, 72, 256, 1024])
 def test_range_search_matches_reference(level, nbits):
     _core.set_simd_level(level)
-    codes, queries, dist = dataset(nbits)
-    queries, dist = np.ascontiguousarray(queries[::10]), dist[::10]
+    codes, queries = dataset(nbits)
+    queries = np.ascontiguousarray(queries[::10])
     for radius in (0, nbits // 2 - 2, nbits):
+        want = oracle_range(codes, queries, radius)
         for threads in (1, 2):
-            lims, d, p = _core.range_search(codes, queries, radius, threads)
-            assert lims.dtype == np.int64 and d.dtype == np.int32 and p.dtype == np.int64
-            assert lims.shape == (queries.shape[0] + 1,) and lims[0] == 0
-            for i in range(queries.shape[0]):
-                (want,) = np.nonzero(dist[i] <= radius)
-                np.testing.assert_array_equal(p[lims[i] : lims[i + 1]], want)
-                np.testing.assert_array_equal(d[lims[i] : lims[i + 1]], dist[i, want])
+            got = _core.range_search(codes, queries, radius, threads)
+            assert_same_arrays(got, want, f"radius={radius} threads={threads}")
 
 
 @pytest.mark.parametrize("level", LEVELS)
@@ -256,11 +240,7 @@ def test_range_search_large_database_one_query(level):
     rng = np.random.default_rng(7)
     codes = rng.integers(0, 256, (200_000, 8), dtype=np.uint8)
     queries = codes[:2].copy()
-    dist = hamming(queries, codes)
-    lims, d, p = _core.range_search(codes, queries[:1], 26, 2)
-    (want,) = np.nonzero(dist[0] <= 26)
-    np.testing.assert_array_equal(p, want)
-    np.testing.assert_array_equal(d, dist[0, want])
+    assert_same_arrays(_core.range_search(codes, queries[:1], 26, 2), oracle_range(codes, queries[:1], 26))
     lims, d, p = _core.range_search(np.zeros((0, 8), np.uint8), queries, 3, 2)
     np.testing.assert_array_equal(lims, [0, 0, 0])
 
@@ -270,10 +250,10 @@ def test_range_search_large_database_one_query(level):
 @pytest.mark.parametrize("nbits", NBITS)
 def test_pairwise_matches_reference(level, nbits):
     _core.set_simd_level(level)
-    codes, queries, dist = dataset(nbits)
+    codes, queries = dataset(nbits)
     out = np.empty((50, codes.shape[0] - 3), dtype=np.int32)
     _core.pairwise(queries[:50], codes[:-3], out, 2)
-    np.testing.assert_array_equal(out, dist[:50, :-3])
+    np.testing.assert_array_equal(out, oracle_distances(queries[:50], codes[:-3]))
 
 
 # -- levels and environment -------------------------------------------------------------
