@@ -18,16 +18,19 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch import Tensor, nn
 
 from ..config import PRESETS, TrainConfig
-from ..losses import BQCLoss, FDCLoss, IRSCLoss, LossTerms
+from ..losses import SIDHCNNLoss
 
 __all__ = ["DCMHLoss", "dcmh_config", "train_dcmh"]
 
 
-class DCMHLoss(nn.Module):
-    """DCMH's mini-batch objective, with the interface of :class:`~hashsearch.training.losses.SIDHCNNLoss`.
+class DCMHLoss(SIDHCNNLoss):
+    """DCMH's mini-batch objective: :class:`~hashsearch.training.losses.SIDHCNNLoss` with α = 0.
+
+    DCMH's J is eq. (5) without IASC (γ_q in β's place, η in γ's), so the SIDHCNN
+    batch loss with α = 0 is exactly DCMH's; same interface and :class:`LossTerms`
+    (``iasc`` is 0).
 
     Args:
         quantization: γ_q, weight of ‖B − F‖².
@@ -37,35 +40,7 @@ class DCMHLoss(nn.Module):
     """
 
     def __init__(self, quantization: float = 1.0, balance: float = 1.0, *, normalization: str = "pairs") -> None:
-        super().__init__()
-        if normalization not in ("pairs", "per_term", "none"):
-            raise ValueError(f"normalization must be 'pairs', 'per_term' or 'none', got {normalization!r}")
-        if not (quantization >= 0 and balance >= 0):
-            raise ValueError(f"weights must be >= 0, got {quantization!r}, {balance!r}")
-        self.quantization, self.balance = float(quantization), float(balance)
-        self.normalization = normalization
-        self.likelihood = IRSCLoss()
-        self.bqc = BQCLoss()
-        self.fdc = FDCLoss()
-
-    def forward(self, features: Tensor, labels: Tensor, index: Tensor, own: Tensor, other: Tensor,
-                all_labels: Tensor, codes: Tensor) -> LossTerms:
-        n, l = features.shape
-        v = own.shape[0]
-        own = own.detach()
-        like = self.likelihood(features, other.detach(), labels, all_labels)
-        quant = self.bqc(features, codes.index_select(0, index))
-        rest = own.sum(dim=0) - own.index_select(0, index).sum(dim=0)
-        bal = self.fdc(features, rest)
-        pairs = float(n) * float(v)
-        if self.normalization == "pairs":
-            total = (like + self.quantization * quant + self.balance * bal) / pairs
-        elif self.normalization == "per_term":
-            total = (like + self.balance * bal) / pairs + self.quantization * quant / (n * l)
-        else:
-            total = like + self.quantization * quant + self.balance * bal
-        return LossTerms(total=total, irsc=float(like.detach()) / pairs, iasc=0.0,
-                         bqc=float(quant.detach()) / (n * l), fdc=float(bal.detach()) / (float(v) * v * l))
+        super().__init__(0.0, quantization, balance, normalization=normalization)
 
 
 def dcmh_config(base: TrainConfig | None = None, **changes: Any) -> TrainConfig:
