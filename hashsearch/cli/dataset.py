@@ -18,9 +18,6 @@ import typer
 
 from hashsearch.cli._common import cli_errors, emit
 
-RECIPE_NAMES = ("nc-landsat7", "eurosat-ms", "fusebox-landsat7")
-
-
 def register(app: typer.Typer) -> None:
     """Add the ``dataset`` command group to ``app``."""
     group = typer.Typer(

@@ -82,24 +82,28 @@ _MAT5_MAGIC = b"MATLAB 5.0 MAT-file"
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 
 
+def _find_in(folder: Path) -> Path | None:
+    return next((folder / name for name in _FILE_NAMES if (folder / name).is_file()), None)
+
+
 def _resolve(path: str | os.PathLike[str] | None) -> Path:
     if path is None:
         root = data_root()
-        for name in _FILE_NAMES:
-            if (root / name).is_file():
-                return root / name
-        raise DataNotFoundError(
-            f"DSRSID.mat not found in the data folder {root} (looked for "
-            f"{', '.join(_FILE_NAMES)}). Pass the file's path, or set HASHSEARCH_DATA to the "
-            "folder that holds it. The file is distributed by the SIDHCNN authors and is "
-            "never downloaded by hashsearch."
-        )
+        found = _find_in(root)
+        if found is None:
+            raise DataNotFoundError(
+                f"DSRSID.mat not found in the data folder {root} (looked for "
+                f"{', '.join(_FILE_NAMES)}). Pass the file's path, or set HASHSEARCH_DATA to the "
+                "folder that holds it. The file is distributed by the SIDHCNN authors and is "
+                "never downloaded by hashsearch."
+            )
+        return found
     p = Path(path).expanduser()
     if p.is_dir():
-        for name in ("DSRSID.mat", *_FILE_NAMES[1:]):
-            if (p / name).is_file():
-                return p / name
-        raise DataNotFoundError(f"{p} is a folder without DSRSID.mat in it; pass the path of DSRSID.mat")
+        found = _find_in(p)
+        if found is None:
+            raise DataNotFoundError(f"{p} is a folder without DSRSID.mat in it; pass the path of DSRSID.mat")
+        return found
     if not p.exists():
         raise DataNotFoundError(
             f"DSRSID file not found: {p}. Pass the path of the released DSRSID.mat "
@@ -120,7 +124,7 @@ def _check_container(path: Path) -> None:
     # HDF5 looks for its signature at 0 and after a userblock of 512, 1024, 2048, ... bytes.
     if not any(head[k : k + 8] == _HDF5_MAGIC for k in (0, 512, 1024, 2048)):
         raise MalformedDataError(
-            f"{path} is not a MATLAB v7.3 / HDF5 file (no HDF5 signature at byte 0 or 512); "
+            f"{path} is not a MATLAB v7.3 / HDF5 file (no HDF5 signature at byte 0, 512, 1024 or 2048); "
             "expected the released DSRSID.mat"
         )
 

@@ -44,7 +44,7 @@ import logging
 import math
 import os
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -169,11 +169,15 @@ class TileBatch:
 class _Geometry:
     ratio: int          # native PAN:MS ratio
     factor: int         # MS block-averaging factor
-    eff: int            # effective ratio = ratio * factor
-    off_row: int        # MS origin in PAN pixel rows (may be negative)
+    off_row: int        # MS origin in PAN pixels (may be negative)
     off_col: int
-    rows: list[int] = field(default_factory=list)   # patch top rows in PAN pixels
-    cols: list[int] = field(default_factory=list)
+    rows: list[int]     # patch top rows in PAN pixels
+    cols: list[int]     # patch left columns in PAN pixels
+
+    @property
+    def eff(self) -> int:
+        """Effective PAN:MS ratio of the stored pairs: ``ratio * factor``."""
+        return self.ratio * self.factor
 
 
 def _open(path: Path, role: str) -> rasterio.DatasetReader:
@@ -234,7 +238,7 @@ def _geometry(pan: rasterio.DatasetReader, ms: rasterio.DatasetReader, config: T
             "columns of PAN pixels from the PAN origin, not whole numbers. Resample MS onto a grid "
             "aligned with PAN first."
         )
-    geo = _Geometry(ratio=ratio, factor=factor, eff=eff, off_row=int(round(orow)), off_col=int(round(oc)))
+    off_row, off_col = int(round(orow)), int(round(oc))
     p, s = config.patch_size, config.step
     if p % eff or s % eff:
         raise ValueError(
@@ -252,14 +256,14 @@ def _geometry(pan: rasterio.DatasetReader, ms: rasterio.DatasetReader, config: T
         first = offset + math.ceil((lo - offset) / eff) * eff
         return list(range(first, hi - p + 1, s)), True
 
-    geo.rows, ok_r = starts(geo.off_row, ms_rows, pan.height)
-    geo.cols, ok_c = starts(geo.off_col, ms_cols, pan.width)
+    rows, ok_r = starts(off_row, ms_rows, pan.height)
+    cols, ok_c = starts(off_col, ms_cols, pan.width)
     if not (ok_r and ok_c):
         raise AlignmentError(
             f"the PAN and MS rasters do not overlap: PAN bounds {tuple(round(v, 3) for v in pan.bounds)}, "
             f"MS bounds {tuple(round(v, 3) for v in ms.bounds)} ({_crs_text(pan.crs)})"
         )
-    return geo
+    return _Geometry(ratio=ratio, factor=factor, off_row=off_row, off_col=off_col, rows=rows, cols=cols)
 
 
 def _nodata(override: float | None, ds: rasterio.DatasetReader, band: int) -> float | None:
@@ -298,7 +302,6 @@ class _OpenScene:
     """A scene's rasters, opened and checked against the alignment rules (a context manager)."""
 
     def __init__(self, scene: Scene, config: TileConfig) -> None:
-        self.scene = scene
         self.config = config
         self.name = scene.name or Path(scene.pan).stem
         self._all: list[Any] = []
@@ -480,14 +483,13 @@ def _sample_labels(lab_ds: rasterio.DatasetReader, tp: Any, row: int, col: int, 
     fill = -1 if nodata is None else nodata
     win = lab_ds.read(1, window=Window(c0, r0, int(lc.max()) - c0 + 1, int(lr.max()) - r0 + 1),
                       boundless=True, fill_value=fill, out_dtype=np.int64)
+    out = win[np.ix_(lr - r0, lc - c0)]
     if nodata is None:
         # Without a declared nodata, the boundless fill must still mean "no label".
         inside_r = (lr >= 0) & (lr < lab_ds.height)
         inside_c = (lc >= 0) & (lc < lab_ds.width)
-        out = win[np.ix_(lr - r0, lc - c0)]
         out[~np.outer(inside_r, inside_c)] = -1
-        return out
-    return win[np.ix_(lr - r0, lc - c0)]
+    return out
 
 
 def _majority(lab: np.ndarray, nodata: float | None, classes: set[int] | None) -> tuple[int, float]:
