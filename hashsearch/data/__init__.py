@@ -11,7 +11,7 @@
 
 Every sample is ``{"pan": (Cp, Hp, Wp), "ms": (Cm, Hm, Wm), "label": int, "index": int}``
 (NumPy arrays in the stored dtype; torch adapters live in ``hashsearch.training``).
-rasterio, h5py, scipy and tifffile (the ``data`` extra) are imported only inside the
+rasterio, h5py and scipy (from the ``data`` extra) are imported only inside the
 functions that need them, so importing this package stays light. See docs/datasets.md.
 """
 
