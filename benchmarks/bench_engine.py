@@ -24,6 +24,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from hashsearch.backends import backend_class
+from hashsearch.synthetic import random_codes
+
 faiss = pytest.importorskip("faiss")
 
 N_VALUES = [75_000, 1_000_000]
@@ -41,16 +44,14 @@ _FAISS: dict[tuple[int, int], object] = {}
 def _codes(n: int, bits: int) -> np.ndarray:
     key = (n, bits)
     if key not in _DATA:
-        rng = np.random.default_rng(20180601 + bits)
-        _DATA[key] = rng.integers(0, 256, size=(n, bits // 8), dtype=np.uint8)
+        _DATA[key] = random_codes(n, bits, seed=20180601 + bits)
     return _DATA[key]
 
 
 def _queries(nq: int, bits: int) -> np.ndarray:
     key = (nq, bits)
     if key not in _QUERIES:
-        rng = np.random.default_rng(7 + nq + bits)
-        _QUERIES[key] = rng.integers(0, 256, size=(nq, bits // 8), dtype=np.uint8)
+        _QUERIES[key] = random_codes(nq, bits, seed=7 + nq + bits)
     return _QUERIES[key]
 
 
@@ -65,7 +66,10 @@ def _faiss_index(n: int, bits: int):
 
 
 def _search_function(backend: str, n: int, bits: int, threads: int):
-    """A zero-argument-per-call search function (queries, k) -> results for `backend`."""
+    """A search function (queries, k) -> results for `backend`.
+
+    Numba compiles (or loads its cache) in the benchmark's warm-up round, outside timing.
+    """
     codes = _codes(n, bits)
     if backend == "faiss":
         index = _faiss_index(n, bits)
@@ -75,23 +79,11 @@ def _search_function(backend: str, n: int, bits: int, threads: int):
             return index.search(queries, k)
 
         return search
-    if backend == "native":
-        from hashsearch.backends.native import NativeBackend
-
-        reason = NativeBackend.unavailable_reason()
-        if reason:
-            pytest.skip(reason)
-        engine = NativeBackend(num_threads=threads)
-    else:
-        try:
-            from hashsearch.backends.numba_backend import NumbaBackend
-        except ImportError as exc:
-            pytest.skip(f"hashsearch.backends.numba_backend cannot be imported: {exc}")
-        reason = NumbaBackend.unavailable_reason()
-        if reason:
-            pytest.skip(reason)
-        engine = NumbaBackend(num_threads=threads)
-        engine.knn(codes[:1000], _queries(1, bits), 10)  # compile (or load the cache) outside timing
+    cls = backend_class(backend)
+    reason = cls.unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    engine = cls(num_threads=threads)
 
     def search(queries, k):
         return engine.knn(codes, queries, k)
