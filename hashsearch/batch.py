@@ -128,6 +128,7 @@ class _Queries:
         return len(self._store) if self._store is not None else len(self._array)  # type: ignore[arg-type]
 
     def block(self, lo: int, hi: int) -> np.ndarray:
+        """Queries [lo, hi): uint8 (hi - lo, code_size), C-contiguous (checked once, at construction)."""
         if self._store is not None:
             return self._store.read_codes(lo, hi)
         return self._array[lo:hi]  # type: ignore[index]
@@ -157,6 +158,11 @@ def _database_fingerprint(db: Any) -> dict[str, Any]:
     h.update(memoryview(np.ascontiguousarray(db.codes)).cast("B"))
     h.update(memoryview(np.ascontiguousarray(db.ids)).cast("B"))
     return {"index_sha256": h.hexdigest(), "nrows": db.ntotal}
+
+
+def _block_rows(b: int, query_block: int, nq: int) -> range:
+    """The query rows of block ``b``."""
+    return range(b * query_block, min(nq, (b + 1) * query_block))
 
 
 def _default_query_block(nq: int, k: int, nbytes: int, limit: int) -> int:
@@ -332,23 +338,23 @@ def batch_search(
         out_d, out_i, out_done = group["D"], group["I"], group["done"]
 
         def write(b: int, distances: np.ndarray, ids: np.ndarray) -> None:
-            lo, hi = b * query_block, min(nq, (b + 1) * query_block)
-            out_d[lo:hi] = distances
-            out_i[lo:hi] = ids
+            rows = _block_rows(b, query_block, nq)
+            out_d[rows.start : rows.stop] = distances
+            out_i[rows.start : rows.stop] = ids
             done[b] = 1  # recorded only once the block's results are written
             chunk = _DONE_CHUNK
             c0 = b // chunk * chunk
             out_done[c0 : min(nblocks, c0 + chunk)] = done[c0 : min(nblocks, c0 + chunk)]
 
         computed = 0
-        initial = sum(min(nq, (b + 1) * query_block) - b * query_block for b in range(nblocks) if done[b])
+        initial = sum(len(_block_rows(b, query_block, nq)) for b in range(nblocks) if done[b])
         with tqdm(total=nq, initial=initial, unit="queries", unit_scale=True, disable=not progress) as bar:
             if client is None:
                 impl = make_backend(backend, num_threads)
                 db_limit = max(1, limit // 2)
                 for b in todo:
-                    lo, hi = b * query_block, min(nq, (b + 1) * query_block)
-                    q = as_codes(qs.block(lo, hi), db.nbits, "queries")
+                    rows = _block_rows(b, query_block, nq)
+                    q = qs.block(rows.start, rows.stop)
                     if isinstance(db, CodeStore):
                         d, p = db.search_positions(q, k, impl, memory_limit=db_limit, start=0, stop=ntotal)
                         ids = db.ids_at(p)
@@ -356,13 +362,13 @@ def batch_search(
                         d, ids = db.search(q, k)
                     write(b, d, ids)
                     computed += 1
-                    bar.update(hi - lo)
+                    bar.update(len(rows))
             else:
                 computed = _run_on_dask(
                     client, db, qs, todo, k, query_block, nq, backend, num_threads, limit, write, bar
                 )
         seconds = time.perf_counter() - t0
-        done_queries = sum(min(nq, (b + 1) * query_block) - b * query_block for b in todo[:computed])
+        done_queries = sum(len(_block_rows(b, query_block, nq)) for b in todo[:computed])
         return BatchResult(
             output=location.describe(),
             nq=nq,
@@ -398,11 +404,11 @@ def _run_on_dask(
 ) -> int:
     from distributed import as_completed
 
-    from hashsearch.distributed import _get_client, _search_group, _total_threads
+    from hashsearch.distributed import _backend_name, _get_client, _search_group, _total_threads
 
     if not db.location.shareable:
         raise ValueError("with a Dask client the database store must be on a path or URL workers can open")
-    backend_name = backend.name if isinstance(backend, Backend) else (backend or "auto")
+    backend_name = _backend_name(backend)
     threads = 1 if num_threads is None else int(num_threads)
     dask_client, to_close = _get_client(client)
     try:
@@ -411,11 +417,10 @@ def _run_on_dask(
         futures: dict[Any, int] = {}
 
         def submit(b: int) -> None:
-            lo, hi = b * query_block, min(nq, (b + 1) * query_block)
-            q = as_codes(qs.block(lo, hi), db.nbits, "queries")
+            rows = _block_rows(b, query_block, nq)
             fut = dask_client.submit(
-                _search_group, db.location, db.committed_rows, db.uuid, 0, db.committed_rows, q, k, backend_name,
-                threads, limit, ids=True, pure=False
+                _search_group, db.location, db.committed_rows, db.uuid, 0, db.committed_rows,
+                qs.block(rows.start, rows.stop), k, backend_name, threads, limit, ids=True, pure=False,
             )
             futures[fut] = b
 
@@ -428,7 +433,7 @@ def _run_on_dask(
             d, ids = fut.result()
             write(b, d, ids)
             computed += 1
-            bar.update(min(nq, (b + 1) * query_block) - b * query_block)
+            bar.update(len(_block_rows(b, query_block, nq)))
             if pending:
                 submit(pending.pop(0))
                 newest = next(reversed(futures))

@@ -148,6 +148,11 @@ def _resolve_ids(location: StoreLocation, nrows: int, uuid: str, result: tuple[n
         store.close()
 
 
+def _backend_name(backend: str | Backend | None) -> str:
+    """What tasks pass to ``make_backend`` on the workers (a name: instances stay here)."""
+    return backend.name if isinstance(backend, Backend) else (backend or "auto")
+
+
 def _get_client(client: Any) -> tuple[Any, list[Any]]:
     """The client to use, and what to close afterwards."""
     from distributed import Client
@@ -240,7 +245,7 @@ def search(
                 "distributed search needs a store that workers can open by path or URL, "
                 f"not an in-process zarr store ({location.describe()})"
             )
-        backend_name = backend.name if isinstance(backend, Backend) else (backend or "auto")
+        backend_name = _backend_name(backend)
         nrows = code_store.committed_rows
         if code_store.mode == "a" and code_store.ntotal > nrows:
             logger.warning(
@@ -291,8 +296,7 @@ def search(
                     for i in range(0, len(level), split_every)
                 ]
             final = dask_client.submit(_resolve_ids, location, nrows, uuid, level[0], pure=False)
-            distances, ids = final.result()
-            return distances, ids
+            return final.result()
         finally:
             for obj in to_close:
                 obj.close()
