@@ -51,9 +51,14 @@ def ratio_rows(records: Iterable[dict]) -> list[dict]:
     return rows
 
 
+def _fields(group: str) -> dict[str, str]:
+    """The ``name=value`` fields of a group name, e.g. ``{"n": "75000", "k": "10", ...}``."""
+    return dict(part.split("=", 1) for part in group.split() if "=" in part)
+
+
 def _group_key(group: str) -> tuple:
     """Sort groups by their numeric fields (n, bits, nq, k, threads) in that order."""
-    fields = dict(part.split("=", 1) for part in group.split() if "=" in part)
+    fields = _fields(group)
     return tuple(int(fields.get(name, "0")) for name in ("n", "bits", "nq", "k", "threads"))
 
 
@@ -81,11 +86,11 @@ def k_scaling_rows(records: Iterable[dict]) -> list[dict]:
     cases: dict[tuple[str, str], dict[int, float]] = defaultdict(dict)
     for rec in records:
         backend = rec["params"].get("backend")
-        fields = [part for part in rec["group"].split() if not part.startswith("k=")]
-        k = dict(part.split("=", 1) for part in rec["group"].split() if "=" in part).get("k")
+        k = _fields(rec["group"]).get("k")
         if backend is None or k is None:
             continue
-        cases[(" ".join(fields), backend)][int(k)] = rec["min"]
+        case = " ".join(part for part in rec["group"].split() if not part.startswith("k="))
+        cases[(case, backend)][int(k)] = rec["min"]
     rows = []
     for (case, backend), times in sorted(cases.items(), key=lambda item: (_group_key(item[0][0]), item[0][1])):
         if len(times) < 2:
