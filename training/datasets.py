@@ -30,21 +30,15 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from hashsearch.data import open_dataset
+
 from .augment import PairedAugment
 
-__all__ = ["DualSourceTorchDataset", "dual_source_splits", "open_reader"]
+__all__ = ["DualSourceTorchDataset", "dual_source_splits"]
 
 logger = logging.getLogger("hashsearch")
 
 Stats = Mapping[str, Mapping[str, Sequence[float]]]
-
-
-def open_reader(path: str | os.PathLike[str], split: str = "all", **kwargs: Any) -> Any:
-    """Open a reader by path: DSRSID for a ``.mat`` file, else a dual-source Zarr dataset
-    (:func:`hashsearch.data.open_dataset`)."""
-    from hashsearch.data import open_dataset
-
-    return open_dataset(path, split, **kwargs)  # type: ignore[arg-type]
 
 
 def _stats_of(source: Any) -> Stats:
@@ -98,7 +92,7 @@ class DualSourceTorchDataset(Dataset):
         preload: bool = False,
     ) -> None:
         if isinstance(source, (str, os.PathLike)):
-            source = open_reader(source, split)
+            source = open_dataset(source, split)  # type: ignore[arg-type]
         self.source = source
         self.augment = augment
         self.normalize = normalize
@@ -145,15 +139,14 @@ class DualSourceTorchDataset(Dataset):
             raise IndexError(f"index {i} out of range for a dataset of {n} samples")
         i = int(i) % n
         if self._cache is not None:
-            pan_np, ms_np, label = self._cache["pan"][i], self._cache["ms"][i], int(self._cache["label"][i])
+            sample = {key: values[i] for key, values in self._cache.items()}
         else:
             sample = self.source[i]
-            pan_np, ms_np, label = sample["pan"], sample["ms"], int(sample["label"])
-        pan = self._to_tensor(pan_np, self._pan_ms if self.normalize else None)
-        ms = self._to_tensor(ms_np, self._ms_ms if self.normalize else None)
+        pan = self._to_tensor(sample["pan"], self._pan_ms if self.normalize else None)
+        ms = self._to_tensor(sample["ms"], self._ms_ms if self.normalize else None)
         if self.augment is not None:
-            pan, ms = self.augment(pan, ms, int(self.source_indices[i]))
-        return {"pan": pan, "ms": ms, "label": label, "index": i}
+            pan, ms = self.augment(pan, ms, int(sample["index"]))  # the draw follows the file index
+        return {"pan": pan, "ms": ms, "label": int(sample["label"]), "index": i}
 
     def __repr__(self) -> str:
         return f"DualSourceTorchDataset({self.source!r}, normalize={self.normalize}, augment={self.augment})"
@@ -179,8 +172,8 @@ def dual_source_splits(
     Returns:
         ``(train, test)``.
     """
-    train_src = open_reader(path, "train", **reader_kwargs)
-    test_src = open_reader(path, "test", **reader_kwargs)
+    train_src = open_dataset(path, "train", **reader_kwargs)
+    test_src = open_dataset(path, "test", **reader_kwargs)
     stats = _stats_of(train_src)
     aug = PairedAugment() if augment is True else (augment or None)
     return (
