@@ -14,7 +14,7 @@ train and test views share one normalisation. An optional
 :class:`~hashsearch.training.augment.PairedAugment` applies the same flip / rotation
 to both sources of a pair. ``index`` is the item's position ``i`` in this view
 (0..V-1), the row of the feature matrices F^P, F^M of Algorithm 1; the sample's
-position in the file is ``source_index``.
+position in the file is ``source_indices[i]``.
 
 :func:`dual_source_splits` opens a dataset's stored train and test views at once.
 """
