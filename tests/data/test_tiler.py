@@ -52,9 +52,19 @@ def _reference_majority(scene: FakeScene, patch: int, stride: int) -> dict[tuple
     return out
 
 
-def _reference(scene: FakeScene, patch: int, stride: int, ratio: int, purity: float) -> set[tuple[int, int, int]]:
+def _reference(scene: FakeScene, patch: int, stride: int, purity: float) -> set[tuple[int, int, int]]:
     """Kept (row, col, raw label) of the reference."""
     return {(r, c, v) for (r, c), (v, p) in _reference_majority(scene, patch, stride).items() if p >= purity}
+
+
+def _tiled(sc: FakeScene, out: Path, config: TileConfig, *, labels: bool = True) -> DualSourceDataset:
+    """Tile a fake scene (with its label raster unless ``labels=False``) and open the dataset."""
+    return DualSourceDataset(tile_scene(sc.pan, sc.ms, out, sc.labels if labels else None, config, progress=False))
+
+
+def _ms_transform(sc: FakeScene) -> Affine:
+    with rasterio.open(sc.ms) as ds:
+        return ds.transform
 
 
 @pytest.fixture
@@ -68,9 +78,7 @@ def scene(tmp_path: Path) -> FakeScene:
 
 def test_pairs_cover_the_same_ground(tmp_path: Path) -> None:
     sc = write_fake_scene(tmp_path / "in", pan_shape=(48, 64), ratio=4, ms_origin_shift=(1, 2), seed=5)
-    out = tile_scene(sc.pan, sc.ms, tmp_path / "d.zarr", labels=sc.labels,
-                     config=TileConfig(patch_size=16, stride=8, min_purity=0.0), progress=False)
-    ds = DualSourceDataset(out)
+    ds = _tiled(sc, tmp_path / "d.zarr", TileConfig(patch_size=16, stride=8, min_purity=0.0))
     assert ds.pan_shape == (1, 16, 16) and ds.ms_shape == (4, 4, 4) and ds.meta["ratio"] == 4
     origins, bounds = ds.array("pan_origin"), ds.array("bounds")
     assert len(ds) == 5 * 7  # every patch of the 48 x 64 PAN raster at stride 8 (min_purity 0)
@@ -89,9 +97,9 @@ def test_pairs_cover_the_same_ground(tmp_path: Path) -> None:
 
 def test_patch_selection_matches_reference(scene: FakeScene, tmp_path: Path) -> None:
     cfg = TileConfig(patch_size=16, stride=8, min_purity=0.75, test_fraction=0.25, split_seed=1)
-    ds = DualSourceDataset(tile_scene(scene.pan, scene.ms, tmp_path / "d.zarr", scene.labels, cfg, progress=False))
+    ds = _tiled(scene, tmp_path / "d.zarr", cfg)
     got = {(int(r), int(c), int(ds.classes[k])) for (r, c), k in zip(ds.array("pan_origin"), ds.labels)}
-    expected = _reference(scene, 16, 8, 4, 0.75)
+    expected = _reference(scene, 16, 8, 0.75)
     assert got == expected
     assert len(expected) > 20
     # Straddling patches were dropped, nodata patches too.
@@ -124,8 +132,7 @@ def test_band_per_file_equals_multiband(tmp_path: Path) -> None:
     per = write_fake_scene(tmp_path / "b", band_per_file=True, **kw)
     assert isinstance(per.ms, list) and len(per.ms) == 4
     cfg = TileConfig(patch_size=8, min_purity=0.5)
-    a = DualSourceDataset(tile_scene(one.pan, one.ms, tmp_path / "a.zarr", one.labels, cfg, progress=False))
-    b = DualSourceDataset(tile_scene(per.pan, per.ms, tmp_path / "b.zarr", per.labels, cfg, progress=False))
+    a, b = _tiled(one, tmp_path / "a.zarr", cfg), _tiled(per, tmp_path / "b.zarr", cfg)
     assert len(a) == len(b) > 0
     pa, pb = a.read(np.arange(len(a))), b.read(np.arange(len(b)))
     for key in ("pan", "ms", "label"):
@@ -135,7 +142,7 @@ def test_band_per_file_equals_multiband(tmp_path: Path) -> None:
 
 def test_ms_band_selection_and_names(scene: FakeScene, tmp_path: Path) -> None:
     cfg = TileConfig(patch_size=16, min_purity=0.0, ms_bands=[3, 1], ms_band_names=["red", "blue"])
-    ds = DualSourceDataset(tile_scene(scene.pan, scene.ms, tmp_path / "d.zarr", scene.labels, cfg, progress=False))
+    ds = _tiled(scene, tmp_path / "d.zarr", cfg)
     s = ds[0]
     mean = _round_mean(s["pan"][0], 4)
     np.testing.assert_array_equal(s["ms"][0], mean + 20)
@@ -145,8 +152,7 @@ def test_ms_band_selection_and_names(scene: FakeScene, tmp_path: Path) -> None:
 
 def test_target_ratio_block_averages_ms(tmp_path: Path) -> None:
     sc = write_fake_scene(tmp_path / "in", pan_shape=(32, 48), ratio=2, ms_origin_shift=(1, 1), seed=2)
-    cfg = TileConfig(patch_size=16, target_ratio=4, min_purity=0.0)
-    ds = DualSourceDataset(tile_scene(sc.pan, sc.ms, tmp_path / "d.zarr", sc.labels, cfg, progress=False))
+    ds = _tiled(sc, tmp_path / "d.zarr", TileConfig(patch_size=16, target_ratio=4, min_purity=0.0))
     assert ds.ms_shape == (4, 4, 4) and ds.meta["ratio"] == 4
     assert ds.meta["ms"]["pixel_size"] == [8.0, 8.0]
     with rasterio.open(sc.ms) as ms_ds:
@@ -167,8 +173,7 @@ def test_nodata_tolerance(scene: FakeScene, tmp_path: Path) -> None:
 
 
 def test_without_labels_the_dataset_is_instance_level(scene: FakeScene, tmp_path: Path) -> None:
-    ds = DualSourceDataset(tile_scene(scene.pan, scene.ms, tmp_path / "d.zarr",
-                                      config=TileConfig(patch_size=32, test_fraction=0.5), progress=False))
+    ds = _tiled(scene, tmp_path / "d.zarr", TileConfig(patch_size=32, test_fraction=0.5), labels=False)
     assert ds.meta["task"] == "instance" and ds.classes is None
     np.testing.assert_array_equal(ds.labels, np.arange(len(ds)))
     assert len(DualSourceDataset(ds.path, "test")) == round(len(ds) / 2)
@@ -176,9 +181,9 @@ def test_without_labels_the_dataset_is_instance_level(scene: FakeScene, tmp_path
 
 def test_class_list_fixes_order_and_ignores_other_values(scene: FakeScene, tmp_path: Path) -> None:
     cfg = TileConfig(patch_size=16, stride=8, min_purity=0.75, classes={4: "four", 1: "one"})
-    ds = DualSourceDataset(tile_scene(scene.pan, scene.ms, tmp_path / "d.zarr", scene.labels, cfg, progress=False))
+    ds = _tiled(scene, tmp_path / "d.zarr", cfg)
     assert ds.classes == ["one", "four"] and ds.meta["class_values"] == [1, 4]
-    expected = {(r, c, v) for r, c, v in _reference(scene, 16, 8, 4, 0.75) if v in (1, 4)}
+    expected = {(r, c, v) for r, c, v in _reference(scene, 16, 8, 0.75) if v in (1, 4)}
     got = {(int(r), int(c), [1, 4][k]) for (r, c), k in zip(ds.array("pan_origin"), ds.labels)}
     assert got == expected
 
@@ -208,16 +213,14 @@ def test_crs_mismatch(scene: FakeScene, tmp_path: Path) -> None:
 
 
 def test_rasters_that_do_not_overlap(scene: FakeScene, tmp_path: Path) -> None:
-    with rasterio.open(scene.ms) as ds:
-        t = ds.transform
+    t = _ms_transform(scene)
     ms = _rewrite(scene.ms, tmp_path / "far.tif", transform=Affine(t.a, 0, t.c + 10_000, 0, t.e, t.f))
     with pytest.raises(AlignmentError, match="do not overlap"):
         tile_scene(scene.pan, ms, tmp_path / "d.zarr")
 
 
 def test_non_integer_ratio(scene: FakeScene, tmp_path: Path) -> None:
-    with rasterio.open(scene.ms) as ds:
-        t = ds.transform
+    t = _ms_transform(scene)
     ms = _rewrite(scene.ms, tmp_path / "odd.tif", transform=Affine(5.0, 0, t.c, 0, -5.0, t.f))
     with pytest.raises(AlignmentError, match="whole number.*ratio 2.5 x 2.5"):
         tile_scene(scene.pan, ms, tmp_path / "d.zarr")
@@ -227,16 +230,14 @@ def test_non_integer_ratio(scene: FakeScene, tmp_path: Path) -> None:
 
 
 def test_grids_that_do_not_nest(scene: FakeScene, tmp_path: Path) -> None:
-    with rasterio.open(scene.ms) as ds:
-        t = ds.transform
+    t = _ms_transform(scene)
     ms = _rewrite(scene.ms, tmp_path / "half.tif", transform=Affine(t.a, 0, t.c + 1.0, 0, t.e, t.f))
     with pytest.raises(AlignmentError, match="does not nest"):
         tile_scene(scene.pan, ms, tmp_path / "d.zarr")
 
 
 def test_rotated_transform(scene: FakeScene, tmp_path: Path) -> None:
-    with rasterio.open(scene.ms) as ds:
-        t = ds.transform
+    t = _ms_transform(scene)
     ms = _rewrite(scene.ms, tmp_path / "rot.tif", transform=Affine(t.a, 0.5, t.c, 0.5, t.e, t.f))
     with pytest.raises(AlignmentError, match="rotated"):
         tile_scene(scene.pan, ms, tmp_path / "d.zarr")
