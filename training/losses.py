@@ -100,8 +100,18 @@ def similarity(labels_a: Tensor, labels_b: Tensor, dtype: torch.dtype = torch.fl
 
 
 def _class_codes(labels_a: Tensor, labels_b: Tensor) -> tuple[Tensor, Tensor, int]:
-    """Map two label vectors onto shared contiguous codes 0..K-1."""
-    uniq, inverse = torch.unique(torch.cat([labels_a, labels_b]), return_inverse=True)
+    """Map two label vectors onto shared codes 0..K-1 (rows of the per-class sums).
+
+    Labels that already are small non-negative integers (0..K-1 with K at most the
+    number of labels, the usual class indices) serve as their own codes: no sort of
+    the V reference labels on every training step. Others go through ``torch.unique``.
+    """
+    both = torch.cat([labels_a, labels_b])
+    if both.numel():
+        lo, hi = (int(x) for x in torch.aminmax(both))
+        if lo >= 0 and hi < both.numel():
+            return labels_a, labels_b, hi + 1
+    uniq, inverse = torch.unique(both, return_inverse=True)
     return inverse[: labels_a.numel()], inverse[labels_a.numel() :], int(uniq.numel())
 
 
