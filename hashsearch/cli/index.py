@@ -20,8 +20,10 @@ Commands (each has ``--json`` for one JSON object on stdout; errors print one
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -210,7 +212,7 @@ def add(
                     hi = min(n, lo + batch_rows)
                     codes = _codes_from_array(arr[lo:hi], dst.nbits, source_path)
                     dst.append(
-                        np.ascontiguousarray(codes),
+                        codes,
                         ids=None if id_arr is None else np.asarray(id_arr[lo:hi]),
                         labels=None if label_arr is None else np.asarray(label_arr[lo:hi]),
                         source=source_name if source_name is not None else (None if src_arr is None else src_arr[lo:hi]),
@@ -260,55 +262,39 @@ def search(
         raise ValueError(f"--output must end in .zarr (resumable Zarr group) or .npz, got {output}")
     if out.suffix == ".npz" and out.exists() and not overwrite:
         raise FileExistsError(f"{output} exists (pass --overwrite)")
-    with CodeStore.open(store, "r") as db:
+    with CodeStore.open(store, "r") as db, contextlib.ExitStack() as stack:
         if _is_store(queries):
             query_set: Any = queries
         else:
-            query_set = np.ascontiguousarray(_codes_from_array(_load_npy(queries, "queries"), db.nbits, queries))
-        cluster = client = None
-        try:
-            if workers or scheduler:
-                from distributed import Client
+            query_set = _codes_from_array(_load_npy(queries, "queries"), db.nbits, queries)
+        client = None
+        if workers or scheduler:
+            from distributed import Client
 
-                from hashsearch.distributed import local_cluster
+            from hashsearch.distributed import local_cluster
 
-                if workers:
-                    cluster = local_cluster(n_workers=workers)
-                    client = Client(cluster)
-                else:
-                    client = Client(scheduler)
-            target = output
-            tmp_dir = None
-            if out.suffix == ".npz":
-                import tempfile
-
-                tmp_dir = tempfile.TemporaryDirectory(prefix="hashsearch-results-")
-                target = str(Path(tmp_dir.name) / "results.zarr")
-            try:
-                result = batch_search(
-                    db,
-                    query_set,
-                    k,
-                    target,
-                    query_block=query_block,
-                    memory_limit=memory_limit,
-                    backend=backend,
-                    num_threads=threads or None,
-                    client=client,
-                    overwrite=overwrite and out.suffix == ".zarr",
-                    progress=_show_progress(progress),
-                )
-                if tmp_dir is not None:
-                    distances, ids = load_results(target)
-                    np.savez(output, D=distances, I=ids)
-            finally:
-                if tmp_dir is not None:
-                    tmp_dir.cleanup()
-        finally:
-            if client is not None:
-                client.close()
-            if cluster is not None:
-                cluster.close()
+            cluster_or_address = stack.enter_context(local_cluster(n_workers=workers)) if workers else scheduler
+            client = stack.enter_context(Client(cluster_or_address))
+        target = output
+        if out.suffix == ".npz":  # results go to a temporary group, then into the .npz whole
+            tmp_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="hashsearch-results-"))
+            target = str(Path(tmp_dir) / "results.zarr")
+        result = batch_search(
+            db,
+            query_set,
+            k,
+            target,
+            query_block=query_block,
+            memory_limit=memory_limit,
+            backend=backend,
+            num_threads=threads or None,
+            client=client,
+            overwrite=overwrite and out.suffix == ".zarr",
+            progress=_show_progress(progress),
+        )
+        if out.suffix == ".npz":
+            distances, ids = load_results(target)
+            np.savez(output, D=distances, I=ids)
     report = result.to_dict()
     report["output"] = output
     emit(report, as_json)
