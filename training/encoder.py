@@ -26,7 +26,7 @@ from torch import Tensor
 from .models import DHCNN, MulDHCNN, PanDHCNN
 from .trainer import library_version, load_checkpoint, resolve_device
 
-__all__ = ["Encoder", "Source"]
+__all__ = ["Encoder", "Source", "source_key"]
 
 logger = logging.getLogger("hashsearch")
 
@@ -35,7 +35,12 @@ _CPU_CHUNK = 32
 _ALIASES = {"pan": "pan", "ms": "ms", "mul": "ms", "mss": "ms"}
 
 
-def _source(source: str) -> str:
+def source_key(source: str) -> str:
+    """"pan" or "ms" for a source name ("mul" and "mss" mean "ms"; any case).
+
+    Raises:
+        ValueError: any other name.
+    """
     key = _ALIASES.get(str(source).lower())
     if key is None:
         raise ValueError(f"source must be 'pan' or 'ms', got {source!r}")
@@ -102,11 +107,11 @@ class Encoder:
 
     def network(self, source: str) -> DHCNN:
         """The network of ``source`` ("pan" or "ms")."""
-        return self.nets[_source(source)]
+        return self.nets[source_key(source)]
 
     def provenance(self, source: str) -> dict[str, Any]:
         """What the encoder records in a code store for codes of ``source``."""
-        key = _source(source)
+        key = source_key(source)
         return {**self.info, "source": key, "network": self.nets[key].name}
 
     # ------------------------------------------------------------ batching
@@ -149,7 +154,7 @@ class Encoder:
         """
         from tqdm.auto import tqdm
 
-        key = _source(source)
+        key = source_key(source)
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
         net = self.nets[key]
@@ -218,7 +223,7 @@ class Encoder:
 
     def write_store(self, store: Any, codes: np.ndarray, source: str, *, ids: Any = None, labels: Any = None) -> None:
         """Append packed codes to a CodeStore and record this encoder's provenance in it."""
-        key = _source(source)
+        key = source_key(source)
         nbits = getattr(store, "nbits", self.bits)
         if nbits != self.bits:
             raise ValueError(f"the store holds {nbits}-bit codes, this encoder makes {self.bits}-bit codes")

@@ -278,6 +278,7 @@ def _run_gist_baseline(method: str, bits: int, train_set: Any, test_set: Any, co
 
     from hashsearch.training.baselines import CCAITQ, GistConfig, SCMSeq, gist_dataset
     from hashsearch.training.metrics import mean_average_precision
+    from hashsearch.training.trainer import _dataset_labels
 
     start = time.perf_counter()
     cfgs = {}
@@ -287,8 +288,8 @@ def _run_gist_baseline(method: str, bits: int, train_set: Any, test_set: Any, co
     desc = {(role, key): gist_dataset(ds, key, cfgs[key], progress=common.progress)
             for role, ds in (("train", train_set), ("test", test_set)) for key in ("pan", "ms")}
     model = (CCAITQ if method == "cca" else SCMSeq)(bits)
-    train_labels = _labels(train_set)
-    test_labels = _labels(test_set)
+    train_labels = _dataset_labels(train_set)
+    test_labels = _dataset_labels(test_set)
     model.fit(desc["train", "pan"], desc["train", "ms"], train_labels)
     p2m = mean_average_precision(model.encode(desc["test", "pan"], "pan"), test_labels,
                                  model.encode(desc["train", "ms"], "ms"), train_labels)
@@ -298,12 +299,6 @@ def _run_gist_baseline(method: str, bits: int, train_set: Any, test_set: Any, co
     path = model.save(common.out / f"{method}.npz")
     return {"name": model.name, "bits": bits, "map_pan2ms": round(p2m, 4), "map_ms2pan": round(m2p, 4),
             "train_seconds": round(time.perf_counter() - start, 1), "pairs_per_s": None, "checkpoint": str(path)}
-
-
-def _labels(dataset: Any) -> Any:
-    from hashsearch.training.trainer import _dataset_labels
-
-    return _dataset_labels(dataset)
 
 
 @cli_errors
@@ -328,7 +323,7 @@ def encode(
     import numpy as np
     import torch
 
-    from hashsearch.training.encoder import Encoder
+    from hashsearch.training.encoder import Encoder, source_key
 
     if sum(x is not None for x in (data, images, fake)) != 1:
         raise ValueError("give exactly one of --data, --images or --fake")
@@ -337,7 +332,7 @@ def encode(
     if threads is not None:
         torch.set_num_threads(threads)
     enc = Encoder.load(checkpoint, device=device)
-    key = "ms" if source.lower() in ("ms", "mul") else source.lower()
+    key = source_key(source)
     labels = None
     if data is not None:
         from hashsearch.training.datasets import DualSourceTorchDataset
@@ -349,12 +344,10 @@ def encode(
     else:
         from hashsearch.training.fake import FakeDualSource
 
-        net = enc.network(key)
         pan_net, ms_net = enc.network("pan"), enc.network("ms")
         inputs = FakeDualSource(int(fake), pan_size=pan_net.patch_size, ms_size=ms_net.patch_size,
                                 pan_bands=pan_net.in_bands, ms_bands=ms_net.in_bands)
         labels = inputs.labels
-        del net
     code_store = None
     if store is not None:
         from hashsearch import CodeStore
