@@ -208,9 +208,7 @@ class ShardChecker:
                 return None
         from zarr.core.sync import sync
 
-        try:
-            if not sync(self.store.exists(key)):
-                return None
+        try:  # getsize raises FileNotFoundError for a missing key: no separate exists() request
             return int(sync(self.store.getsize(key)))
         except FileNotFoundError:
             return None
