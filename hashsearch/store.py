@@ -939,7 +939,6 @@ class CodeStore:
             for name, values in columns.items():
                 self._buffers[name][:rest] = values[pos:]
             self._buf_len = rest
-        self._disk_rows = max(self._disk_rows, self._buf_start)
 
     def _write_rows(self, start: int, columns: dict[str, np.ndarray]) -> None:
         """Write rows [start, start + n) of every array (resizing them first)."""
