@@ -23,8 +23,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from hashsearch import __version__
+
 from .models import DHCNN, MulDHCNN, PanDHCNN
-from .trainer import library_version, load_checkpoint, resolve_device
+from .trainer import load_checkpoint, resolve_device
 
 __all__ = ["Encoder", "Source", "source_key"]
 
@@ -92,7 +94,7 @@ class Encoder:
             "bits": int(nets["pan"].bits),
             "weights": {"alpha": config.get("alpha"), "beta": config.get("beta"), "gamma": config.get("gamma")},
             "trained_with": state.get("library_version"),
-            "library_version": library_version(),
+            "library_version": __version__,
             "bit_order": "little",
             "networks": {k: {"name": n.name, "bands": n.in_bands, "patch_size": n.patch_size} for k, n in nets.items()},
         }
@@ -102,7 +104,7 @@ class Encoder:
     def from_networks(cls, pan_net: DHCNN, ms_net: DHCNN, *, device: str = "cpu", model: str = "SIDHCNN") -> Encoder:
         """An encoder over in-memory networks (e.g. ``TrainResult.pan_net``), without a checkpoint."""
         info = {"model": model, "checkpoint": None, "checkpoint_sha256": None, "bits": pan_net.bits,
-                "library_version": library_version(), "bit_order": "little"}
+                "library_version": __version__, "bit_order": "little"}
         return cls(pan_net, ms_net, info=info, device=device)
 
     def network(self, source: str) -> DHCNN:

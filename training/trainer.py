@@ -46,6 +46,8 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
+from hashsearch import __version__
+
 from .config import TrainConfig, default_threads
 from .losses import LossTerms, SIDHCNNLoss
 from .models import DHCNN, build_networks
@@ -60,7 +62,6 @@ __all__ = [
     "load_checkpoint",
     "save_checkpoint",
     "resolve_device",
-    "library_version",
 ]
 
 logger = logging.getLogger("hashsearch")
@@ -70,16 +71,6 @@ CHECKPOINT_VERSION = 1
 #: Config fields that may differ between a checkpoint and the run resuming it.
 RUNTIME_FIELDS = frozenset({"epochs", "threads", "device", "num_workers"})
 _SOURCES = ("pan", "ms")
-
-
-def library_version() -> str:
-    """hashsearch's installed version ("0.0.0+unknown" in a bare checkout)."""
-    try:
-        from importlib.metadata import version
-
-        return version("hashsearch")
-    except Exception:  # noqa: BLE001 - no metadata when running from the source tree
-        return "0.0.0+unknown"
 
 
 def resolve_device(device: str) -> torch.device:
@@ -491,7 +482,7 @@ class Trainer:
             "format": CHECKPOINT_FORMAT,
             "format_version": CHECKPOINT_VERSION,
             "method": self.config.method,
-            "library_version": library_version(),
+            "library_version": __version__,
             "torch_version": str(torch.__version__),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "config": self.config.to_dict(),
