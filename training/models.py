@@ -322,7 +322,7 @@ class MulDHCNN(DHCNN):
 
 
 def build_networks(bits: int, model: ModelConfig | None = None) -> tuple[PanDHCNN, MulDHCNN]:
-    """Both networks for a code length and input geometry (weights: PyTorch's default init)."""
+    """Both networks for a code length and input geometry (weights: :meth:`DHCNN.reset_parameters`)."""
     model = model or ModelConfig()
     pan = PanDHCNN(bits, model.pan_bands, model.pan_size, padding=model.padding)
     ms = MulDHCNN(bits, model.ms_bands, model.ms_size, padding=model.padding)
