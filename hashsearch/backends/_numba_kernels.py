@@ -236,6 +236,16 @@ def _topk_tile(db, queries, q0, q1, p0, p1, k, nbits, block, out_d, out_p):
                 rank[d] = r + 1
 
 
+@njit(nogil=True)
+def _work_item(item, nslices, tile, nq, n):
+    """(slice s, queries [q0, q1), database positions [p0, p1)) of a parallel work item:
+    query tile ``item // nslices`` over database slice ``item % nslices``."""
+    it = item // nslices
+    s = item - it * nslices
+    q0 = it * tile
+    return s, q0, min(q0 + tile, nq), s * n // nslices, (s + 1) * n // nslices
+
+
 @njit(nogil=True, parallel=True, cache=True)
 def knn_kernel(db, queries, k, nbits, tile, nslices, block, out_d, out_p):
     """Exact k-NN, parallel over (query tile, database slice) work items.
@@ -250,15 +260,9 @@ def knn_kernel(db, queries, k, nbits, tile, nslices, block, out_d, out_p):
             top-k of each query within its slice; merge with :func:`merge_slices`.
     """
     nq = queries.shape[0]
-    n = db.shape[0]
     ntiles = (nq + tile - 1) // tile
     for item in prange(ntiles * nslices):
-        it = item // nslices
-        s = item - it * nslices
-        q0 = it * tile
-        q1 = min(q0 + tile, nq)
-        p0 = s * n // nslices
-        p1 = (s + 1) * n // nslices
+        s, q0, q1, p0, p1 = _work_item(item, nslices, tile, nq, db.shape[0])
         _topk_tile(db, queries, q0, q1, p0, p1, k, nbits, block, out_d[s], out_p[s])
 
 
@@ -316,15 +320,9 @@ def range_kernel(db, queries, radius, tile, nslices, block, fill, slots, out_d, 
         out_d: int32 (m,), out_p: int64 (m,): written when ``fill`` (else unused).
     """
     nq = queries.shape[0]
-    n = db.shape[0]
     ntiles = (nq + tile - 1) // tile
     for item in prange(ntiles * nslices):
-        it = item // nslices
-        s = item - it * nslices
-        q0 = it * tile
-        q1 = min(q0 + tile, nq)
-        p0 = s * n // nslices
-        p1 = (s + 1) * n // nslices
+        s, q0, q1, p0, p1 = _work_item(item, nslices, tile, nq, db.shape[0])
         dist = np.empty(block, np.int32)
         pos = np.zeros(q1 - q0, np.int64)
         if fill:
