@@ -19,6 +19,7 @@ __all__ = [
     "check_radius",
     "as_ids",
     "as_lookup_ids",
+    "first_duplicate",
 ]
 
 #: Largest code length the engine accepts (bits).
@@ -120,12 +121,19 @@ def as_ids(ids: Any, n: int, name: str = "ids") -> np.ndarray:
     arr = np.ascontiguousarray(arr, dtype=np.int64)
     if n and arr.min() < 0:
         raise ValueError(f"{name} must be non-negative (-1 marks 'no result'), got {int(arr.min())}")
-    if n > 1:
-        sorted_ids = np.sort(arr)
-        dup = sorted_ids[1:][sorted_ids[1:] == sorted_ids[:-1]]
-        if dup.size:
-            raise ValueError(f"{name} contains duplicates, e.g. {int(dup[0])}")
+    dup = first_duplicate(arr)
+    if dup is not None:
+        raise ValueError(f"{name} contains duplicates, e.g. {dup}")
     return arr
+
+
+def first_duplicate(ids: np.ndarray) -> int | None:
+    """The smallest value that occurs more than once in ``ids`` (1-D integers), or None."""
+    if ids.size < 2:
+        return None
+    sorted_ids = np.sort(ids)
+    dup = sorted_ids[1:][sorted_ids[1:] == sorted_ids[:-1]]
+    return int(dup[0]) if dup.size else None
 
 
 def as_lookup_ids(ids: Any, name: str = "ids") -> tuple[np.ndarray, np.ndarray]:

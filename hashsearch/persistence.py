@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from hashsearch._validate import first_duplicate
 from hashsearch.backends import Backend
 from hashsearch.errors import CorruptStoreError
 
@@ -91,11 +92,9 @@ def index_from_store(
         if n and ids.min() < 0:
             raise CorruptStoreError(f"{store.location.describe('ids')}: negative id {int(ids.min())}")
         increasing = n < 2 or bool((np.diff(ids) > 0).all())
-        if not increasing:
-            sorted_ids = np.sort(ids)
-            dup = sorted_ids[1:][sorted_ids[1:] == sorted_ids[:-1]]
-            if dup.size:
-                raise CorruptStoreError(f"{store.location.describe('ids')}: duplicate id {int(dup[0])}")
+        dup = None if increasing else first_duplicate(ids)
+        if dup is not None:
+            raise CorruptStoreError(f"{store.location.describe('ids')}: duplicate id {dup}")
     next_id = max(store.next_id, int(ids.max()) + 1 if n else 0)
     index._adopt(codes, ids, next_id, ids_increasing=increasing)  # noqa: SLF001
     return index

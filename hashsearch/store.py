@@ -77,7 +77,7 @@ import numpy as np
 
 from hashsearch._lock import LOCK_KEY, LockHolder, WriteLock, acquire_lock, break_lock, read_holder
 from hashsearch._streaming import empty_result, parse_bytes, plan_blocks, prefetch, result_bytes
-from hashsearch._validate import as_codes, as_ids, check_k, check_nbits
+from hashsearch._validate import as_codes, as_ids, check_k, check_nbits, first_duplicate
 from hashsearch._zarrio import ShardChecker, StoreLocation, read_json, resolve_location
 from hashsearch.backends import PAD_POSITION, Backend, make_backend
 from hashsearch.errors import CorruptStoreError, IncompatibleStoreError, StoreError
@@ -1477,12 +1477,9 @@ class CodeStore:
                             f"(0..{len(self.source_names) - 1})"
                         )
                 bar.update(hi - lo)
-        dup = np.empty(0, np.int64)
-        if id_parts and not increasing:
-            all_ids = np.sort(np.concatenate(id_parts))
-            dup = all_ids[1:][all_ids[1:] == all_ids[:-1]]
-        if dup.size:
-            report.errors.append(f"{self.location.describe('ids')}: duplicate id {int(dup[0])}")
+        dup = first_duplicate(np.concatenate(id_parts)) if id_parts and not increasing else None
+        if dup is not None:
+            report.errors.append(f"{self.location.describe('ids')}: duplicate id {dup}")
         elif max_id >= int(self._meta.get("next_id", 0)):
             report.errors.append(
                 f"{self.location.describe('zarr.json')}: next_id {self._meta.get('next_id')} is not above "
