@@ -296,7 +296,7 @@ class Trainer:
 
     Example:
         >>> from hashsearch.training import Trainer, TrainConfig, fake_dual_source
-        >>> cfg = TrainConfig(bits=16, epochs=2, pan_size=64, ms_size=16, padding="same")
+        >>> cfg = TrainConfig(bits=16, epochs=2).replace(pan_size=64, ms_size=16, padding="same")
         >>> result = Trainer(cfg, fake_dual_source(64, pan_size=64, ms_size=16)).fit()  # doctest: +SKIP
     """
 
