@@ -322,20 +322,11 @@ struct Lanes {
     return _mm512_cmplt_epu64_mask(dist, tv);
   }
 
-  // Lane j of a distance register stored to memory.
-  static int32_t lane(const void* stored, int j) {
-    if (W == 1) return static_cast<const uint8_t*>(stored)[j];
-    if (W == 2) return static_cast<const uint16_t*>(stored)[j];
-    if (W == 4) return static_cast<int32_t>(static_cast<const uint32_t*>(stored)[j]);
-    return static_cast<int32_t>(static_cast<const uint64_t*>(stored)[j]);
-  }
-
   // Distances of the L codes as int32 (pairwise): out[0..count).
   static void store_int32(__m512i dist, int32_t* out, int64_t count) {
     // Widen the L lanes to int32 in registers of 16, masked to the `count` that are codes.
     for (int r = 0; r * 16 < L && r * 16 < count; ++r) {
-      const int64_t left = count - r * 16;
-      const __mmask16 keep = left >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << left) - 1);
+      const __mmask16 keep = low_bits16(count - r * 16);
       __m512i v;
       if (W == 1) {
         v = _mm512_cvtepu8_epi32(_mm512_extracti32x4_epi32(dist, r & 3));
@@ -416,13 +407,8 @@ struct LongCodes {
 
   static uint64_t less(__m512i dist, __m512i tv) { return _mm512_cmplt_epu64_mask(dist, tv); }
 
-  static int32_t lane(const void* stored, int j) {
-    return static_cast<int32_t>(static_cast<const uint64_t*>(stored)[j]);
-  }
-
   static void store_int32(__m512i dist, int32_t* out, int64_t count) {
-    const __mmask8 keep = count >= 8 ? __mmask8(0xFF) : __mmask8((1u << count) - 1);
-    _mm256_mask_storeu_epi32(out, keep, _mm512_cvtepi64_epi32(dist));
+    _mm256_mask_storeu_epi32(out, static_cast<__mmask8>(low_bits16(count)), _mm512_cvtepi64_epi32(dist));
   }
 };
 
@@ -477,16 +463,6 @@ static void pairwise(const uint8_t* a, int64_t na, const uint8_t* b, int64_t nb,
   }
 }
 
-// Number of values below v (CountBelowFn).
-static int64_t count_below_avx512(const int32_t* d, int64_t n, int32_t v) {
-  const __m512i vv = _mm512_set1_epi32(v);
-  int64_t c = 0;
-  int64_t i = 0;
-  for (; i + 16 <= n; i += 16) c += __builtin_popcount(_mm512_cmplt_epi32_mask(_mm512_loadu_si512(d + i), vv));
-  for (; i < n; ++i) c += d[i] < v;
-  return c;
-}
-
 // Write the keys src[0..n) (all at distance v, in position order) to output ranks
 // [w, w + n) of a row: positions widened to int64. From the last register down, as
 // whole registers: the spill below rank w lands on ranks written later (smaller
@@ -528,22 +504,16 @@ static int64_t select(uint32_t* keys, int64_t n, const uint32_t* top, int64_t nt
   int64_t want = k < n ? k : n;  // n < k for a k-NN state; kept general
   const int64_t from_top = want < k ? (ntop < k - want ? ntop : k - want) : 0;
   if (from_top > 0) write_ranks(top, from_top, t, want, offset_mask, basev, out_d, out_p);
-  __m512i mx = _mm512_setzero_si512();
-  for (int64_t i = 0; i < n; i += 16) {
-    mx = _mm512_mask_max_epu32(mx, low_bits16(n - i), mx, _mm512_loadu_si512(keys + i));
-  }
-  int32_t v = static_cast<int32_t>(_mm512_reduce_max_epu32(mx) >> shift);
   while (n > 0) {
+    __m512i mx = _mm512_setzero_si512();  // v: the largest distance left
+    for (int64_t i = 0; i < n; i += 16) {
+      mx = _mm512_mask_max_epu32(mx, low_bits16(n - i), mx, _mm512_loadu_si512(keys + i));
+    }
+    const int32_t v = static_cast<int32_t>(_mm512_reduce_max_epu32(mx) >> shift);
     int64_t e = 0;
     const int64_t w = split_keys(keys, n, static_cast<uint32_t>(v) << shift, shift, tmp, &e);
     if (w < want) write_ranks(tmp, (e < want - w ? e : want - w), v, w, offset_mask, basev, out_d, out_p);
     n = w;
-    if (n == 0) break;
-    mx = _mm512_setzero_si512();  // the largest distance left
-    for (int64_t i = 0; i < n; i += 16) {
-      mx = _mm512_mask_max_epu32(mx, low_bits16(n - i), mx, _mm512_loadu_si512(keys + i));
-    }
-    v = static_cast<int32_t>(_mm512_reduce_max_epu32(mx) >> shift);
   }
   return want + from_top;
 }
@@ -551,6 +521,6 @@ static int64_t select(uint32_t* keys, int64_t n, const uint32_t* top, int64_t nt
 }  // namespace avx512
 
 const KernelTable kKernelsAvx512 = {"avx512", avx512::scan, avx512::pairwise, avx512::select,
-                                    avx512::count_below_avx512};
+                                    avx512::count_below};
 
 }  // namespace hashsearch
