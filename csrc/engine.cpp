@@ -31,7 +31,6 @@
 #include "engine.h"
 
 #include <algorithm>
-#include <climits>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -144,8 +143,8 @@ int64_t max_key_range(int32_t nbits) {
   return int64_t(1) << std::min(31, 32 - dbits);
 }
 
-// Selection states of m queries, with their buffers and a compaction scratch they share
-// (the states of one task are only touched by the thread that runs it).
+// Selection states of m queries, with their buffers and the histogram scratch they share
+// (kth_distance; the states of one task are only touched by the thread that runs it).
 struct StateArena {
   GrowBuffer<QueryState> states;
   GrowBuffer<int32_t> scratch;
@@ -198,7 +197,8 @@ struct Workspace {
   GrowBuffer<uint8_t> sample_codes;
   GrowBuffer<int32_t> sample_dist;
   GrowBuffer<int32_t> t0;
-  GrowBuffer<uint32_t> select_tmp;  // the ISA select's scratch
+  GrowBuffer<uint32_t> select_tmp;  // select_state's key scratch (ISA select or stable_select)
+  GrowBuffer<int64_t> select_count;  // stable_select's histograms
   GrowBuffer<int32_t> stage_d;      // a staged output row (select_state)
   GrowBuffer<int64_t> stage_p;
 };
@@ -218,14 +218,10 @@ int64_t knn_state_bytes(int64_t len, int64_t k) {
 // by distance, with the input cut into four segments counted and scattered side by
 // side: distances repeat a lot, and one histogram would make every increment wait for
 // the previous one through memory.
-//   keys: (n,) uint32; shift, base: the state's key layout; scratch: reused between calls
-struct SelectScratch {
-  std::vector<int64_t> count;  // (4, nbits + 2)
-  std::vector<uint32_t> tmp;
-};
-
+//   keys: (n,) uint32; shift, base: the state's key layout
+//   count: (4 * (nbits + 2),) int64 scratch; tmp: (n,) uint32 scratch
 int64_t stable_select(const uint32_t* keys, int64_t n, int32_t shift, int64_t base, int64_t k, int32_t nbits,
-                      int32_t* out_d, int64_t* out_p, SelectScratch& sc) {
+                      int32_t* out_d, int64_t* out_p, int64_t* count, uint32_t* tmp) {
   const int64_t B = nbits + 2;  // bins 0..nbits, plus `drop` = nbits + 1
   const int64_t seg = (n + 3) / 4;
   int64_t lo[4], hi[4];
@@ -233,8 +229,8 @@ int64_t stable_select(const uint32_t* keys, int64_t n, int32_t shift, int64_t ba
     lo[s] = std::min(n, s * seg);
     hi[s] = std::min(n, (s + 1) * seg);
   }
-  sc.count.assign(4 * B, 0);
-  int64_t* c0 = sc.count.data();
+  std::fill(count, count + 4 * B, 0);
+  int64_t* c0 = count;
   int64_t* c1 = c0 + B;
   int64_t* c2 = c1 + B;
   int64_t* c3 = c2 + B;
@@ -291,8 +287,6 @@ int64_t stable_select(const uint32_t* keys, int64_t n, int32_t shift, int64_t ba
     cs[s][drop] = total + acc;
     acc += (hi[s] - lo[s]) - kept[s];
   }
-  sc.tmp.resize(n);
-  uint32_t* tmp = sc.tmp.data();
   auto put = [&](int64_t* off, int64_t& bud, int64_t r) {
     const int32_t x = dist(r);
     const bool tie = (x == t) & (bud > 0);
@@ -356,7 +350,7 @@ constexpr int64_t kStreamMinBytes = int64_t(4) << 20;
 // ISA's select kernel when it has one, else stable_select. Consumes the buffer. With
 // `stream`, rows of kStreamMinK or more go through a staging row and stream_copy.
 int64_t select_state(const KernelTable& kt, QueryState& st, int32_t* out_d, int64_t* out_p, bool stream,
-                     Workspace& ws, SelectScratch& sc) {
+                     Workspace& ws) {
   int32_t* const dst_d = out_d;
   int64_t* const dst_p = out_p;
   stream = stream && st.k >= kStreamMinK;
@@ -365,12 +359,13 @@ int64_t select_state(const KernelTable& kt, QueryState& st, int32_t* out_d, int6
     out_p = ws.stage_p.get(st.k);
   }
   int64_t got;
+  uint32_t* tmp = ws.select_tmp.get(st.size + kBufferSlack);
   if (kt.select != nullptr) {
-    uint32_t* tmp = ws.select_tmp.get(st.size + kBufferSlack);
     got = kt.select(st.buf, st.size, st.top, st.ntop, st.t, st.shift, st.base, st.k, tmp, out_d, out_p);
   } else {
     // buf ordered, then the first of top (all at distance t, in position order)
-    got = stable_select(st.buf, st.size, st.shift, st.base, st.k, st.nbits, out_d, out_p, sc);
+    int64_t* count = ws.select_count.get(4 * (int64_t(st.nbits) + 2));
+    got = stable_select(st.buf, st.size, st.shift, st.base, st.k, st.nbits, out_d, out_p, count, tmp);
     const uint32_t offset_mask = static_cast<uint32_t>((int64_t(1) << st.shift) - 1);
     for (int64_t j = 0; j < st.ntop && got < st.k; ++j, ++got) {
       out_d[got] = st.t;
@@ -477,7 +472,6 @@ void knn(const KernelTable& kt, const uint8_t* codes, int64_t n, int64_t nbytes,
     estimate_thresholds(kt, codes, nbytes, p0, p1, qs, m, k, nbits, t0, ws);
     QueryState* states = ws.main.init_knn(m, k, p0, p1 - p0, nbits, t0);
     scan_range(kt, codes, nbytes, p0, p1, qs, m, states);
-    thread_local SelectScratch sc;
     for (int64_t i = 0; i < m; ++i) {
       QueryState* sp = &states[i];
       if (t0[i] <= nbits && sp->ntop == 0 && sp->size < k) {
@@ -489,11 +483,11 @@ void knn(const KernelTable& kt, const uint8_t* codes, int64_t n, int64_t nbytes,
       }
       const int64_t q = qa + i;
       if (S == 1) {  // into the caller's row
-        const int64_t got = select_state(kt, *sp, distances + q * k, positions + q * k, stream, ws, sc);
+        const int64_t got = select_state(kt, *sp, distances + q * k, positions + q * k, stream, ws);
         pad_row(distances + q * k, positions + q * k, got, k);
       } else {
         const int64_t off = (q * S + s) * kk;
-        surv_n[q * S + s] = select_state(kt, *sp, surv_d.data() + off, surv_p.data() + off, false, ws, sc);
+        surv_n[q * S + s] = select_state(kt, *sp, surv_d.data() + off, surv_p.data() + off, false, ws);
       }
     }
     stream_fence();  // the rows streamed above are complete before the task is
