@@ -68,12 +68,22 @@ int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 // How a (queries x database) search is cut into tasks.
 struct Plan {
-  int64_t qchunk = 1;   // queries per task
+  int64_t nq = 0, n = 0;  // queries, database codes
+  int64_t qchunk = 1;     // queries per task
   int64_t nqchunks = 1;
-  int64_t slice = 1;    // database codes per task
+  int64_t slice = 1;      // database codes per task
   int64_t nslices = 1;
-  int threads = 1;      // threads worth using
+  int threads = 1;        // threads worth using
   int64_t tasks() const { return nqchunks * nslices; }
+
+  // Task t: queries [qa, qa + m) over database slice s, positions [p0, p1).
+  struct Task {
+    int64_t qa, m, s, p0, p1;
+  };
+  Task task(int64_t t) const {
+    const int64_t qa = (t / nslices) * qchunk, s = t % nslices, p0 = s * slice;
+    return {qa, std::min(nq, qa + qchunk) - qa, s, p0, std::min(n, p0 + slice)};
+  }
 };
 
 // per_query_bytes(len): selection-state bytes of one query over len codes.
@@ -84,6 +94,8 @@ template <class F>
 Plan make_plan(int64_t n, int64_t nq, int64_t nbytes, int nthreads, int64_t wide_slice, int64_t max_slice,
                F per_query_bytes) {
   Plan p;
+  p.nq = nq;
+  p.n = n;
   if (n * nq * std::max<int64_t>(nbytes, 4) < kMinParallelBytes) nthreads = 1;
   p.threads = nthreads;
   if (nthreads > 1 && nq < kQueriesPerThread * nthreads && n >= 2 * kMinSlice) {
@@ -462,10 +474,7 @@ void knn(const KernelTable& kt, const uint8_t* codes, int64_t n, int64_t nbytes,
   std::vector<int64_t> surv_n(S > 1 ? nq * S : 0);
 
   parallel_for(plan.tasks(), plan.threads, [&](int64_t task) {
-    const int64_t qc = task / S, s = task % S;
-    const int64_t qa = qc * plan.qchunk, qb = std::min(nq, qa + plan.qchunk);
-    const int64_t p0 = s * plan.slice, p1 = std::min(n, p0 + plan.slice);
-    const int64_t m = qb - qa;
+    const auto [qa, m, s, p0, p1] = plan.task(task);
     const uint8_t* qs = queries + qa * nbytes;
     Workspace& ws = workspace();
     int32_t* t0 = ws.t0.get(m);
@@ -539,10 +548,7 @@ void range_search(const KernelTable& kt, const uint8_t* codes, int64_t n, int64_
   std::vector<std::vector<int64_t>> part_p(nq * S);
 
   parallel_for(plan.tasks(), plan.threads, [&](int64_t task) {
-    const int64_t qc = task / S, s = task % S;
-    const int64_t qa = qc * plan.qchunk, qb = std::min(nq, qa + plan.qchunk);
-    const int64_t p0 = s * plan.slice, p1 = std::min(n, p0 + plan.slice);
-    const int64_t m = qb - qa;
+    const auto [qa, m, s, p0, p1] = plan.task(task);
     StateArena& arena = workspace().main;
     QueryState* st = arena.init_range(m, t, static_cast<int32_t>(nbits), std::min(bc, p1 - p0));
     for (int64_t b = p0; b < p1; b += bc) {
