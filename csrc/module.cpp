@@ -1,11 +1,12 @@
 // pybind11 bindings of hashsearch._core (API and conventions: hashsearch/_core.pyi).
 // Only cheap invariants are checked here (dtype, ndim, C-contiguity, shape agreement);
-// policy and full validation live in hashsearch.backends.native. Kernels run with the
-// GIL released.
+// full validation lives in hashsearch._validate, output allocation in
+// hashsearch.backends.native. Kernels run with the GIL released.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <string>
 #include <utility>
