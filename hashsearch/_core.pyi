@@ -1,8 +1,12 @@
 """Type stub of the private compiled extension ``hashsearch._core`` (built from csrc/).
 
 The extension exposes a few functions over C-contiguous NumPy arrays. It does no
-policy: the Python layer (hashsearch.backends.native) validates dtypes, shapes,
-nbits, k and radius, allocates outputs, and maps database positions to ids.
+policy: the Python layer validates dtypes, shapes, nbits, k and radius once
+(hashsearch._validate, called by BinaryIndex and the functional searches),
+hashsearch.backends.native allocates the outputs and calls in, and the index maps
+database positions to ids. The core itself only guards cheap invariants (shape
+agreement, contiguity, dtypes, codes of at most 65,536 bytes; Python's own limit,
+65,536 bits, is stricter) and raises ValueError when they fail.
 
 Conventions shared by every function:
 - codes are packed bits, uint8, shape (n, nbytes), C-contiguous; nbytes >= 1 is
