@@ -177,7 +177,7 @@ def test_append_50m(benchmark, tmp_path):
 
 
 def _batch_case(benchmark, tmp_path: Path, nq: int, n: int, mode: str, query_block: int) -> None:
-    from hashsearch.batch import batch_search
+    from hashsearch.search.batch import batch_search
 
     path = cached_store(n, seed=1)
     queries = random_codes(nq, NBITS, seed=11)
@@ -187,7 +187,7 @@ def _batch_case(benchmark, tmp_path: Path, nq: int, n: int, mode: str, query_blo
     if mode.startswith("dask"):
         from distributed import Client
 
-        from hashsearch.distributed import local_cluster
+        from hashsearch.search.distributed import local_cluster
 
         cluster = local_cluster(n_workers=int(mode[-1]))
         client = Client(cluster)

@@ -72,4 +72,8 @@ def __getattr__(name: str) -> Any:
         from hashsearch.store import CodeStore
 
         return CodeStore
+    if name == "distributed":  # ``from hashsearch import distributed``: the Dask search module
+        from hashsearch.search import distributed
+
+        return distributed
     raise AttributeError(f"module 'hashsearch' has no attribute {name!r}")

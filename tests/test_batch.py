@@ -16,7 +16,7 @@ import zarr
 from dask_cluster import shared_client
 
 from hashsearch import BinaryIndex, CodeStore
-from hashsearch.batch import batch_search, load_results
+from hashsearch.search.batch import batch_search, load_results
 from hashsearch.errors import IncompatibleStoreError, StoreError
 from hashsearch.synthetic import random_codes, tied_codes
 
@@ -113,7 +113,7 @@ BATCH_RUN = textwrap.dedent(
     import sys
     import numpy as np
     sys.path.insert(0, {src!r})
-    from hashsearch.batch import batch_search
+    from hashsearch.search.batch import batch_search
     queries = np.load(sys.argv[2])
     batch_search(sys.argv[1], queries, 10, sys.argv[3], query_block=500, num_threads=1, progress=False)
     """

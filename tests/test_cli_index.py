@@ -67,7 +67,7 @@ def test_create_add_info_search_verify(tmp_path, run):
         run("index", "search", store, tmp_path / "q.npy", "-k", "7", "-o", tmp_path / "r.zarr", "--query-block", "16", "--json")
     )
     assert report["complete"] and report["blocks"] == 3 and report["comparisons"] == 40 * 3100
-    from hashsearch.batch import load_results
+    from hashsearch.search.batch import load_results
 
     got = load_results(tmp_path / "r.zarr")
     np.testing.assert_array_equal(got[0], want[0])

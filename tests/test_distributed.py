@@ -10,7 +10,7 @@ import pytest
 from dask_cluster import shared_client
 
 from hashsearch import BinaryIndex, CodeStore, distributed
-from hashsearch._streaming import result_bytes
+from hashsearch.search.plan import result_bytes
 from hashsearch.errors import CorruptStoreError, StoreError
 from hashsearch.synthetic import random_codes, tied_codes
 

@@ -24,7 +24,7 @@ from search_helpers import require_native
 
 from hashsearch import BinaryIndex, CodeStore
 from hashsearch.errors import CorruptStoreError, IncompatibleStoreError, StoreError, StoreLockedError
-from hashsearch._streaming import result_bytes
+from hashsearch.search.plan import result_bytes
 from hashsearch.store import FORMAT_VERSION, StoreConfig
 from hashsearch.synthetic import random_codes, tied_codes
 
@@ -310,7 +310,7 @@ def test_lock_of_a_killed_writer_is_released(tmp_path, caplog):
 def test_record_lock_on_object_like_stores(caplog):
     from zarr.storage import MemoryStore
 
-    from hashsearch._lock import LOCK_KEY, LockHolder
+    from hashsearch.store._lock import LOCK_KEY, LockHolder
 
     mem = MemoryStore()
     store = CodeStore.create(mem, 16, shard_rows=64, chunk_rows=16)
@@ -630,7 +630,7 @@ def test_search_other_code_lengths_and_layouts(tmp_path, nbits, shard_rows, chun
 
 # -- streaming helpers --------------------------------------------------------------------
 def test_parse_bytes_and_block_plans():
-    from hashsearch._streaming import parse_bytes, plan_blocks
+    from hashsearch.search.plan import parse_bytes, plan_blocks
 
     assert parse_bytes(1000) == 1000 and parse_bytes("2 GiB") == 2 << 30 and parse_bytes("1.5MB") == 1_500_000
     for bad in ("lots", "-1MB", 0):
@@ -647,7 +647,7 @@ def test_parse_bytes_and_block_plans():
 
 
 def test_prefetch_reuses_buffers_and_propagates_errors():
-    from hashsearch._streaming import prefetch
+    from hashsearch.search.plan import prefetch
 
     ranges = [(i, i + 1) for i in range(6)]
     made = []

@@ -252,7 +252,7 @@ def search(
     """Exact k-NN of every query over a store, in bounded memory; results go to OUTPUT."""
     import numpy as np
 
-    from hashsearch.batch import batch_search, load_results
+    from hashsearch.search.batch import batch_search, load_results
     from hashsearch.store import CodeStore
 
     if workers and scheduler:
@@ -271,7 +271,7 @@ def search(
         if workers or scheduler:
             from distributed import Client
 
-            from hashsearch.distributed import local_cluster
+            from hashsearch.search.distributed import local_cluster
 
             cluster_or_address = stack.enter_context(local_cluster(n_workers=workers)) if workers else scheduler
             client = stack.enter_context(Client(cluster_or_address))

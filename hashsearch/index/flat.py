@@ -284,7 +284,7 @@ class BinaryIndex:
         q = as_codes(queries, self.nbits, "queries")
         return self._backend.distances(q, self._codes[: self._n])
 
-    # -- persistence (implemented in hashsearch.persistence) -------------------------
+    # -- persistence (implemented in hashsearch.index.persistence) -------------------------
     def save(self, path: Any, *, overwrite: bool = False, **store_kwargs: Any) -> None:
         """Write the index to ``path`` as a code store (a sharded Zarr v3 group).
 
@@ -297,7 +297,7 @@ class BinaryIndex:
         Raises:
             StoreError: a store exists at ``path`` and ``overwrite`` is False.
         """
-        from hashsearch.persistence import save_index
+        from hashsearch.index.persistence import save_index
 
         save_index(self, path, overwrite=overwrite, **store_kwargs)
 
@@ -315,7 +315,7 @@ class BinaryIndex:
         Raises:
             StoreError, IncompatibleStoreError, CorruptStoreError: see ``CodeStore.open``.
         """
-        from hashsearch.persistence import load_index
+        from hashsearch.index.persistence import load_index
 
         return load_index(path, backend, num_threads=num_threads, storage_options=storage_options, cls=cls)
 
@@ -324,7 +324,7 @@ class BinaryIndex:
         cls, store: Any, backend: str | Backend | None = "auto", *, num_threads: int | None = None
     ) -> BinaryIndex:
         """A new index holding every row of an open :class:`~hashsearch.CodeStore` (same positions and ids)."""
-        from hashsearch.persistence import index_from_store
+        from hashsearch.index.persistence import index_from_store
 
         return index_from_store(store, backend, num_threads=num_threads, cls=cls)
 

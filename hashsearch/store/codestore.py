@@ -37,7 +37,7 @@ Consistency:
   at any point (``kill -9`` included) leaves a store that opens with its last
   committed rows. Zarr writes each file to a temporary name and renames it,
   so a shard is replaced whole; on object stores a PUT is atomic.
-- One writer at a time (see :mod:`hashsearch._lock`: ``flock`` on local file
+- One writer at a time (see :mod:`hashsearch.store._lock`: ``flock`` on local file
   systems, so a dead writer never leaves a stale lock; a lock record elsewhere).
   Readers take no lock: any number may read while one writes, each seeing the
   rows committed when it opened (or last called :meth:`CodeStore.refresh`).
@@ -75,10 +75,10 @@ from typing import Any, Literal
 
 import numpy as np
 
-from hashsearch._lock import LOCK_KEY, LockHolder, WriteLock, acquire_lock, break_lock, read_holder
-from hashsearch._streaming import empty_result, parse_bytes, plan_blocks, prefetch, result_bytes
+from hashsearch.store._lock import LOCK_KEY, LockHolder, WriteLock, acquire_lock, break_lock, read_holder
+from hashsearch.search.plan import empty_result, parse_bytes, plan_blocks, prefetch, result_bytes
 from hashsearch._validate import as_codes, as_ids, check_k, check_nbits, first_duplicate
-from hashsearch._zarrio import ShardChecker, StoreLocation, read_json, resolve_location
+from hashsearch.store._zarrio import ShardChecker, StoreLocation, read_json, resolve_location
 from hashsearch.backends import PAD_POSITION, Backend, make_backend
 from hashsearch.errors import CorruptStoreError, IncompatibleStoreError, StoreError
 from hashsearch.functional import merge_topk, offset_positions

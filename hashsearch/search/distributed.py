@@ -37,9 +37,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from hashsearch._streaming import parse_bytes
+from hashsearch.search.plan import parse_bytes
 from hashsearch._validate import as_codes, check_k
-from hashsearch._zarrio import StoreLocation
+from hashsearch.store._zarrio import StoreLocation
 from hashsearch.backends import Backend
 from hashsearch.functional import merge_topk
 

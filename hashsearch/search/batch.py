@@ -24,7 +24,7 @@ mixed in.
 With a Dask ``client``, query blocks run as tasks on the workers (each streams
 the database store), and the client writes results as they arrive.
 
->>> from hashsearch.batch import batch_search, load_results      # doctest: +SKIP
+>>> from hashsearch.search.batch import batch_search, load_results      # doctest: +SKIP
 >>> result = batch_search("db.zarr", queries, k=10, output="results.zarr")  # doctest: +SKIP
 >>> D, I = load_results("results.zarr")                         # doctest: +SKIP
 """
@@ -39,9 +39,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from hashsearch._streaming import parse_bytes, result_bytes
+from hashsearch.search.plan import parse_bytes, result_bytes
 from hashsearch._validate import as_codes, check_k
-from hashsearch._zarrio import StoreLocation, read_json, resolve_location
+from hashsearch.store._zarrio import StoreLocation, read_json, resolve_location
 from hashsearch.backends import Backend, make_backend
 from hashsearch.errors import IncompatibleStoreError, StoreError
 
@@ -404,7 +404,7 @@ def _run_on_dask(
 ) -> int:
     from distributed import as_completed
 
-    from hashsearch.distributed import _backend_name, _get_client, _search_group, _total_threads
+    from hashsearch.search.distributed import _backend_name, _get_client, _search_group, _total_threads
 
     if not db.location.shareable:
         raise ValueError("with a Dask client the database store must be on a path or URL workers can open")

@@ -10,7 +10,7 @@ per field: peak memory is the index itself plus one shard of zarr temporaries,
 never two copies of the codes. Ids equal to row positions (the default ids) are
 not read at all. Indexes bigger than RAM need not be loaded: search the store
 with :meth:`CodeStore.search` (bounded memory) or
-:func:`hashsearch.distributed.search`.
+:func:`hashsearch.search.distributed.search`.
 
 The index methods ``BinaryIndex.save`` / ``load`` / ``from_store`` call these.
 """
