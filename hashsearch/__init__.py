@@ -17,9 +17,9 @@ installed with the ``train`` extra.
 from __future__ import annotations
 
 import logging
-from importlib import metadata as _metadata
 from typing import TYPE_CHECKING, Any
 
+from hashsearch._version import __version__
 from hashsearch.backends import available_backends
 from hashsearch.backends.native import simd_level, simd_levels
 from hashsearch.errors import (
@@ -37,10 +37,6 @@ from hashsearch.packing import pack, unpack
 if TYPE_CHECKING:
     from hashsearch.store import CodeStore
 
-try:
-    __version__ = _metadata.version("hashsearch")
-except _metadata.PackageNotFoundError:  # pragma: no cover - running from a bare checkout
-    __version__ = "0.0.0+unknown"
 
 __all__ = [
     "BackendUnavailableError",

@@ -1,8 +1,12 @@
-"""Input checks shared by the index, the store and the distributed search.
+"""Input checks shared by every layer (index, store, searches, data, training).
 
 Every public entry point validates here, once, so kernels can trust their input.
-Errors say what was expected and what came: ``TypeError`` for a wrong kind or
-dtype, ``ValueError`` for a wrong shape, width or value.
+Errors say what was expected and what came, with one exception type per kind of
+mistake: ``TypeError`` for a wrong kind or dtype (a float or a bool where an int
+belongs, a float array where packed codes belong), ``ValueError`` for a wrong
+shape, width or value (an int below its minimum, a code of the wrong width).
+
+This module is the base of the package: it imports only NumPy.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import numpy as np
 
 __all__ = [
     "MAX_NBITS",
+    "check_int",
     "check_nbits",
     "as_codes",
     "check_k",
@@ -28,6 +33,27 @@ MAX_NBITS = 1 << 16
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def check_int(value: Any, name: str, minimum: int | None = 1) -> int:
+    """Return ``value`` as an int after checking it is an integer ``>= minimum``.
+
+    The one check of integer arguments (counts, sizes, seeds, thread numbers).
+
+    Args:
+        value: the argument (a Python or NumPy integer; bools are refused).
+        name: the argument's name, for the message.
+        minimum: smallest value allowed (default 1: a positive int); None for no bound.
+
+    Raises:
+        TypeError: not an integer (a float, a bool, a string...).
+        ValueError: below ``minimum``.
+    """
+    if not _is_int(value):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r:.40}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
 
 
 def check_nbits(nbits: Any) -> int:
@@ -84,11 +110,7 @@ def as_codes(x: Any, nbits: int, name: str = "codes", *, allow_1d: bool = True) 
 
 def check_k(k: Any) -> int:
     """Return ``k`` as an int after checking it is >= 1."""
-    if not _is_int(k):
-        raise TypeError(f"k must be an int, got {type(k).__name__}")
-    if k < 1:
-        raise ValueError(f"k must be >= 1, got {k}")
-    return int(k)
+    return check_int(k, "k")
 
 
 def check_radius(radius: Any, nbits: int) -> int:

@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from hashsearch._validate import check_nbits
+from hashsearch._validate import check_int, check_nbits
 
 __all__ = ["random_codes", "clustered_codes", "tied_codes"]
 
 
 def _check_n(n: int) -> int:
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
-        raise ValueError(f"n must be a non-negative int, got {n!r}")
-    return int(n)
+    return check_int(n, "n", 0)
 
 
 def random_codes(n: int, nbits: int, seed: int = 0, *, chunk: int = 1 << 22) -> np.ndarray:
@@ -53,8 +51,7 @@ def clustered_codes(
         (codes uint8 (n, nbits // 8), labels int64 (n,) in 0..n_clusters-1).
     """
     n, nbits = _check_n(n), check_nbits(nbits)
-    if n_clusters < 1:
-        raise ValueError(f"n_clusters must be >= 1, got {n_clusters}")
+    check_int(n_clusters, "n_clusters")
     if not 0.0 <= flip_prob <= 1.0:
         raise ValueError(f"flip_prob must be in [0, 1], got {flip_prob}")
     rng = np.random.default_rng(seed)
@@ -71,8 +68,7 @@ def tied_codes(n: int, nbits: int, n_unique: int, seed: int = 0) -> np.ndarray:
         uint8 (n, nbits // 8).
     """
     n, nbits = _check_n(n), check_nbits(nbits)
-    if n_unique < 1:
-        raise ValueError(f"n_unique must be >= 1, got {n_unique}")
+    check_int(n_unique, "n_unique")
     rng = np.random.default_rng(seed)
     pool = rng.integers(0, 256, size=(n_unique, nbits // 8), dtype=np.uint8)
     return pool[rng.integers(0, n_unique, size=n)]

@@ -41,7 +41,7 @@ def test_tied_codes_repeat_few_distinct_codes():
 @pytest.mark.parametrize(
     ("call", "match"),
     [
-        (lambda: random_codes(-1, 64), "non-negative"),
+        (lambda: random_codes(-1, 64), "n must be >= 0"),
         (lambda: random_codes(10, 60), "multiple of 8"),
         (lambda: clustered_codes(10, 64, 0), "n_clusters"),
         (lambda: clustered_codes(10, 64, 2, flip_prob=1.5), "flip_prob"),

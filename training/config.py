@@ -29,6 +29,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from hashsearch._system import available_cpus
+from hashsearch._validate import check_int
+
 __all__ = [
     "ModelConfig",
     "TrainConfig",
@@ -47,15 +50,11 @@ FeatureInit = Literal["forward", "random"]
 
 def default_threads() -> int:
     """CPU threads a training run uses by default: the cores this process may run on."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
+    return available_cpus()
 
 
 def _check_positive_int(name: str, value: Any, minimum: int = 1) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+    check_int(value, name, minimum)
 
 
 def _check_nonneg(name: str, value: Any) -> None:

@@ -24,6 +24,7 @@ import torch
 from torch import Tensor
 
 from hashsearch import __version__
+from hashsearch._validate import check_int
 
 from .models import DHCNN, MulDHCNN, PanDHCNN
 from .trainer import load_checkpoint, resolve_device
@@ -157,8 +158,7 @@ class Encoder:
         from tqdm.auto import tqdm
 
         key = source_key(source)
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        check_int(batch_size, "batch_size")
         net = self.nets[key]
         channels_last = self.device.type == "cpu"
         if channels_last:

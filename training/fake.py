@@ -24,6 +24,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from hashsearch._validate import check_int
+
 __all__ = ["FakeDualSource", "InMemoryDualSource", "fake_dual_source"]
 
 
@@ -62,8 +64,7 @@ class FakeDualSource(Dataset):
     ) -> None:
         for name, value in (("n", n), ("num_classes", num_classes), ("pan_size", pan_size), ("ms_size", ms_size),
                             ("pan_bands", pan_bands), ("ms_bands", ms_bands)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+            check_int(value, name)
         if pan_size % ms_size:
             raise ValueError(f"pan_size ({pan_size}) must be a multiple of ms_size ({ms_size})")
         if noise < 0 or not 0 <= difficulty <= 1:

@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from hashsearch._validate import check_int
+
 __all__ = ["average_precisions", "mean_average_precision"]
 
 
@@ -62,10 +64,7 @@ def average_precisions(
     ql = _labels("query_labels", query_labels, q.shape[0])
     dl = _labels("db_labels", db_labels, db.shape[0])
     n = db.shape[0]
-    k = n if top_k is None else int(top_k)
-    if k < 1:
-        raise ValueError(f"top_k must be >= 1, got {top_k}")
-    k = min(k, n)
+    k = min(n, n if top_k is None else check_int(top_k, "top_k"))
     out = np.zeros(q.shape[0], dtype=np.float64)
     ranks = np.arange(1, k + 1, dtype=np.float64)
     for start in range(0, q.shape[0], chunk):

@@ -43,6 +43,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from hashsearch._validate import check_int
+
 from .config import ModelConfig
 
 __all__ = [
@@ -127,8 +129,7 @@ class DHCNN(nn.Module):
         if padding not in ("valid", "same"):
             raise ValueError(f"padding must be 'valid' or 'same', got {padding!r}")
         for arg, value in (("in_bands", in_bands), ("patch_size", patch_size), ("bits", bits)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{arg} must be a positive int, got {value!r}")
+            check_int(value, arg)
         self.name = name
         self.in_bands = in_bands
         self.patch_size = patch_size

@@ -23,6 +23,9 @@ from typing import ClassVar
 
 import numpy as np
 
+from hashsearch._system import available_cpus
+from hashsearch._validate import check_int
+
 __all__ = ["Backend", "PAD_DISTANCE", "PAD_POSITION", "default_num_threads"]
 
 #: Distance reported for the padding rows of ``search`` when k > ntotal (FAISS's value).
@@ -44,10 +47,7 @@ def default_num_threads() -> int:
         if value < 1:
             raise ValueError(f"HASHSEARCH_NUM_THREADS must be a positive integer, got {env!r}")
         return value
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
+    return available_cpus()
 
 
 class Backend(ABC):
@@ -90,11 +90,7 @@ class Backend(ABC):
 
     @num_threads.setter
     def num_threads(self, value: int) -> None:
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-            raise TypeError(f"num_threads must be an int, got {type(value).__name__}")
-        if value < 1:
-            raise ValueError(f"num_threads must be >= 1, got {value}")
-        self._num_threads = int(value)
+        self._num_threads = check_int(value, "num_threads")
 
     @property
     def simd_level(self) -> str | None:

@@ -156,10 +156,10 @@ def add(
     from tqdm.auto import tqdm
 
     from hashsearch.errors import IncompatibleStoreError
+    from hashsearch._validate import check_int
     from hashsearch.store import CodeStore
 
-    if batch_rows < 1:
-        raise ValueError(f"--batch-rows must be >= 1, got {batch_rows}")
+    check_int(batch_rows, "--batch-rows")
     with CodeStore.open(store, "a") as dst:
         before = dst.ntotal
         if _is_store(source_path):

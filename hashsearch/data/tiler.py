@@ -50,6 +50,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from hashsearch._validate import check_int
+
 from hashsearch.data.dual import DualDatasetWriter, split_array
 from hashsearch.data.errors import AlignmentError, DataNotFoundError, MalformedDataError
 from hashsearch.data.splits import split_per_class
@@ -103,12 +105,11 @@ class TileConfig:
     split_seed: int = 0
 
     def __post_init__(self) -> None:
-        if int(self.patch_size) != self.patch_size or self.patch_size < 1:
-            raise ValueError(f"patch_size must be a positive integer, got {self.patch_size!r}")
-        if self.stride is not None and (int(self.stride) != self.stride or self.stride < 1):
-            raise ValueError(f"stride must be a positive integer, got {self.stride!r}")
-        if self.target_ratio is not None and (int(self.target_ratio) != self.target_ratio or self.target_ratio < 1):
-            raise ValueError(f"target_ratio must be a positive integer, got {self.target_ratio!r}")
+        check_int(self.patch_size, "patch_size")
+        if self.stride is not None:
+            check_int(self.stride, "stride")
+        if self.target_ratio is not None:
+            check_int(self.target_ratio, "target_ratio")
         if not 0.0 <= self.min_purity <= 1.0:
             raise ValueError(f"min_purity must be in [0, 1], got {self.min_purity!r}")
         if not 0.0 <= self.max_nodata_fraction <= 1.0:

@@ -30,7 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from hashsearch._validate import as_codes, as_ids, as_lookup_ids, check_k, check_nbits, check_radius
+from hashsearch._ids import IdPolicy
+from hashsearch._validate import as_codes, as_lookup_ids, check_k, check_nbits, check_radius
 from hashsearch.backends import PAD_POSITION, Backend, make_backend
 
 __all__ = ["BinaryIndex"]
@@ -67,9 +68,7 @@ class BinaryIndex:
         self._codes = np.empty((0, self.code_size), dtype=np.uint8)
         self._ids = np.empty(0, dtype=np.int64)
         self._n = 0
-        self._next_id = 0
-        # True while ids increase with position (the default): lookups need no index.
-        self._ids_increasing = True
+        self._id_policy = IdPolicy()
         self._lookup: tuple[np.ndarray, np.ndarray] | None = None
         self._id_table: np.ndarray | None = None
 
@@ -143,25 +142,14 @@ class BinaryIndex:
         """
         new_codes = as_codes(codes, self.nbits, "codes")
         m = new_codes.shape[0]
-        if ids is None:
-            new_ids = np.arange(self._next_id, self._next_id + m, dtype=np.int64)
-        else:
-            new_ids = as_ids(ids, m)
-            if m and new_ids.min() < self._next_id:
-                clash = self._find_positions(new_ids)
-                if (clash >= 0).any():
-                    first = int(new_ids[np.argmax(clash >= 0)])
-                    raise ValueError(f"id {first} is already in the index (ids must be unique)")
+        new_ids = self._id_policy.propose(ids, m, find_clash=self._stored_one_of)
         if m == 0:
             return
         self._reserve(self._n + m)
         self._codes[self._n : self._n + m] = new_codes
         self._ids[self._n : self._n + m] = new_ids
-        if self._ids_increasing:
-            prev_last = self._ids[self._n - 1] if self._n else -1
-            self._ids_increasing = bool(new_ids[0] > prev_last and (m == 1 or (np.diff(new_ids) > 0).all()))
+        self._id_policy.accept(new_ids, self._n, int(self._ids[self._n - 1]) if self._n else None)
         self._n += m
-        self._next_id = max(self._next_id, int(new_ids.max()) + 1)
         self._invalidate_id_caches()
         self._backend.attach(self.codes)
 
@@ -189,6 +177,7 @@ class BinaryIndex:
         self._codes[:remaining] = self._codes[: self._n][keep]
         self._ids[:remaining] = self._ids[: self._n][keep]
         self._n = remaining
+        self._id_policy.removed(self._ids[:remaining])
         self._invalidate_id_caches()
         self._backend.attach(self.codes)
         logger.debug("removed %d codes, %d remain", positions.size, remaining)
@@ -199,8 +188,7 @@ class BinaryIndex:
         self._codes = np.empty((0, self.code_size), dtype=np.uint8)
         self._ids = np.empty(0, dtype=np.int64)
         self._n = 0
-        self._next_id = 0
-        self._ids_increasing = True
+        self._id_policy = IdPolicy()
         self._invalidate_id_caches()
         self._backend.attach(self.codes)
 
@@ -328,12 +316,11 @@ class BinaryIndex:
 
         return index_from_store(store, backend, num_threads=num_threads, cls=cls)
 
-    def _adopt(self, codes: np.ndarray, ids: np.ndarray, next_id: int, *, ids_increasing: bool) -> None:
-        """Take over trusted arrays (uint8 (n, code_size), unique int64 (n,)) without copying;
-        ``ids_increasing`` says whether the ids increase with position (the caller checked)."""
+    def _adopt(self, codes: np.ndarray, ids: np.ndarray, id_policy: IdPolicy) -> None:
+        """Take over trusted arrays (uint8 (n, code_size), unique int64 (n,)) without copying,
+        with their id bookkeeping (the caller checked it)."""
         self._codes, self._ids, self._n = codes, ids, codes.shape[0]
-        self._next_id = next_id
-        self._ids_increasing = ids_increasing
+        self._id_policy = id_policy
         self._invalidate_id_caches()
         self._backend.attach(self.codes)
 
@@ -358,8 +345,7 @@ class BinaryIndex:
         """Map backend positions (int64, -1 for padding) to ids, in place where possible."""
         n = self._n
         ids = self._ids[:n]
-        # Default ids are the positions (0..n-1, increasing): nothing to map.
-        if n == 0 or (self._ids_increasing and ids[0] == 0 and ids[-1] == n - 1):
+        if n == 0 or self._id_policy.positions:  # ids are the positions: nothing to map
             return positions
         if self._id_table is None:
             table = np.empty(n + 1, dtype=np.int64)
@@ -368,6 +354,11 @@ class BinaryIndex:
             self._id_table = table
         positions += 1
         return np.take(self._id_table, positions, out=positions)
+
+    def _stored_one_of(self, ids: np.ndarray) -> int | None:
+        """One of ``ids`` (int64) that is already in the index, or None."""
+        found = self._find_positions(ids) >= 0
+        return int(ids[np.argmax(found)]) if found.any() else None
 
     def _find_positions(self, ids: Any, name: str = "ids") -> np.ndarray:
         """Positions of ``ids`` (any integers, flattened), int64 (m,), -1 where absent.
@@ -379,7 +370,7 @@ class BinaryIndex:
         stored = self._ids[: self._n]
         if stored.size == 0 or ids.size == 0:
             return np.full(ids.shape, -1, dtype=np.int64)
-        if self._ids_increasing:
+        if self._id_policy.increasing:
             sorted_ids, order = stored, None
         else:
             if self._lookup is None:

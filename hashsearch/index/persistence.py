@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from hashsearch._ids import IdPolicy
 from hashsearch._validate import first_duplicate
 from hashsearch.backends import Backend
 from hashsearch.errors import CorruptStoreError
@@ -56,8 +57,9 @@ def save_index(index: BinaryIndex, path: Any, *, overwrite: bool = False, **crea
     with CodeStore.create(path, index.nbits, overwrite=overwrite, **create_kwargs) as store:
         # one append: whole shards are written straight from the index's arrays (close() flushes)
         store.append(index.codes, index.ids)
-        if index._next_id > store.next_id:  # noqa: SLF001 - ids removed from the end stay reserved
-            store.reserve_ids(index._next_id)  # noqa: SLF001
+        next_id = index._id_policy.next_id  # noqa: SLF001 - ids removed from the end stay reserved
+        if next_id > store.next_id:
+            store.reserve_ids(next_id)
     logger.info("saved index of %d codes to %s", index.ntotal, path)
 
 
@@ -86,17 +88,19 @@ def index_from_store(
     codes = _read_all(store, "codes", np.empty((n, store.code_size), dtype=np.uint8))
     if store.ids_are_positions:
         ids = np.arange(n, dtype=np.int64)
-        increasing = True
+        increasing = positions = True
     else:
         ids = _read_all(store, "ids", np.empty(n, dtype=np.int64))
         if n and ids.min() < 0:
             raise CorruptStoreError(f"{store.location.describe('ids')}: negative id {int(ids.min())}")
         increasing = n < 2 or bool((np.diff(ids) > 0).all())
+        positions = increasing and (n == 0 or (int(ids[0]) == 0 and int(ids[-1]) == n - 1))
         dup = None if increasing else first_duplicate(ids)
         if dup is not None:
             raise CorruptStoreError(f"{store.location.describe('ids')}: duplicate id {dup}")
-    next_id = max(store.next_id, int(ids.max()) + 1 if n else 0)
-    index._adopt(codes, ids, next_id, ids_increasing=increasing)  # noqa: SLF001
+    max_id = int(ids.max()) if n else -1
+    policy = IdPolicy(next_id=max(store.next_id, max_id + 1), max_id=max_id, increasing=increasing, positions=positions)
+    index._adopt(codes, ids, policy)  # noqa: SLF001
     return index
 
 

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from hashsearch.search.plan import parse_bytes, result_bytes
-from hashsearch._validate import as_codes, check_k
+from hashsearch._validate import as_codes, check_int, check_k
 from hashsearch.store._zarrio import StoreLocation, read_json, resolve_location
 from hashsearch.backends import Backend, make_backend
 from hashsearch.errors import IncompatibleStoreError, StoreError
@@ -313,9 +313,7 @@ def batch_search(
         nbytes = db.nbits // 8
         if query_block is None:
             query_block = _default_query_block(nq, k, nbytes, limit)
-        if isinstance(query_block, bool) or not isinstance(query_block, (int, np.integer)) or query_block < 1:
-            raise ValueError(f"query_block must be a positive int, got {query_block!r}")
-        query_block = int(query_block)
+        query_block = check_int(query_block, "query_block")
         nblocks = -(-nq // query_block)
         ntotal = db.committed_rows if isinstance(db, CodeStore) else db.ntotal
         attrs = {

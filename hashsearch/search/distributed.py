@@ -38,7 +38,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from hashsearch.search.plan import parse_bytes
-from hashsearch._validate import as_codes, check_k
+from hashsearch._system import available_cpus
+from hashsearch._validate import as_codes, check_int, check_k
 from hashsearch.store._zarrio import StoreLocation
 from hashsearch.backends import Backend
 from hashsearch.functional import merge_topk
@@ -54,13 +55,6 @@ logger = logging.getLogger("hashsearch")
 DEFAULT_SPLIT_EVERY = 8
 
 
-def _cores() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
-
-
 def local_cluster(n_workers: int | None = None, **kwargs: Any) -> Any:
     """Start the embedded default: a ``LocalCluster`` of single-threaded worker processes.
 
@@ -74,7 +68,7 @@ def local_cluster(n_workers: int | None = None, **kwargs: Any) -> Any:
     from distributed import LocalCluster
 
     options: dict[str, Any] = {
-        "n_workers": n_workers or _cores(),
+        "n_workers": n_workers or available_cpus(),
         "threads_per_worker": 1,
         "processes": True,
         "dashboard_address": ":0",  # random port: no clash with other clusters
@@ -85,8 +79,7 @@ def local_cluster(n_workers: int | None = None, **kwargs: Any) -> Any:
 
 def shard_groups(nrows: int, shard_rows: int, shards_per_group: int) -> list[tuple[int, int]]:
     """Row ranges of consecutive groups of ``shards_per_group`` shards covering ``nrows`` rows."""
-    if shards_per_group < 1:
-        raise ValueError(f"shards_per_group must be >= 1, got {shards_per_group}")
+    check_int(shards_per_group, "shards_per_group")
     step = shard_rows * shards_per_group
     return [(lo, min(nrows, lo + step)) for lo in range(0, nrows, step)]
 
@@ -236,8 +229,7 @@ def search(
         k = check_k(k)
         if split_every < 2:
             raise ValueError(f"split_every must be >= 2, got {split_every}")
-        if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1:
-            raise ValueError(f"num_threads must be a positive int, got {num_threads!r}")
+        check_int(num_threads, "num_threads")
         limit = parse_bytes(DEFAULT_MEMORY_LIMIT if memory_limit is None else memory_limit)
         location = code_store.location
         if not location.shareable:

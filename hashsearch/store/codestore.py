@@ -75,9 +75,11 @@ from typing import Any, Literal
 
 import numpy as np
 
+from hashsearch._ids import IdPolicy
+from hashsearch._version import __version__
 from hashsearch.store._lock import LOCK_KEY, LockHolder, WriteLock, acquire_lock, break_lock, read_holder
 from hashsearch.search.plan import empty_result, parse_bytes, plan_blocks, prefetch, result_bytes
-from hashsearch._validate import as_codes, as_ids, check_k, check_nbits, first_duplicate
+from hashsearch._validate import as_codes, check_int, check_k, check_nbits, first_duplicate
 from hashsearch.store._zarrio import ShardChecker, StoreLocation, read_json, resolve_location
 from hashsearch.backends import PAD_POSITION, Backend, make_backend
 from hashsearch.errors import CorruptStoreError, IncompatibleStoreError, StoreError
@@ -118,15 +120,6 @@ _WRITE_BYTES = 64 << 20
 _READ_ATTEMPTS = 3
 
 _ALL_FIELDS: tuple[str, ...] = ("codes", "ids", "labels", "source")
-
-
-def _library_version() -> str:
-    from importlib import metadata
-
-    try:
-        return metadata.version("hashsearch")
-    except metadata.PackageNotFoundError:  # pragma: no cover - bare checkout
-        return "0.0.0+unknown"
 
 
 def _now() -> str:
@@ -182,11 +175,8 @@ class StoreConfig:
         """
         nbytes = check_nbits(nbits) // 8
         for name in ("shard_rows", "chunk_rows", "aux_chunk_rows"):
-            value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer))):
-                raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-            if value is not None and value < 1:
-                raise ValueError(f"{name} must be >= 1, got {value}")
+            if getattr(self, name) is not None:
+                check_int(getattr(self, name), name)
         chunk = self.chunk_rows
         shard = self.shard_rows
         default_chunk = min(_MAX_CHUNK_ROWS, max(1024, _pow2_floor(_TARGET_CHUNK_BYTES // nbytes)))
@@ -338,9 +328,11 @@ class CodeStore:
         self._disk_rows = self._committed
         self._buffers: dict[str, np.ndarray] = {}
         self._pending: list[tuple[int, dict[str, Any]]] = []
-        self._next_id = int(meta.get("next_id", 0))
-        self._max_id = int(meta.get("max_id", -1))
-        self._ids_are_positions = bool(meta.get("ids_are_positions", True))
+        positions = bool(meta.get("ids_are_positions", True))
+        # the store records whether ids are the positions, not whether they increase otherwise
+        self._id_policy = IdPolicy(
+            next_id=int(meta.get("next_id", 0)), max_id=int(meta.get("max_id", -1)), increasing=positions, positions=positions
+        )
         if lock is not None:
             self._unflushed = [0]  # rows appended but not committed, seen by the finalizer
             self._finalizer = weakref.finalize(self, _abandon_writer, lock, location.describe(), self._unflushed)
@@ -428,7 +420,7 @@ class CodeStore:
                 "source": bool(with_source),
                 "source_names": list(cfg.source_names),
                 "encoder": encoder,
-                "library_version": _library_version(),
+                "library_version": __version__,
                 "uuid": uuidlib.uuid4().hex,
                 "created": _now(),
                 "updated": _now(),
@@ -698,12 +690,12 @@ class CodeStore:
     @property
     def ids_are_positions(self) -> bool:
         """True when every id equals its row position (the default ids)."""
-        return self._ids_are_positions if self.mode == "a" else bool(self._meta.get("ids_are_positions", True))
+        return self._id_policy.positions if self.mode == "a" else bool(self._meta.get("ids_are_positions", True))
 
     @property
     def next_id(self) -> int:
         """The id that the next append without ``ids`` starts from."""
-        return self._next_id if self.mode == "a" else int(self._meta.get("next_id", 0))
+        return self._id_policy.next_id if self.mode == "a" else int(self._meta.get("next_id", 0))
 
     @property
     def closed(self) -> bool:
@@ -814,31 +806,19 @@ class CodeStore:
         new_labels = self._check_labels(labels, m)
         new_source = self._check_source(source, m)
         total = self.ntotal
-        if ids is None:
-            new_ids = np.arange(self._next_id, self._next_id + m, dtype=np.int64)
-        else:
-            new_ids = as_ids(ids, m)
-            if m and int(new_ids.min()) <= self._max_id:
-                self._check_ids_absent(new_ids)
+        new_ids = self._id_policy.propose(ids, m, find_clash=self._stored_one_of, what="store")
         if m == 0:
             return
-        ids_are_positions = self._ids_are_positions and bool(
-            new_ids[0] == total and new_ids[-1] == total + m - 1 and (m == 1 or (np.diff(new_ids) == 1).all())
-        )
         columns: dict[str, np.ndarray] = {"codes": new_codes, "ids": new_ids}
         if new_labels is not None:
             columns["labels"] = new_labels
         if new_source is not None:
             columns["source"] = new_source
         # everything is checked: from here on, only writes
-        self._next_id = max(self._next_id, int(new_ids.max()) + 1)
-        self._max_id = max(self._max_id, int(new_ids.max()))
-        self._ids_are_positions = ids_are_positions
+        policy = self._id_policy
+        policy.accept(new_ids, total, total - 1 if total and policy.increasing else None)
         self._pending.append(
-            (
-                total + m,
-                {"next_id": self._next_id, "max_id": self._max_id, "ids_are_positions": self._ids_are_positions},
-            )
+            (total + m, {"next_id": policy.next_id, "max_id": policy.max_id, "ids_are_positions": policy.positions})
         )
         try:
             self._push(columns, m)
@@ -892,23 +872,24 @@ class CodeStore:
             raise ValueError(f"source indices must be in 0..{len(names) - 1} ({list(names)})")
         return np.ascontiguousarray(arr, dtype=np.uint8)
 
-    def _check_ids_absent(self, new_ids: np.ndarray) -> None:
-        """Raise ValueError if one of ``new_ids`` is already in the store (scans stored ids)."""
+    def _stored_one_of(self, new_ids: np.ndarray) -> int | None:
+        """One of ``new_ids`` (int64) that is already in the store, or None (scans the stored ids)."""
         sorted_new = np.sort(new_ids)
 
-        def clash(stored: np.ndarray) -> None:
+        def clash(stored: np.ndarray) -> int | None:
             if stored.size == 0:
-                return
+                return None
             where = np.minimum(np.searchsorted(sorted_new, stored), sorted_new.size - 1)
             hit = sorted_new[where] == stored
-            if hit.any():
-                raise ValueError(f"id {int(stored[np.argmax(hit)])} is already in the store (ids must be unique)")
+            return int(stored[np.argmax(hit)]) if hit.any() else None
 
         logger.debug("checking %d new ids against the %d stored ones", new_ids.size, self.ntotal)
-        if self._buf_len:
-            clash(self._buffers["ids"][: self._buf_len])
+        found = clash(self._buffers["ids"][: self._buf_len]) if self._buf_len else None
         for block in self.iter_blocks(fields=("ids",), stop=self._buf_start):
-            clash(block.ids)
+            if found is not None:
+                break
+            found = clash(block.ids)
+        return found
 
     def _push(self, columns: dict[str, np.ndarray], m: int) -> None:
         shard = self.config.shard_rows
@@ -1016,11 +997,11 @@ class CodeStore:
         self._check_open(writing=True)
         if isinstance(next_id, bool) or not isinstance(next_id, (int, np.integer)):
             raise TypeError(f"next_id must be an int, got {type(next_id).__name__}")
-        if next_id <= self._max_id:
-            raise ValueError(f"next_id {next_id} must be above the largest id in the store ({self._max_id})")
+        if next_id <= self._id_policy.max_id:
+            raise ValueError(f"next_id {next_id} must be above the largest id in the store ({self._id_policy.max_id})")
         self.flush()
-        self._next_id = max(self._next_id, int(next_id))
-        self._commit(self._committed, {"next_id": self._next_id})
+        self._id_policy.reserve(next_id)
+        self._commit(self._committed, {"next_id": self._id_policy.next_id})
 
     @staticmethod
     def break_lock(path: Any, *, storage_options: dict[str, Any] | None = None) -> LockHolder | None:
@@ -1200,9 +1181,7 @@ class CodeStore:
         self._check_open()
         fields = self._fields(fields)
         start, stop = self._check_range(start, stop)
-        rows = int(block_rows or self.config.shard_rows)
-        if rows < 1:
-            raise ValueError(f"block_rows must be >= 1, got {rows}")
+        rows = self.config.shard_rows if block_rows is None else check_int(block_rows, "block_rows")
         ranges = [(lo, min(stop, lo + rows)) for lo in range(start, stop, rows)]
         for lo, hi, block in prefetch(ranges, lambda a, b, _buf: self.read(a, b, fields), depth=prefetch_blocks):
             yield block

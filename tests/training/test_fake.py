@@ -50,5 +50,5 @@ def test_materialize_and_in_memory():
 def test_errors():
     with pytest.raises(ValueError, match="multiple"):
         FakeDualSource(4, pan_size=60, ms_size=16)
-    with pytest.raises(ValueError, match="positive int"):
+    with pytest.raises(ValueError, match="n must be >= 1"):
         FakeDualSource(0)

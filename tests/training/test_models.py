@@ -74,7 +74,7 @@ def test_wrong_input_shape_is_rejected():
     pan = PanDHCNN(8, 1, 256)
     with pytest.raises(ValueError, match=r"\(n, 1, 256, 256\)"):
         pan(torch.randn(2, 4, 64, 64))
-    with pytest.raises(ValueError, match="positive int"):
+    with pytest.raises(ValueError, match="bits must be >= 1"):
         PanDHCNN(0)
 
 

@@ -31,6 +31,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from hashsearch._validate import check_int
+
 __all__ = ["GistConfig", "gist", "gist_dataset"]
 
 
@@ -56,9 +58,7 @@ class GistConfig:
 
     def __post_init__(self) -> None:
         for name in ("image_size", "scales", "orientations", "grid"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+            check_int(getattr(self, name), name)
         if self.image_size < 2 * self.grid:
             raise ValueError(f"image_size ({self.image_size}) must be at least 2 * grid ({2 * self.grid})")
         if self.band_mode not in ("per_band", "mean"):
