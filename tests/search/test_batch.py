@@ -20,7 +20,7 @@ from hashsearch.search.batch import batch_search, load_results
 from hashsearch.errors import IncompatibleStoreError, StoreError
 from hashsearch.synthetic import random_codes, tied_codes
 
-SRC = str(Path(__file__).resolve().parent.parent)
+SRC = str(Path(__file__).resolve().parents[2])  # the repository root
 
 
 @pytest.fixture(scope="module")

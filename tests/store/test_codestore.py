@@ -28,7 +28,7 @@ from hashsearch.search.plan import result_bytes
 from hashsearch.store import FORMAT_VERSION, StoreConfig
 from hashsearch.synthetic import random_codes, tied_codes
 
-SRC = str(Path(__file__).resolve().parent.parent)
+SRC = str(Path(__file__).resolve().parents[2])  # the repository root
 
 
 def row_codes(rows: np.ndarray) -> np.ndarray:
