@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-__all__ = ["pack", "unpack", "BIT_ORDER"]
+__all__ = ["pack", "unpack", "sign_codes", "BIT_ORDER"]
 
 #: Bit order of packed codes, recorded in stores and checked when they are opened.
 BIT_ORDER = "little"
@@ -29,9 +29,19 @@ BIT_ORDER = "little"
 Encoding = Literal["auto", "sign", "binary"]
 
 
+def _is_torch(x: Any) -> bool:
+    """Whether ``x`` is a torch object (checked without importing torch)."""
+    return type(x).__module__.split(".", 1)[0] == "torch"
+
+
+def _sign_bits(x: Any) -> Any:
+    """The sign rule, the one place it is written: value >= 0 -> bit 1 (NumPy array or torch tensor)."""
+    return x >= 0
+
+
 def _to_numpy(x: Any) -> np.ndarray:
     """Return ``x`` as a NumPy array; torch tensors are converted without importing torch."""
-    if type(x).__module__.split(".", 1)[0] == "torch":
+    if _is_torch(x):
         # A torch.Tensor: detach from autograd, move to host memory.
         x = x.detach()
         if getattr(x, "is_cuda", False) or str(getattr(x, "device", "cpu")) != "cpu":
@@ -80,8 +90,39 @@ def pack(x: Any, *, encoding: Encoding = "auto") -> np.ndarray:
         raise ValueError(f"cannot pack codes with NaN or infinite values ({bad} found)")
     if encoding == "auto":
         encoding = "binary" if arr.dtype.kind == "b" or _only_zero_one(arr) else "sign"
-    bits = arr >= 0 if encoding == "sign" else arr != 0
+    bits = _sign_bits(arr) if encoding == "sign" else arr != 0
     return np.packbits(bits, axis=-1, bitorder=BIT_ORDER)
+
+
+def sign_codes(x: Any) -> Any:
+    """The ±1 form of ``encoding="sign"``: +1 where :func:`pack` writes bit 1 (x >= 0), -1 elsewhere.
+
+    For code that needs the signs unpacked (Algorithm 1's B = sign(F^P + F^M), ITQ's and
+    SCM's sign(XW)): the same rule as :func:`pack`, so such codes pack to what the engine
+    searches. Zero is +1, never a third value.
+
+    Args:
+        x: real NumPy array or torch tensor (torch is not imported here), any shape.
+
+    Returns:
+        The same kind of array (a tensor stays on its device), the same shape, values
+        exactly ±1; floating dtypes are kept, other input gives float32. NaN gives -1
+        (:func:`pack` rejects NaN; check first where it can occur).
+
+    Example:
+        >>> sign_codes(np.array([0.3, 0.0, -0.0, -2.0]))
+        array([ 1.,  1.,  1., -1.])
+    """
+    if _is_torch(x):
+        if x.dtype.is_complex or str(x.dtype) == "torch.bool":
+            raise TypeError(f"sign_codes expects a real (integer or float) tensor, got dtype {x.dtype}")
+        bits = _sign_bits(x)
+        return (bits.to(x.dtype) if x.is_floating_point() else bits.float()) * 2 - 1
+    arr = np.asarray(x)
+    if arr.dtype.kind not in "iuf":  # bool is {0, 1} data, not signs: pack() reads it as "binary"
+        raise TypeError(f"sign_codes expects a real (integer or float) array, got dtype {arr.dtype}")
+    dtype = arr.dtype if arr.dtype.kind == "f" else np.float32
+    return np.where(_sign_bits(arr), 1, -1).astype(dtype)
 
 
 def _only_zero_one(arr: np.ndarray) -> bool:

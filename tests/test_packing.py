@@ -11,7 +11,7 @@ import pytest
 from search_helpers import assert_equal_up_to_ties, oracle_distances, oracle_knn
 
 from hashsearch import BinaryIndex, pack, unpack
-from hashsearch.packing import BIT_ORDER
+from hashsearch.packing import BIT_ORDER, sign_codes
 
 NBITS = [8, 16, 24, 32, 64, 72, 128, 256, 1024]
 
@@ -109,6 +109,45 @@ def test_faiss_distances_and_results_on_our_codes(faiss_one_thread, nbits, rng):
         d, i = ours.search(queries, k)
         assert_equal_up_to_ties(d, i, fd, fi)
     assert oracle_knn(codes, queries, 1)[0][0, 0] == fd[0, 0]
+
+
+# -- sign_codes: the ±1 form of the same rule ------------------------------------------
+def test_sign_codes_values_and_dtypes():
+    x = np.array([[0.3, 0.0, -0.0, -2.0, 1e-30, -1e-30, np.inf, -np.inf]], dtype=np.float32)
+    out = sign_codes(x)
+    assert out.dtype == np.float32 and out.shape == x.shape
+    np.testing.assert_array_equal(out, [[1, 1, 1, -1, 1, -1, 1, -1]])  # zero (either sign) is +1
+    assert sign_codes(x.astype(np.float64)).dtype == np.float64
+    ints = sign_codes(np.array([3, 0, -1], dtype=np.int16))
+    assert ints.dtype == np.float32 and ints.tolist() == [1.0, 1.0, -1.0]
+    assert sign_codes(np.array([0, 7], dtype=np.uint8)).tolist() == [1.0, 1.0]
+    assert sign_codes(np.array([np.nan])).tolist() == [-1.0]  # documented: NaN is not >= 0
+
+
+def test_sign_codes_pack_to_what_pack_writes(rng):
+    x = rng.standard_normal((20, 64))
+    x[::3, ::5] = 0.0
+    np.testing.assert_array_equal(pack(sign_codes(x)), pack(x))
+    # and unpacking gives the signs back
+    np.testing.assert_array_equal(unpack(pack(x), encoding="sign"), sign_codes(x))
+
+
+def test_sign_codes_torch():
+    torch = pytest.importorskip("torch")
+    x = torch.tensor([[0.0, -0.0, -1e-9, 2.0]], dtype=torch.float64, requires_grad=True)
+    out = sign_codes(x)
+    assert isinstance(out, torch.Tensor) and out.dtype == torch.float64 and not out.requires_grad
+    assert out.tolist() == [[1.0, 1.0, -1.0, 1.0]]
+    assert sign_codes(torch.tensor([-2, 0, 5])).tolist() == [-1.0, 1.0, 1.0]  # ints give float32
+    assert sign_codes(torch.tensor([-2, 0, 5])).dtype == torch.float32
+    with pytest.raises(TypeError, match="real"):
+        sign_codes(torch.tensor([True, False]))
+
+
+@pytest.mark.parametrize("bad", [np.array([True, False]), np.array([1 + 1j]), np.array(["a"])])
+def test_sign_codes_rejects_non_real_input(bad):
+    with pytest.raises(TypeError, match="real"):
+        sign_codes(bad)
 
 
 # -- torch -----------------------------------------------------------------------------

@@ -6,7 +6,10 @@ images into source-invariant binary codes searched by :class:`hashsearch.BinaryI
 
 - :mod:`.config` — :class:`TrainConfig`, the Table IV presets and Tables V–VII sweeps.
 - :mod:`.models` — :class:`PanDHCNN`, :class:`MulDHCNN`.
-- :mod:`.losses` — IRSC, IASC, BQC, FDC as modules; :class:`SIDHCNNLoss`.
+- :mod:`.pairwise` — the fused pairwise likelihood kernel (:func:`pairwise_nll`).
+- :mod:`.losses` — the loss terms IRSC, IASC, BQC, FDC (one ``nn.Module`` each), their registry :data:`TERMS`.
+- :mod:`.objective` — :class:`WeightedLoss` over named terms, :class:`SIDHCNNLoss`, :func:`build_loss`.
+- :mod:`.checkpoint` — atomic checkpoint files, :func:`load_checkpoint`.
 - :mod:`.trainer` — :class:`Trainer` (Algorithm 1, checkpoints, resume).
 - :mod:`.encoder` — :class:`Encoder` (checkpoint -> packed codes, CodeStore provenance).
 - :mod:`.fake` — seeded fake dual-source data.
@@ -15,6 +18,11 @@ images into source-invariant binary codes searched by :class:`hashsearch.BinaryI
 - :mod:`.baselines` — DCMH, and CCA-ITQ / SCM on GIST descriptors.
 
 Importing this package imports torch; :mod:`hashsearch` itself never does.
+
+Import direction inside the package (no cycles; ``tests/test_architecture.py``
+checks it): config < pairwise < losses < objective < models < checkpoint < trainer
+< encoder < experiments < baselines; fake, augment, datasets and metrics sit beside
+them. The core loop (trainer) never imports a baseline.
 """
 
 from __future__ import annotations
@@ -31,22 +39,26 @@ from .config import PRESETS, TABLE_SWEEPS, ModelConfig, TrainConfig, ablation_co
 from .encoder import Encoder
 from .fake import FakeDualSource, InMemoryDualSource, fake_dual_source
 from .losses import (
+    TERMS,
     BQCLoss,
     FDCLoss,
     IASCLoss,
     IRSCLoss,
-    LossTerms,
-    SIDHCNNLoss,
+    LossTerm,
     closed_form_gradient,
-    pairwise_nll,
+    register_term,
     sidhcnn_objective,
 )
+from .objective import LossTerms, SIDHCNNLoss, WeightedLoss, build_loss
+from .pairwise import pairwise_nll
 from .experiments import CrossSourceResult, evaluate_cross_source, run_experiment, run_experiments, split_dataset
 from .metrics import average_precisions, mean_average_precision
 from .models import DHCNN, MUL_STAGES, PAN_STAGES, MulDHCNN, PanDHCNN, build_networks
-from .trainer import EpochStats, Trainer, TrainResult, load_checkpoint, train
+from .checkpoint import load_checkpoint
+from .trainer import EpochStats, Trainer, TrainResult, train
 
 __all__ = [
+    "TERMS",
     "BQCLoss",
     "CrossSourceResult",
     "DHCNN",
@@ -57,6 +69,7 @@ __all__ = [
     "IASCLoss",
     "IRSCLoss",
     "InMemoryDualSource",
+    "LossTerm",
     "LossTerms",
     "MUL_STAGES",
     "ModelConfig",
@@ -69,8 +82,10 @@ __all__ = [
     "TrainConfig",
     "TrainResult",
     "Trainer",
+    "WeightedLoss",
     "ablation_configs",
     "average_precisions",
+    "build_loss",
     "build_networks",
     "closed_form_gradient",
     "evaluate_cross_source",
@@ -78,6 +93,7 @@ __all__ = [
     "load_checkpoint",
     "mean_average_precision",
     "pairwise_nll",
+    "register_term",
     "run_experiment",
     "run_experiments",
     "sidhcnn_objective",

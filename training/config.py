@@ -44,7 +44,7 @@ __all__ = [
 
 Normalization = Literal["pairs", "per_term", "none"]
 Schedule = Literal["constant", "cosine", "step"]
-Padding = Literal["valid", "same"]
+Padding = Literal["valid", "same", "auto"]
 FeatureInit = Literal["forward", "random"]
 
 
@@ -73,8 +73,12 @@ class ModelConfig:
         ms_size: side in pixels of an MS patch; 64 for DSRSID.
         padding: "valid" is the paper's (no padding anywhere; PAN patches need a side
             >= 241 and MS patches >= 57); "same" pads convolutions by k // 2 and
-            poolings by (k - 1) // 2 so that small patches (e.g. EuroSAT's 64 / 16)
-            still fit. Same layers, filters and strides either way.
+            poolings by (k - 1) // 2 so that small patches (e.g. EuroSAT's 64 / 16, or
+            GF-2-like 32 / 8) still fit: same layers, filters and strides, except a
+            pooling that a 1×1 map cannot take, which is left out (recorded in the
+            checkpoint as the network's ``dropped_pools``). "auto": "valid" when both
+            patches fit it, else "same"; the trainer records the choice in its config
+            (:func:`hashsearch.training.models.resolve_padding`).
     """
 
     pan_bands: int = 1
@@ -86,13 +90,17 @@ class ModelConfig:
     def __post_init__(self) -> None:
         for name in ("pan_bands", "pan_size", "ms_bands", "ms_size"):
             _check_positive_int(name, getattr(self, name))
-        if self.padding not in ("valid", "same"):
-            raise ValueError(f"padding must be 'valid' or 'same', got {self.padding!r}")
+        if self.padding not in ("valid", "same", "auto"):
+            raise ValueError(f"padding must be 'valid', 'same' or 'auto', got {self.padding!r}")
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything that defines one SIDHCNN (or DCMH) training run.
+
+    The loss weights are the fields marked ``metadata={"loss_weight": True}``; each
+    loss term (:mod:`hashsearch.training.losses`) names the one that scales it. A new
+    term adds its weight here, in the same way.
 
     Attributes:
         alpha: weight α of the intra-source term IASC.
@@ -137,9 +145,9 @@ class TrainConfig:
         method: "sidhcnn" (eq. 5) or "dcmh" (the baseline's objective; α is ignored).
     """
 
-    alpha: float = 1.0
-    beta: float = 0.1
-    gamma: float = 1.0
+    alpha: float = field(default=1.0, metadata={"loss_weight": True})
+    beta: float = field(default=0.1, metadata={"loss_weight": True})
+    gamma: float = field(default=1.0, metadata={"loss_weight": True})
     bits: int = 32
     epochs: int = 30
     batch_size: int = 128
@@ -164,7 +172,7 @@ class TrainConfig:
     method: Literal["sidhcnn", "dcmh"] = "sidhcnn"
 
     def __post_init__(self) -> None:
-        for name in ("alpha", "beta", "gamma", "weight_decay", "momentum"):
+        for name in (*self.weight_fields(), "weight_decay", "momentum"):
             _check_nonneg(name, getattr(self, name))
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr!r}")
@@ -268,10 +276,19 @@ class TrainConfig:
             data = data["train"]
         return cls.from_dict(data)
 
+    @classmethod
+    def weight_fields(cls) -> tuple[str, ...]:
+        """Names of the loss-weight fields (``metadata={"loss_weight": True}``): alpha, beta, gamma."""
+        return tuple(f.name for f in dataclasses.fields(cls) if f.metadata.get("loss_weight"))
+
+    def loss_weights(self) -> dict[str, float]:
+        """``{field: value}`` of the loss weights, e.g. ``{"alpha": 1.0, "beta": 0.1, "gamma": 1.0}``."""
+        return {name: float(getattr(self, name)) for name in self.weight_fields()}
+
     @property
-    def weights(self) -> tuple[float, float, float]:
-        """(α, β, γ)."""
-        return (self.alpha, self.beta, self.gamma)
+    def weights(self) -> tuple[float, ...]:
+        """The loss weights in field order: (α, β, γ)."""
+        return tuple(self.loss_weights().values())
 
 
 def _check_preset(name: Any) -> str:
@@ -307,10 +324,7 @@ def ablation_configs(base: TrainConfig | None = None) -> dict[str, TrainConfig]:
         ``{"irsc": cfg, "iasc": cfg, "bqc": cfg, "fdc": cfg}`` in the table's order.
     """
     base = base or TrainConfig()
-    return {
-        name: base.replace(alpha=PRESETS[name].alpha, beta=PRESETS[name].beta, gamma=PRESETS[name].gamma)
-        for name in _ABLATION_ORDER
-    }
+    return {name: base.replace(**PRESETS[name].loss_weights()) for name in _ABLATION_ORDER}
 
 
 def sweep_configs(

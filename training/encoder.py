@@ -23,11 +23,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from hashsearch import __version__
+from hashsearch._version import __version__
 from hashsearch._validate import check_int
 
+from .checkpoint import load_checkpoint
+from .config import TrainConfig
 from .models import DHCNN, MulDHCNN, PanDHCNN
-from .trainer import load_checkpoint, resolve_device
+from .trainer import resolve_device
 
 __all__ = ["Encoder", "Source", "source_key"]
 
@@ -76,13 +78,19 @@ class Encoder:
         """Build an encoder from a training checkpoint (file, or directory with ``last.pt``).
 
         Raises:
-            FileNotFoundError, ValueError: see :func:`~hashsearch.training.trainer.load_checkpoint`.
+            FileNotFoundError, ValueError: see :func:`~hashsearch.training.checkpoint.load_checkpoint`;
+                also ValueError when the networks rebuilt from the recorded geometry do not have
+                the recorded layers.
         """
         state = load_checkpoint(checkpoint, map_location="cpu")
         nets: dict[str, DHCNN] = {}
         for key, cls_ in (("pan", PanDHCNN), ("ms", MulDHCNN)):
             meta = state["networks"][key]
             net = cls_(int(meta["bits"]), int(meta["bands"]), int(meta["patch_size"]), padding=str(meta["padding"]))
+            recorded = meta.get("dropped_pools")  # absent in checkpoints written before it was recorded
+            if recorded is not None and tuple(recorded) != net.dropped_pools:
+                raise ValueError(f"{state['path']}: the checkpoint's {net.name} leaves out the pooling of stages "
+                                 f"{list(recorded)}, this hashsearch builds it without {list(net.dropped_pools)}")
             net.load_state_dict(meta["state_dict"])
             nets[key] = net
         config = state["config"]
@@ -93,7 +101,7 @@ class Encoder:
             "checkpoint_sha256": state["sha256"],
             "epoch": int(state["epoch"]),
             "bits": int(nets["pan"].bits),
-            "weights": {"alpha": config.get("alpha"), "beta": config.get("beta"), "gamma": config.get("gamma")},
+            "weights": {name: config.get(name) for name in TrainConfig.weight_fields()},
             "trained_with": state.get("library_version"),
             "library_version": __version__,
             "bit_order": "little",
@@ -209,7 +217,7 @@ class Encoder:
         Returns:
             uint8 (n, l / 8): bit k of a code is bit k % 8 of byte k // 8; F >= 0 -> 1.
         """
-        from hashsearch import pack
+        from hashsearch.packing import pack
 
         if device is not None:
             dev = resolve_device(device)

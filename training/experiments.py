@@ -23,7 +23,7 @@ from torch.utils.data import Dataset
 from .config import TrainConfig
 from .encoder import Encoder
 from .metrics import mean_average_precision
-from .trainer import Trainer, _dataset_labels
+from .trainer import Trainer, dataset_labels
 
 __all__ = ["CrossSourceResult", "evaluate_cross_source", "run_experiment", "run_experiments", "split_dataset"]
 
@@ -87,8 +87,8 @@ def evaluate_cross_source(
         batch_size: images per forward pass.
         backend: engine backend for the Hamming distances.
     """
-    db_labels = _dataset_labels(database)
-    q_labels = _dataset_labels(queries)
+    db_labels = dataset_labels(database)
+    q_labels = dataset_labels(queries)
     codes = {}
     for role, ds in (("db", database), ("q", queries)):
         for key in ("pan", "ms"):
@@ -106,7 +106,7 @@ def split_dataset(dataset: Dataset, test_fraction: float = 0.25, seed: int = 0) 
     """
     if not 0 < test_fraction < 1:
         raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
-    labels = _dataset_labels(dataset)
+    labels = dataset_labels(dataset)
     rng = np.random.default_rng(seed)
     test: list[int] = []
     for c in np.unique(labels):
@@ -126,7 +126,7 @@ class _Subset(Dataset):
     def __init__(self, dataset: Dataset, indices: np.ndarray) -> None:
         self.dataset = dataset
         self.indices = np.asarray(indices, dtype=np.int64)
-        self.labels = _dataset_labels(dataset)[self.indices]
+        self.labels = dataset_labels(dataset)[self.indices]
         for key in ("pan", "ms"):
             arr = getattr(dataset, key, None)
             if arr is not None and hasattr(arr, "shape") and len(arr.shape) == 4:

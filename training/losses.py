@@ -1,4 +1,4 @@
-"""The SIDHCNN objective (eq. 5 as corrected in SPEC §2), one ``nn.Module`` per constraint.
+"""The terms of the SIDHCNN objective (eq. 5 as corrected in SPEC §2), one ``nn.Module`` each.
 
 Notation. Features are stored **row-major**: F^P and F^M are float tensors of
 shape (V, l), row i being the paper's column F_{*,i}. B is (V, l) with values ±1.
@@ -22,8 +22,9 @@ and symmetrically for F^M. ``tests/training/test_losses.py`` checks autograd on
 
 Mini-batch form (Algorithm 1). A PAN step holds a batch of fresh features f
 (n, l) for rows ``index`` and the stored matrices (detached; the MUL net is
-fixed). The batch loss is built so that its autograd gradient with respect to
-f_i is *exactly* the row gradient above:
+fixed): a :class:`Batch`. Every term's :meth:`LossTerm.batch_loss` is built so
+that its autograd gradient with respect to f_i is *exactly* that term's share
+of the row gradient above:
 
 - IRSC: Σ_{i∈batch} Σ_j ℓ(½⟨f_i, F^M_j⟩) — f_i appears in row i only.
 - IASC: 2 · Σ_{i∈batch} Σ_j ℓ(½⟨f_i, sg(F^P_j)⟩) — f_i appears in row i *and*
@@ -31,209 +32,178 @@ f_i is *exactly* the row gradient above:
   detached reference (``sg``) drops.
 - BQC: ‖f − B[index]‖²; FDC: ‖Σ_{j∉batch} F^P_j + Σ_i f_i‖².
 
-S is never materialised V×V: the S·Ω part of every pairwise sum is computed
-from per-class sums of the features, and the softplus part is streamed over
-column chunks of the reference in a fused autograd function
-(:func:`pairwise_nll`, ``fused=True``) whose backward is the closed form
-σ(Ω)·F / 2; ``fused=False`` is the plain autograd expression, used as the
-reference in tests. The fused path is ~10× faster on CPU at V = 75,000
-(chunked 23 ms vs 280 ms per 128-row term, 2 threads) and never allocates an
-n×V matrix.
+The pairwise sums stream through :func:`~hashsearch.training.pairwise.pairwise_nll`
+(S never V×V).
+
+**Adding a term.** Subclass :class:`LossTerm` (a ``name``, the ``weight`` field of
+:class:`~hashsearch.training.config.TrainConfig` that scales it, ``batch_loss``,
+and how its value is reported), decorate it with :func:`register_term`, and add
+that weight field to ``TrainConfig`` with ``metadata={"loss_weight": True}``. The
+objective (:mod:`.objective`), the trainer's progress bar, its log line and
+:class:`~hashsearch.training.trainer.EpochStats` iterate over the registered
+terms; nothing else changes.
+
+Imports :mod:`.pairwise` and torch only.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import ClassVar
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .pairwise import DEFAULT_CHUNK, check_features, pairwise_nll, similarity
+
 __all__ = [
-    "similarity",
-    "pairwise_nll",
-    "IRSCLoss",
-    "IASCLoss",
+    "TERMS",
+    "Batch",
     "BQCLoss",
     "FDCLoss",
-    "LossTerms",
-    "SIDHCNNLoss",
-    "sidhcnn_objective",
+    "IASCLoss",
+    "IRSCLoss",
+    "LossTerm",
     "closed_form_gradient",
+    "pairwise_nll",
+    "register_term",
+    "sidhcnn_objective",
+    "similarity",
 ]
 
-#: Reference columns processed per chunk by the fused pairwise kernel (fits L2 at n = 128).
-DEFAULT_CHUNK = 2048
+
+@dataclass(frozen=True)
+class Batch:
+    """One source's mini-batch step as the loss terms see it (rows are samples).
+
+    Attributes:
+        features: float (n, l) fresh output of the stepping network for the batch.
+        labels: int (n,) their labels.
+        index: int (n,) their rows in the training set (distinct).
+        own: float (V, l) stored features of the same source, batch rows already
+            overwritten with the fresh values (constant: detached).
+        other: float (V, l) stored features of the other source (constant).
+        all_labels: int (V,) labels of every training row.
+        codes: ±1 (V, l) the epoch's B.
+    """
+
+    features: Tensor
+    labels: Tensor
+    index: Tensor
+    own: Tensor
+    other: Tensor
+    all_labels: Tensor
+    codes: Tensor
+
+    @property
+    def n(self) -> int:
+        """Rows in the batch."""
+        return int(self.features.shape[0])
+
+    @property
+    def v(self) -> int:
+        """Rows in the training set."""
+        return int(self.own.shape[0])
+
+    @property
+    def bits(self) -> int:
+        """Code length l."""
+        return int(self.features.shape[1])
+
+    @property
+    def pairs(self) -> float:
+        """n·V, the pairs a pairwise term of the batch sums over."""
+        return float(self.n) * float(self.v)
 
 
-def _check_features(name: str, x: Any) -> Tensor:
-    if not isinstance(x, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-    if x.dim() != 2:
-        raise ValueError(f"{name} must have shape (n, l), got {tuple(x.shape)}")
-    if not x.is_floating_point():
-        raise TypeError(f"{name} must be a float tensor, got {x.dtype}")
-    return x
+class LossTerm(nn.Module):
+    """One weighted term of the training objective.
 
+    Class attributes a term sets:
 
-def _check_labels(name: str, labels: Any, n: int, device: torch.device) -> Tensor:
-    labels = torch.as_tensor(labels, device=device)
-    if labels.dim() != 1 or labels.numel() != n:
-        raise ValueError(f"{name} must have shape ({n},), got {tuple(labels.shape)}")
-    if labels.is_floating_point() or labels.is_complex():
-        raise TypeError(f"{name} must hold integer class labels, got {labels.dtype}")
-    return labels.long()
-
-
-def similarity(labels_a: Tensor, labels_b: Tensor, dtype: torch.dtype = torch.float32) -> Tensor:
-    """S_ij = 1 if labels_a[i] == labels_b[j] else 0, for one block of pairs.
+    - ``name``: its key in :data:`TERMS`, the progress bar, the log and
+      :class:`~hashsearch.training.trainer.EpochStats` (e.g. "iasc").
+    - ``weight``: the :class:`~hashsearch.training.config.TrainConfig` field holding its
+      weight (e.g. "alpha"), or None for a fixed weight of 1 (IRSC, the anchor of eq. 5).
+    - ``fmt``: format spec of its value in the progress bar and the log.
+    - ``skip_when_unweighted``: True for a costly term that is not computed at all when
+      its weight is 0 (it is then reported as 0.0).
 
     Args:
-        labels_a: int (n,).
-        labels_b: int (m,).
-
-    Returns:
-        (n, m) tensor of ``dtype``. Build it per batch only: never for V×V.
-    """
-    return (labels_a.reshape(-1, 1) == labels_b.reshape(1, -1)).to(dtype)
-
-
-def _class_codes(labels_a: Tensor, labels_b: Tensor) -> tuple[Tensor, Tensor, int]:
-    """Map two label vectors onto shared codes 0..K-1 (rows of the per-class sums).
-
-    Labels that already are small non-negative integers (0..K-1 with K at most the
-    number of labels, the usual class indices) serve as their own codes: no sort of
-    the V reference labels on every training step. Others go through ``torch.unique``.
-    """
-    both = torch.cat([labels_a, labels_b])
-    if both.numel():
-        lo, hi = (int(x) for x in torch.aminmax(both))
-        if lo >= 0 and hi < both.numel():
-            return labels_a, labels_b, hi + 1
-    uniq, inverse = torch.unique(both, return_inverse=True)
-    return inverse[: labels_a.numel()], inverse[labels_a.numel() :], int(uniq.numel())
-
-
-class _FusedPairwiseNLL(torch.autograd.Function):
-    """Σ_ij softplus(½⟨q_i, r_j⟩) − S_ij ½⟨q_i, r_j⟩ with its gradient computed alongside.
-
-    Streams over chunks of reference rows, so the n×m matrices live only one chunk
-    at a time; S·Ω is summed through per-class sums. The gradients (closed form)
-    are computed in the forward pass for the inputs that need them and scaled by
-    the incoming gradient in backward.
+        fused: use the fused, chunked pairwise kernel (pairwise terms only).
+        chunk: reference rows per chunk of that kernel.
     """
 
-    @staticmethod
-    def forward(  # type: ignore[override]
-        ctx: Any, query: Tensor, ref: Tensor, q_codes: Tensor, r_codes: Tensor, num_classes: int, chunk: int
-    ) -> Tensor:
-        need_q, need_r = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
-        acc = torch.float64 if query.dtype == torch.float64 else torch.float32
-        total = torch.zeros((), dtype=torch.float64, device=query.device)
-        grad_q = torch.zeros_like(query) if need_q else None
-        grad_r = torch.empty_like(ref) if need_r else None
-        m = ref.shape[0]
-        step = max(1, int(chunk))
-        for start in range(0, m, step):
-            r = ref[start : start + step]
-            omega = torch.mm(query, r.t()).mul_(0.5)
-            total += F.softplus(omega).sum(dtype=acc).double()
-            if need_q or need_r:
-                sig = torch.sigmoid_(omega)
-                if need_q:
-                    grad_q.addmm_(sig, r, alpha=0.5)
-                if need_r:
-                    torch.mm(sig.t(), query, out=grad_r[start : start + step]).mul_(0.5)
-        # S part: Σ_ij S_ij ½⟨q_i, r_j⟩ = ½ Σ_i ⟨q_i, R[c_i]⟩ with R the class sums of ref.
-        l = query.shape[1]
-        r_sums = torch.zeros(num_classes, l, dtype=ref.dtype, device=ref.device).index_add_(0, r_codes, ref)
-        r_of_q = r_sums.index_select(0, q_codes)
-        total -= 0.5 * (query * r_of_q).sum(dtype=acc).double()
-        if need_q:
-            grad_q.sub_(r_of_q, alpha=0.5)
-        if need_r:
-            q_sums = torch.zeros(num_classes, l, dtype=query.dtype, device=query.device).index_add_(0, q_codes, query)
-            grad_r.sub_(q_sums.index_select(0, r_codes), alpha=0.5)
-        ctx.save_for_backward(*(g for g in (grad_q, grad_r) if g is not None))
-        ctx.have = (need_q, need_r)
-        return total.to(query.dtype)
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
-        saved = list(ctx.saved_tensors)
-        need_q, need_r = ctx.have
-        gq = saved.pop(0) * grad_out if need_q else None
-        gr = saved.pop(0) * grad_out if need_r else None
-        return gq, gr, None, None, None, None
-
-
-def pairwise_nll(
-    query: Tensor,
-    ref: Tensor,
-    query_labels: Tensor,
-    ref_labels: Tensor,
-    *,
-    fused: bool = True,
-    chunk: int = DEFAULT_CHUNK,
-) -> Tensor:
-    """Negative log-likelihood of the pairwise similarities (eq. 2–4, softplus form).
-
-    Computes Σ_{i,j} [softplus(Ω_ij) − S_ij Ω_ij] with Ω_ij = ½⟨query_i, ref_j⟩ and
-    S_ij = [query_labels[i] == ref_labels[j]].
-
-    Args:
-        query: float (n, l).
-        ref: float (m, l), same dtype and device.
-        query_labels: int (n,).
-        ref_labels: int (m,).
-        fused: stream over chunks of ``ref`` with the closed-form gradient (fast,
-            O(n·chunk) memory); False: the plain autograd expression (O(n·m) memory).
-        chunk: reference rows per chunk of the fused path.
-
-    Returns:
-        Scalar tensor (dtype of ``query``), differentiable w.r.t. ``query`` and ``ref``.
-    """
-    query = _check_features("query", query)
-    ref = _check_features("ref", ref)
-    if query.shape[1] != ref.shape[1]:
-        raise ValueError(f"query and ref must have the same code length, got {query.shape[1]} and {ref.shape[1]}")
-    if query.dtype != ref.dtype or query.device != ref.device:
-        raise TypeError(f"query and ref must share dtype and device, got {query.dtype}/{query.device} "
-                        f"and {ref.dtype}/{ref.device}")
-    ql = _check_labels("query_labels", query_labels, query.shape[0], query.device)
-    rl = _check_labels("ref_labels", ref_labels, ref.shape[0], ref.device)
-    if not fused:
-        omega = 0.5 * query @ ref.t()
-        return (F.softplus(omega) - similarity(ql, rl, omega.dtype) * omega).sum()
-    q_codes, r_codes, k = _class_codes(ql, rl)
-    return _FusedPairwiseNLL.apply(query, ref, q_codes, r_codes, k, chunk)
-
-
-class IRSCLoss(nn.Module):
-    """Inter-source semantic constraint: Σ_ij ℓ(½⟨F^P_i, F^M_j⟩, S_ij).
-
-    Args:
-        fused: use the fused, chunked kernel (see :func:`pairwise_nll`).
-        chunk: reference rows per chunk.
-
-    ``forward(pan, ms, pan_labels, ms_labels)``: pan float (n, l), ms float (m, l),
-    labels int (n,) / (m,). Returns the scalar sum (a whole IRSC when given all
-    V rows of both; a batch's rows when given a batch of one and all of the other).
-    """
+    name: ClassVar[str] = ""
+    weight: ClassVar[str | None] = None
+    fmt: ClassVar[str] = ".4f"
+    skip_when_unweighted: ClassVar[bool] = False
 
     def __init__(self, *, fused: bool = True, chunk: int = DEFAULT_CHUNK) -> None:
         super().__init__()
         self.fused = fused
         self.chunk = chunk
 
+    def batch_loss(self, batch: Batch) -> Tensor:
+        """The term's unweighted sum for the batch rows; its gradient w.r.t. ``batch.features``
+        is the term's share of ∂E/∂F for those rows. Returns a scalar tensor."""
+        raise NotImplementedError
+
+    def count(self, batch: Batch) -> float:
+        """What ``normalization="per_term"`` divides this term by (default: the n·V pairs)."""
+        return batch.pairs
+
+    def report(self, value: float, batch: Batch) -> float:
+        """The value shown for this term, from its batch sum (default: mean per pair)."""
+        return value / batch.pairs
+
+
+#: The registered loss terms by name, in the order of eq. (5) (and of the progress bar).
+TERMS: dict[str, type[LossTerm]] = {}
+
+
+def register_term(cls: type[LossTerm]) -> type[LossTerm]:
+    """Class decorator: add a :class:`LossTerm` subclass to :data:`TERMS` under ``cls.name``.
+
+    Raises:
+        TypeError: ``cls`` is not a LossTerm subclass.
+        ValueError: no name, a name already registered, or a weight that is not a field name.
+    """
+    if not (isinstance(cls, type) and issubclass(cls, LossTerm)):
+        raise TypeError(f"register_term expects a LossTerm subclass, got {cls!r}")
+    if not cls.name or not cls.name.isidentifier() or cls.name == "loss":
+        raise ValueError(f"{cls.__name__}.name must be an identifier other than 'loss', got {cls.name!r}")
+    if cls.name in TERMS:
+        raise ValueError(f"a loss term named {cls.name!r} is already registered ({TERMS[cls.name].__name__})")
+    if cls.weight is not None and not cls.weight.isidentifier():
+        raise ValueError(f"{cls.__name__}.weight must be a TrainConfig field name or None, got {cls.weight!r}")
+    TERMS[cls.name] = cls
+    return cls
+
+
+@register_term
+class IRSCLoss(LossTerm):
+    """Inter-source semantic constraint: Σ_ij ℓ(½⟨F^P_i, F^M_j⟩, S_ij) (weight 1).
+
+    ``forward(pan, ms, pan_labels, ms_labels)``: pan float (n, l), ms float (m, l),
+    labels int (n,) / (m,). Returns the scalar sum (a whole IRSC when given all
+    V rows of both; a batch's rows when given a batch of one and all of the other).
+    Reported per pair: mean ℓ over the batch's n·V pairs.
+    """
+
+    name = "irsc"
+    weight = None
+
     def forward(self, pan: Tensor, ms: Tensor, pan_labels: Tensor, ms_labels: Tensor) -> Tensor:
         return pairwise_nll(pan, ms, pan_labels, ms_labels, fused=self.fused, chunk=self.chunk)
 
+    def batch_loss(self, batch: Batch) -> Tensor:
+        return self(batch.features, batch.other, batch.labels, batch.all_labels)
 
-class IASCLoss(nn.Module):
-    """Intra-source semantic constraint of one source: Σ_ij ℓ(½⟨F_i, F_j⟩, S_ij).
+
+@register_term
+class IASCLoss(LossTerm):
+    """Intra-source semantic constraint of one source: Σ_ij ℓ(½⟨F_i, F_j⟩, S_ij) (weight α).
 
     ``forward(features, labels)`` — features float (V, l), labels int (V,): the
     full symmetric sum over all pairs of ``features``.
@@ -242,13 +212,13 @@ class IASCLoss(nn.Module):
     features (n, l) are fresh rows, reference (V, l) the stored matrix of the same
     source (detached here). Returns 2·Σ_{i∈batch} Σ_j ℓ(½⟨f_i, sg(r_j)⟩), whose
     gradient w.r.t. f_i equals ∂IASC/∂F_i = Σ_j (σ(Ω_ij) − S_ij) F_j exactly
-    (see the module docstring). Its value is twice the batch rows' share of the sum.
+    (see the module docstring). Its value is twice the batch rows' share of the sum;
+    it is reported per pair (mean ℓ over the n·V pairs), and not computed when α = 0.
     """
 
-    def __init__(self, *, fused: bool = True, chunk: int = DEFAULT_CHUNK) -> None:
-        super().__init__()
-        self.fused = fused
-        self.chunk = chunk
+    name = "iasc"
+    weight = "alpha"
+    skip_when_unweighted = True
 
     def forward(
         self,
@@ -265,151 +235,70 @@ class IASCLoss(nn.Module):
             features, reference.detach(), labels, reference_labels, fused=self.fused, chunk=self.chunk
         )
 
+    def batch_loss(self, batch: Batch) -> Tensor:
+        return self(batch.features, batch.labels, batch.own, batch.all_labels)
 
-class BQCLoss(nn.Module):
-    """Binary quantisation constraint: ‖F − B‖²_F.
+    def report(self, value: float, batch: Batch) -> float:
+        return value / (2.0 * batch.pairs)
+
+
+@register_term
+class BQCLoss(LossTerm):
+    """Binary quantisation constraint: ‖F − B‖²_F (weight β).
 
     ``forward(features, codes)``: features float (n, l), codes ±1 (n, l) (any real
-    dtype; converted to the features' dtype). Returns a scalar.
+    dtype; converted to the features' dtype). Returns a scalar. Reported as the
+    mean squared quantisation error per bit of the batch rows; ``normalization=
+    "per_term"`` divides it by its n·l elements.
     """
 
+    name = "bqc"
+    weight = "beta"
+
     def forward(self, features: Tensor, codes: Tensor) -> Tensor:
-        features = _check_features("features", features)
+        features = check_features("features", features)
         if tuple(codes.shape) != tuple(features.shape):
             raise ValueError(f"codes must have the features' shape {tuple(features.shape)}, got {tuple(codes.shape)}")
         return (features - codes.to(features.dtype)).pow(2).sum()
 
+    def batch_loss(self, batch: Batch) -> Tensor:
+        return self(batch.features, batch.codes.index_select(0, batch.index))
 
-class FDCLoss(nn.Module):
-    """Feature distribution (bit balance) constraint: ‖Σ_i F_i‖² (the paper's ‖F·1‖²).
+    def count(self, batch: Batch) -> float:
+        return float(batch.n * batch.bits)
+
+    def report(self, value: float, batch: Batch) -> float:
+        return value / (batch.n * batch.bits)
+
+
+@register_term
+class FDCLoss(LossTerm):
+    """Feature distribution (bit balance) constraint: ‖Σ_i F_i‖² (the paper's ‖F·1‖², weight γ).
 
     ``forward(features, rest_sum=None)``: features float (n, l); ``rest_sum`` float
     (l,) is the (constant) sum of the rows not in ``features`` — give it in a
     mini-batch step so the balance is over the whole training set. Returns a scalar.
+    Reported as the mean over bits of the squared column mean of the source's
+    stored features (0 when every bit is balanced in sign-weighted magnitude).
     """
 
+    name = "fdc"
+    weight = "gamma"
+    fmt = ".2e"
+
     def forward(self, features: Tensor, rest_sum: Tensor | None = None) -> Tensor:
-        features = _check_features("features", features)
+        features = check_features("features", features)
         total = features.sum(dim=0)
         if rest_sum is not None:
             total = total + rest_sum.detach().to(features.dtype)
         return total.pow(2).sum()
 
+    def batch_loss(self, batch: Batch) -> Tensor:
+        rest = batch.own.sum(dim=0) - batch.own.index_select(0, batch.index).sum(dim=0)
+        return self(batch.features, rest)
 
-@dataclass
-class LossTerms:
-    """One mini-batch step's loss.
-
-    Attributes:
-        total: the scalar to backpropagate (weighted, normalised).
-        irsc: IRSC of the batch rows per pair (mean ℓ over n·V pairs).
-        iasc: IASC of the batch rows per pair (mean ℓ over n·V pairs).
-        bqc: mean squared quantisation error per bit of the batch rows.
-        fdc: mean over bits of the squared column mean of the source's features
-            (0 when every bit is balanced in sign-weighted magnitude).
-    """
-
-    total: Tensor
-    irsc: float
-    iasc: float
-    bqc: float
-    fdc: float
-
-    def as_dict(self) -> dict[str, float]:
-        """The terms as floats (``total`` included)."""
-        return {"loss": float(self.total.detach()), "irsc": self.irsc, "iasc": self.iasc, "bqc": self.bqc,
-                "fdc": self.fdc}
-
-
-class SIDHCNNLoss(nn.Module):
-    """The mini-batch objective of Algorithm 1 for one source's step.
-
-    Args:
-        alpha, beta, gamma: the weights of IASC, BQC and FDC in eq. (5).
-        normalization: how the batch's summed loss is scaled:
-
-            - "pairs" (default): the whole batch loss is divided by n·V, the number
-              of pairs its pairwise sums run over (DCMH's convention). One constant
-              for every term, so α, β, γ keep their meaning in eq. (5) and the
-              paper's Tables IV–VII; equivalent to the raw sum with lr / (n·V).
-            - "per_term": pairwise terms and FDC divided by n·V, BQC by n·l (its own
-              element count) — i.e. "pairs" with β scaled up by V / l.
-            - "none": the raw sums of eq. (5) (needs a learning rate ~1 / (n·V)).
-        fused, chunk: see :func:`pairwise_nll`.
-
-    ``forward(features, labels, index, own, other, all_labels, codes)``:
-
-    - features: float (n, l) fresh output of the stepping network for the batch;
-    - labels: int (n,) their labels; index: int (n,) their rows in the training
-      set (distinct);
-    - own: float (V, l) stored features of the same source (batch rows already
-      overwritten with the fresh values; treated as constant);
-    - other: float (V, l) stored features of the other source (constant);
-    - all_labels: int (V,); codes: ±1 (V, l), the current B.
-
-    Returns :class:`LossTerms`; ``total``'s gradient w.r.t. ``features`` is the
-    closed-form row gradient of E (module docstring) divided by the normalisation.
-    """
-
-    def __init__(
-        self,
-        alpha: float = 1.0,
-        beta: float = 0.1,
-        gamma: float = 1.0,
-        *,
-        normalization: str = "pairs",
-        fused: bool = True,
-        chunk: int = DEFAULT_CHUNK,
-    ) -> None:
-        super().__init__()
-        if normalization not in ("pairs", "per_term", "none"):
-            raise ValueError(f"normalization must be 'pairs', 'per_term' or 'none', got {normalization!r}")
-        for name, w in (("alpha", alpha), ("beta", beta), ("gamma", gamma)):
-            if not w >= 0:
-                raise ValueError(f"{name} must be >= 0, got {w!r}")
-        self.alpha, self.beta, self.gamma = float(alpha), float(beta), float(gamma)
-        self.normalization = normalization
-        self.irsc = IRSCLoss(fused=fused, chunk=chunk)
-        self.iasc = IASCLoss(fused=fused, chunk=chunk)
-        self.bqc = BQCLoss()
-        self.fdc = FDCLoss()
-
-    def forward(
-        self,
-        features: Tensor,
-        labels: Tensor,
-        index: Tensor,
-        own: Tensor,
-        other: Tensor,
-        all_labels: Tensor,
-        codes: Tensor,
-    ) -> LossTerms:
-        features = _check_features("features", features)
-        n, l = features.shape
-        v = own.shape[0]
-        if own.shape != other.shape or own.shape != codes.shape or own.shape[1] != l:
-            raise ValueError(f"own, other and codes must all have shape (V, {l}); got {tuple(own.shape)}, "
-                             f"{tuple(other.shape)}, {tuple(codes.shape)}")
-        own, other = own.detach(), other.detach()
-        irsc = self.irsc(features, other, labels, all_labels)
-        iasc = self.iasc(features, labels, own, all_labels) if self.alpha > 0 else features.new_zeros(())
-        bqc = self.bqc(features, codes.index_select(0, index))
-        rest = own.sum(dim=0) - own.index_select(0, index).sum(dim=0)
-        fdc = self.fdc(features, rest)
-        pairs = float(n) * float(v)
-        if self.normalization == "pairs":
-            total = (irsc + self.alpha * iasc + self.beta * bqc + self.gamma * fdc) / pairs
-        elif self.normalization == "per_term":
-            total = (irsc + self.alpha * iasc + self.gamma * fdc) / pairs + self.beta * bqc / (n * l)
-        else:
-            total = irsc + self.alpha * iasc + self.beta * bqc + self.gamma * fdc
-        return LossTerms(
-            total=total,
-            irsc=float(irsc.detach()) / pairs,
-            iasc=float(iasc.detach()) / (2.0 * pairs),
-            bqc=float(bqc.detach()) / (n * l),
-            fdc=float(fdc.detach()) / (float(v) * float(v) * l),
-        )
+    def report(self, value: float, batch: Batch) -> float:
+        return value / (float(batch.v) * float(batch.v) * batch.bits)
 
 
 def sidhcnn_objective(

@@ -22,7 +22,17 @@ MUL-DHCNN, 4×64×64::
 Other sensors: the band count and patch size are arguments and the first FC
 layer's width follows the flattened size of the last feature map. With
 ``padding="valid"`` (the paper) PAN patches need a side >= 241 and MS patches
->= 57; ``padding="same"`` keeps every layer but pads, for small patches.
+>= 57; ``padding="same"`` keeps every layer but pads (convolutions by k // 2,
+poolings by (k - 1) // 2), so any patch of at least 1×1 pixel fits: where the map
+has already shrunk to 1×1 and a pooling window (the last 2×2 of MUL-DHCNN) would
+not fit it, that pooling is left out (pooling a 1×1 map only copies it), and the
+network records it in ``dropped_pools``. This happens for MS patches of 8×8 and
+less (GF-2-like pairs tiled finely: PAN 32×32, MS 8×8) and PAN patches of 12×12 and less.
+``ModelConfig(padding="auto")`` (:func:`resolve_padding`) takes "valid" when both
+patches fit the paper's unpadded stages and "same" otherwise, so DSRSID-sized input
+gets exactly Tables II/III.
+
+Imports :mod:`.config` and :mod:`hashsearch._validate` (and torch).
 
 Implementation notes (exactly the same function as the tables):
 
@@ -36,6 +46,8 @@ Implementation notes (exactly the same function as the tables):
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -55,7 +67,10 @@ __all__ = [
     "PanDHCNN",
     "MulDHCNN",
     "build_networks",
+    "resolve_padding",
 ]
+
+logger = logging.getLogger("hashsearch")
 
 
 @dataclass(frozen=True)
@@ -98,6 +113,62 @@ def _out_size(size: int, kernel: int, stride: int, pad: int) -> int:
     return (size + 2 * pad - kernel) // stride + 1
 
 
+def _pads(stage: ConvStage, padding: str) -> tuple[int, int]:
+    """(convolution padding, pooling padding) of a stage."""
+    if padding == "same":
+        return stage.kernel // 2, (stage.pool - 1) // 2
+    return 0, 0
+
+
+def _layer_plan(stages: Sequence[ConvStage], patch_size: int, padding: str) -> tuple[list[tuple[int, int]], list[int]]:
+    """The feature maps a patch goes through, and the stages whose pooling is left out.
+
+    Returns:
+        ``(maps, dropped)``: ``maps`` is [(channels, side)] of the input and of the output
+        of every convolution and kept pooling layer, a side < 1 ending the list (the patch
+        is too small); ``dropped`` the indices of the stages whose pooling cannot apply to
+        a 1×1 map with ``padding="same"`` and is left out (empty with "valid").
+    """
+    maps: list[tuple[int, int]] = []
+    dropped: list[int] = []
+    size, channels = patch_size, -1
+    maps.append((channels, size))
+    for i, stage in enumerate(stages):
+        conv_pad, pool_pad = _pads(stage, padding)
+        size = _out_size(size, stage.kernel, stage.stride, conv_pad)
+        maps.append((stage.filters, size))
+        if size < 1:
+            break
+        if stage.pool:
+            pooled = _out_size(size, stage.pool, stage.pool_stride, pool_pad)
+            if pooled < 1 and padding == "same":
+                dropped.append(i)  # only on a 1×1 map: pooling it would copy it
+                continue
+            size = pooled
+            maps.append((stage.filters, size))
+            if size < 1:
+                break
+    return maps, dropped
+
+
+def resolve_padding(model: ModelConfig) -> ModelConfig:
+    """``model`` with ``padding="auto"`` resolved; other paddings are returned as they are.
+
+    "auto" becomes "valid" (the paper's networks, unchanged) when the PAN and MS patches
+    both fit Tables II/III without padding (PAN side >= 241, MS side >= 57), else "same"
+    (logged): every layer kept, padded, with the poolings a 1×1 map cannot take left out.
+    """
+    if model.padding != "auto":
+        return model
+    fits = (model.pan_size >= DHCNN.min_patch_size(PAN_STAGES)
+            and model.ms_size >= DHCNN.min_patch_size(MUL_STAGES))
+    if not fits:
+        logger.warning("patches PAN %d×%d / MS %d×%d are smaller than Tables II/III allow without padding "
+                       "(PAN >= %d, MS >= %d): using padding='same'", model.pan_size, model.pan_size, model.ms_size,
+                       model.ms_size, DHCNN.min_patch_size(PAN_STAGES), DHCNN.min_patch_size(MUL_STAGES))
+    return dataclasses.replace(model, padding="valid" if fits else "same")
+
+
 class DHCNN(nn.Module):
     """A deep hashing CNN: convolution stages, two hidden FC layers, a linear code layer.
 
@@ -106,13 +177,21 @@ class DHCNN(nn.Module):
         in_bands: input channels C.
         patch_size: input side S (square patches S×S).
         bits: code length l (outputs of the last layer).
-        padding: "valid" (the paper) or "same" (see the module docstring).
+        padding: "valid" (the paper), "same" (see the module docstring) or "auto"
+            ("valid" when the patch fits the unpadded stages, else "same"; the choice is
+            the network's ``padding``).
         name: a label used in errors and provenance ("PAN-DHCNN", "MUL-DHCNN").
 
     Input: float tensor (n, C, S, S). Output: float tensor (n, l), the feature F.
 
+    Attributes:
+        dropped_pools: indices of the stages whose pooling is left out because the map
+            is already 1×1 (only with ``padding="same"`` and tiny patches; empty for the
+            paper's geometry).
+
     Raises:
-        ValueError: the patch is too small for the stages (the message gives the minimum).
+        ValueError: with ``padding="valid"``, a patch too small for the unpadded stages
+            (the message gives the minimum and the setting that takes it).
     """
 
     def __init__(
@@ -126,10 +205,12 @@ class DHCNN(nn.Module):
         name: str = "DHCNN",
     ) -> None:
         super().__init__()
-        if padding not in ("valid", "same"):
-            raise ValueError(f"padding must be 'valid' or 'same', got {padding!r}")
+        if padding not in ("valid", "same", "auto"):
+            raise ValueError(f"padding must be 'valid', 'same' or 'auto', got {padding!r}")
         for arg, value in (("in_bands", in_bands), ("patch_size", patch_size), ("bits", bits)):
             check_int(value, arg)
+        if padding == "auto":  # this network alone: the paper's layers when the patch fits them
+            padding = "valid" if _layer_plan(tuple(stages), patch_size, "valid")[0][-1][1] >= 1 else "same"
         self.name = name
         self.in_bands = in_bands
         self.patch_size = patch_size
@@ -137,25 +218,27 @@ class DHCNN(nn.Module):
         self.padding = padding
         self.stages = tuple(stages)
 
-        sizes = self.spatial_sizes(self.stages, patch_size, padding)
-        if sizes[-1] < 1:
+        maps, dropped = _layer_plan(self.stages, patch_size, padding)
+        if maps[-1][1] < 1:  # only "valid" gets here: "same" fits any patch
             minimum = self.min_patch_size(self.stages, padding)
             raise ValueError(
-                f"{name} with padding={padding!r} needs patches of at least {minimum}×{minimum} pixels, "
-                f"got {patch_size}×{patch_size}; use larger patches or padding='same'"
+                f"{name} with padding={padding!r} (no padding, as in the paper) needs patches of at least "
+                f"{minimum}×{minimum} pixels, got {patch_size}×{patch_size}; use padding='same' (pads every "
+                "layer and takes any size) or padding='auto' (the paper's layers where they fit, 'same' otherwise)"
             )
+        self.dropped_pools: tuple[int, ...] = tuple(dropped)
         layers: list[nn.Module] = []
         channels = in_bands
-        for stage in self.stages:
-            conv_pad = stage.kernel // 2 if padding == "same" else 0
+        for i, stage in enumerate(self.stages):
+            conv_pad, pool_pad = _pads(stage, padding)
             layers.append(nn.Conv2d(channels, stage.filters, stage.kernel, stage.stride, padding=conv_pad))
-            if stage.pool:
-                pool_pad = (stage.pool - 1) // 2 if padding == "same" else 0
+            if stage.pool and i not in dropped:
                 layers.append(nn.MaxPool2d(stage.pool, stage.pool_stride, padding=pool_pad))
             layers.append(nn.ReLU(inplace=True))
             channels = stage.filters
         self.features = nn.Sequential(*layers)
-        self.flat_features = channels * sizes[-1] * sizes[-1]
+        side = maps[-1][1]
+        self.flat_features = channels * side * side
         fc: list[nn.Module] = [nn.Flatten()]
         width = self.flat_features
         for hidden in FC_WIDTHS:
@@ -188,22 +271,11 @@ class DHCNN(nn.Module):
     # ------------------------------------------------------------ geometry
     @staticmethod
     def spatial_sizes(stages: Sequence[ConvStage], patch_size: int, padding: str = "valid") -> list[int]:
-        """Side of the feature map after every conv and pooling layer, input first.
+        """Side of the feature map after every conv and (kept) pooling layer, input first.
 
-        A value < 1 means the patch is too small.
+        A last value < 1 means the patch is too small (with "valid" padding).
         """
-        sizes = [patch_size]
-        size = patch_size
-        for stage in stages:
-            size = _out_size(size, stage.kernel, stage.stride, stage.kernel // 2 if padding == "same" else 0)
-            sizes.append(size)
-            if stage.pool:
-                size = _out_size(size, stage.pool, stage.pool_stride, (stage.pool - 1) // 2 if padding == "same" else 0)
-                sizes.append(size)
-            if size < 1:
-                sizes.append(0)
-                break
-        return sizes
+        return [side for _, side in _layer_plan(stages, patch_size, padding)[0]]
 
     @classmethod
     def min_patch_size(cls, stages: Sequence[ConvStage], padding: str = "valid") -> int:
@@ -215,13 +287,8 @@ class DHCNN(nn.Module):
 
     def activation_bytes(self) -> int:
         """Bytes of the largest float32 feature map one image produces (sizes the CPU micro-batches)."""
-        sizes = self.spatial_sizes(self.stages, self.patch_size, self.padding)
-        channels = [self.in_bands]
-        for stage in self.stages:
-            channels.append(stage.filters)
-            if stage.pool:
-                channels.append(stage.filters)
-        return 4 * max(c * s * s for c, s in zip(channels, sizes))
+        maps = _layer_plan(self.stages, self.patch_size, self.padding)[0]
+        return 4 * max((self.in_bands if c < 0 else c) * s * s for c, s in maps)
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -305,7 +372,8 @@ class DHCNN(nn.Module):
         return self.head(self.features(x))
 
     def extra_repr(self) -> str:
-        return f"name={self.name!r}, input={self.input_shape}, bits={self.bits}, padding={self.padding!r}"
+        dropped = f", dropped_pools={self.dropped_pools}" if self.dropped_pools else ""
+        return f"name={self.name!r}, input={self.input_shape}, bits={self.bits}, padding={self.padding!r}{dropped}"
 
 
 class PanDHCNN(DHCNN):
@@ -323,8 +391,11 @@ class MulDHCNN(DHCNN):
 
 
 def build_networks(bits: int, model: ModelConfig | None = None) -> tuple[PanDHCNN, MulDHCNN]:
-    """Both networks for a code length and input geometry (weights: :meth:`DHCNN.reset_parameters`)."""
-    model = model or ModelConfig()
+    """Both networks for a code length and input geometry (weights: :meth:`DHCNN.reset_parameters`).
+
+    ``padding="auto"`` is resolved by :func:`resolve_padding`.
+    """
+    model = resolve_padding(model or ModelConfig())
     pan = PanDHCNN(bits, model.pan_bands, model.pan_size, padding=model.padding)
     ms = MulDHCNN(bits, model.ms_bands, model.ms_size, padding=model.padding)
     return pan, ms

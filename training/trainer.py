@@ -21,11 +21,21 @@ uninterrupted run would (same seed, same device and thread count on CPU): the
 mini-batch orders are derived from (seed, epoch, source), not from a running
 generator. Ctrl-C between two checkpoints leaves the last one valid.
 
+The objective is a :class:`~hashsearch.training.objective.WeightedLoss` built from
+the config (:func:`~hashsearch.training.objective.build_loss`: the method's terms,
+weighted by the config's weight fields); the progress bar, the log line and
+:class:`EpochStats` show whatever terms it has. B uses the sign rule of
+:func:`hashsearch.pack` (:func:`hashsearch.packing.sign_codes`).
+
 Dataset contract: a map-style dataset of length V whose item i is
 ``{"pan": (Cp, Hp, Wp), "ms": (Cm, Hm, Wm), "label": int, ...}`` (tensors or
-arrays, any real dtype). The trainer addresses rows by their position i in the
+arrays, any real dtype; any band counts, as the config's ``pan_bands`` /
+``ms_bands`` say). The trainer addresses rows by their position i in the
 dataset. If the dataset has a ``labels`` attribute (V,), it is used instead of
 reading every item once to collect the labels.
+
+Imports :mod:`.checkpoint`, :mod:`.config`, :mod:`.models`, :mod:`.objective` (never a
+baseline: DCMH is a method of the objective) and :mod:`hashsearch` base modules.
 """
 
 from __future__ import annotations
@@ -34,7 +44,6 @@ import hashlib
 import logging
 import math
 import os
-import random
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -46,11 +55,20 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
-from hashsearch import __version__
+from hashsearch._version import __version__
+from hashsearch.packing import sign_codes
 
+from .checkpoint import (
+    CHECKPOINT_FORMAT,
+    CHECKPOINT_VERSION,
+    load_checkpoint,
+    restore_rng,
+    rng_state,
+    save_checkpoint,
+)
 from .config import TrainConfig, default_threads
-from .losses import LossTerms, SIDHCNNLoss
-from .models import DHCNN, build_networks
+from .models import DHCNN, build_networks, resolve_padding
+from .objective import LossTerms, WeightedLoss, build_loss
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -58,6 +76,7 @@ __all__ = [
     "EpochStats",
     "TrainResult",
     "Trainer",
+    "dataset_labels",
     "train",
     "load_checkpoint",
     "save_checkpoint",
@@ -89,11 +108,6 @@ def _derived_seed(*parts: int) -> int:
     return int.from_bytes(digest, "little") & ((1 << 63) - 1)
 
 
-def sign_codes(features: Tensor) -> Tensor:
-    """±1 codes of real features, ``F >= 0 -> +1`` (never 0). Same shape and dtype."""
-    return torch.where(features >= 0, 1.0, -1.0).to(features.dtype)
-
-
 @dataclass
 class EpochStats:
     """Summary of one epoch.
@@ -101,7 +115,8 @@ class EpochStats:
     Attributes:
         epoch: 1-based epoch number.
         lr: learning rate used.
-        pan, ms: mean loss terms of the PAN and MUL passes ({"loss", "irsc", "iasc", "bqc", "fdc"}).
+        pan, ms: mean loss terms of the PAN and MUL passes: ``"loss"`` and one entry per
+            term of the loss (SIDHCNN: irsc, iasc, bqc, fdc; DCMH: irsc, bqc, fdc).
         seconds: wall time of the epoch.
         pairs_per_s: V / seconds (a pair = one PAN and one MUL image through forward and backward).
         bit_balance: max over bits of |mean of B|: 0 when every bit splits the set in half.
@@ -166,7 +181,8 @@ def _as_float_tensor(image: Any) -> Tensor:
     return torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
 
 
-def _dataset_labels(dataset: Dataset) -> np.ndarray:
+def dataset_labels(dataset: Dataset) -> np.ndarray:
+    """int64 (V,) labels of a dual-source dataset: its ``labels`` attribute, else read item by item."""
     n = len(dataset)  # type: ignore[arg-type]
     labels = getattr(dataset, "labels", None)
     if labels is None:
@@ -175,113 +191,6 @@ def _dataset_labels(dataset: Dataset) -> np.ndarray:
     if arr.shape != (n,) or arr.dtype.kind not in "iub":
         raise ValueError(f"dataset labels must be {n} integers, got shape {arr.shape} dtype {arr.dtype}")
     return arr.astype(np.int64)
-
-
-def _atomic_torch_save(obj: Any, path: Path) -> None:
-    """torch.save to a temporary file beside ``path``, fsync, then os.replace (atomic)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-        try:
-            fd = os.open(path.parent, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        except OSError:  # pragma: no cover - directories cannot be fsynced everywhere
-            pass
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def save_checkpoint(state: dict[str, Any], path: str | os.PathLike[str]) -> Path:
-    """Write a checkpoint dict atomically (temporary file + ``os.replace``)."""
-    path = Path(path)
-    _atomic_torch_save(state, path)
-    return path
-
-
-def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a checkpoint written by :class:`Trainer` (a file, or a directory holding ``last.pt``).
-
-    Loads with ``weights_only=True`` (no arbitrary code runs). Adds ``"path"`` and
-    ``"sha256"`` (of the file's bytes) to the returned dict.
-
-    Raises:
-        FileNotFoundError: nothing at ``path``.
-        ValueError: the file is not a hashsearch checkpoint or has another version.
-    """
-    path = Path(path)
-    if path.is_dir():
-        path = path / "last.pt"
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}")
-    raw = path.read_bytes()
-    import io
-
-    try:
-        state = torch.load(io.BytesIO(raw), map_location=map_location, weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad file
-        raise ValueError(f"{path} is not a readable torch checkpoint ({exc})") from exc
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} is not a hashsearch SIDHCNN checkpoint")
-    if state.get("format_version") != CHECKPOINT_VERSION:
-        raise ValueError(f"{path} has checkpoint version {state.get('format_version')}; "
-                         f"this hashsearch reads {CHECKPOINT_VERSION}")
-    state["path"] = str(path)
-    state["sha256"] = hashlib.sha256(raw).hexdigest()
-    return state
-
-
-def _rng_state() -> dict[str, Any]:
-    np_state = np.random.get_state(legacy=False)
-    return {
-        "torch": torch.get_rng_state(),
-        "cuda": [s for s in torch.cuda.get_rng_state_all()] if torch.cuda.is_available() else [],
-        "numpy": {
-            "bit_generator": np_state["bit_generator"],
-            "key": torch.from_numpy(np.asarray(np_state["state"]["key"], dtype=np.int64)),
-            "pos": int(np_state["state"]["pos"]),
-            "has_gauss": int(np_state["has_gauss"]),
-            "gauss": float(np_state["gauss"]),
-        },
-        "python": _python_state_to_plain(random.getstate()),
-    }
-
-
-def _python_state_to_plain(state: tuple) -> list:
-    version, internal, gauss = state
-    return [version, list(internal), gauss]
-
-
-def _restore_rng(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    if state.get("cuda") and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-    npst = state["numpy"]
-    np.random.set_state({
-        "bit_generator": npst["bit_generator"],
-        "state": {"key": npst["key"].numpy().astype(np.uint32), "pos": npst["pos"]},
-        "has_gauss": npst["has_gauss"],
-        "gauss": npst["gauss"],
-    })
-    version, internal, gauss = state["python"]
-    random.setstate((version, tuple(internal), gauss))
-
-
-def make_loss(config: TrainConfig) -> nn.Module:
-    """The mini-batch objective of a config: SIDHCNN's eq. (5) or DCMH's (``method``)."""
-    if config.method == "dcmh":
-        from .baselines.dcmh import DCMHLoss
-
-        return DCMHLoss(quantization=config.beta, balance=config.gamma, normalization=config.normalization)
-    return SIDHCNNLoss(config.alpha, config.beta, config.gamma, normalization=config.normalization)
 
 
 class Trainer:
@@ -317,6 +226,8 @@ class Trainer:
             raise TypeError("dataset must be a map-style dataset with __len__ and __getitem__") from None
         if v < 2:
             raise ValueError(f"the training set needs at least 2 samples, got {v}")
+        if config.model.padding == "auto":  # the choice is recorded in the config (and so in checkpoints)
+            config = config.replace(model=resolve_padding(config.model))
         self.config = config
         self.dataset = dataset
         self.num_samples = v
@@ -333,14 +244,18 @@ class Trainer:
             pan_net, ms_net = build_networks(config.bits, config.model)
         self.pan_net = pan_net.to(self.device)
         self.ms_net = ms_net.to(self.device)
+        for net in (self.pan_net, self.ms_net):
+            if net.dropped_pools:
+                logger.info("%s: %d×%d patches shrink to 1×1 before the pooling of stage(s) %s, which is left out",
+                            net.name, net.patch_size, net.patch_size, list(net.dropped_pools))
         self.micro_batch = {id(net): self._micro_batch_for(net) for net in (self.pan_net, self.ms_net)}
         if self.channels_last:
             self.pan_net.to(memory_format=torch.channels_last)
             self.ms_net.to(memory_format=torch.channels_last)
         self.opt_pan = self._optimizer(self.pan_net)
         self.opt_ms = self._optimizer(self.ms_net)
-        self.loss_fn = make_loss(config)
-        labels = _dataset_labels(dataset)
+        self.loss_fn: WeightedLoss = build_loss(config)
+        labels = dataset_labels(dataset)
         self.labels = torch.from_numpy(labels).to(self.device)
         self.features = {s: torch.zeros(v, config.bits, device=self.device) for s in _SOURCES}
         self.epoch = 0  # epochs completed
@@ -475,6 +390,7 @@ class Trainer:
                 "bands": net.in_bands,
                 "patch_size": net.patch_size,
                 "padding": net.padding,
+                "dropped_pools": list(net.dropped_pools),
                 "bits": net.bits,
                 "state_dict": {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()},
             }
@@ -493,7 +409,7 @@ class Trainer:
             "labels": self.labels.cpu().clone(),
             "input_stats": self.input_stats,
             "history": [asdict(h) for h in self.history],
-            "rng": _rng_state(),
+            "rng": rng_state(),
         }
 
     def save(self, path: str | os.PathLike[str]) -> Path:
@@ -526,7 +442,7 @@ class Trainer:
         self.epoch = int(state["epoch"])
         self.history = [EpochStats(**h) for h in state["history"]]
         self.input_stats = state["input_stats"]
-        _restore_rng(state["rng"])
+        restore_rng(state["rng"])
         self._initialized = True
 
     def _checkpoint(self) -> Path | None:
@@ -554,7 +470,8 @@ class Trainer:
             codes: ±1 (V, l) the epoch's B, on the training device.
 
         Returns:
-            The loss terms of the step (see :class:`~hashsearch.training.losses.LossTerms`).
+            ``{"loss": total, <term>: value, ...}`` of the step (see
+            :class:`~hashsearch.training.objective.LossTerms`).
         """
         net = self.pan_net if key == "pan" else self.ms_net
         opt = self.opt_pan if key == "pan" else self.opt_ms
@@ -614,10 +531,12 @@ class Trainer:
                 self._setup()
                 last = self._checkpoint()
             logger.info(
-                "training %s: V=%d, l=%d, α=%g β=%g γ=%g, %d epochs, batch %d, lr %g, device %s, %d threads, "
-                "channels_last=%s, micro_batch=%s", c.method, self.num_samples, c.bits, c.alpha, c.beta, c.gamma,
-                c.epochs, c.batch_size, c.lr, self.device, threads, self.channels_last,
+                "training %s: V=%d, l=%d, weights %s, %d epochs, batch %d, lr %g, device %s, %d threads, "
+                "channels_last=%s, micro_batch=%s, padding=%s", c.method, self.num_samples, c.bits,
+                " ".join(f"{n}={w:g}" for n, w in self.loss_fn.weights.items()), c.epochs, c.batch_size, c.lr,
+                self.device, threads, self.channels_last,
                 {"pan": self.micro_batch[id(self.pan_net)], "ms": self.micro_batch[id(self.ms_net)]},
+                c.model.padding,
             )
             while self.epoch < c.epochs:
                 self._run_epoch()
@@ -653,6 +572,7 @@ class Trainer:
         n_batches = math.ceil(self.num_samples / c.batch_size)
         start = time.perf_counter()
         images_done = 0
+        formats = [(n, self.loss_fn.term(n).fmt) for n in self.loss_fn.names]  # the loss's terms, in order
         bar = tqdm(total=2 * n_batches, desc=f"epoch {self.epoch + 1}/{c.epochs}", unit="batch",
                    disable=not self.progress, leave=False, dynamic_ncols=True)
 
@@ -660,9 +580,10 @@ class Trainer:
             nonlocal images_done
             images_done += n
             rate = images_done / 2 / max(time.perf_counter() - start, 1e-9)
-            bar.set_postfix(src=key, loss=f"{values['loss']:.4g}", irsc=f"{values['irsc']:.3f}",
-                            iasc=f"{values['iasc']:.3f}", bqc=f"{values['bqc']:.3f}", fdc=f"{values['fdc']:.2e}",
-                            pairs_s=f"{rate:.0f}", refresh=False)
+            postfix = {"src": key, "loss": f"{values['loss']:.4g}"}
+            postfix.update({n: format(values[n], fmt) for n, fmt in formats})
+            postfix["pairs_s"] = f"{rate:.0f}"
+            bar.set_postfix(postfix, refresh=False)
             bar.update(1)
 
         try:
@@ -683,14 +604,14 @@ class Trainer:
                 seconds=seconds,
                 pairs_per_s=self.num_samples / seconds,
                 bit_balance=float(b.mean(dim=0).abs().max()),
-                source_agreement=float(((fp >= 0) == (fm >= 0)).float().mean()),
+                source_agreement=float((sign_codes(fp) == sign_codes(fm)).float().mean()),
             )
         self.history.append(stats)
         logger.info(
-            "epoch %d/%d: lr %.3g, PAN loss %.4g (irsc %.4f iasc %.4f bqc %.4f fdc %.2e), MUL loss %.4g, "
-            "%.1f s, %.0f pairs/s, balance %.3f, agreement %.3f", self.epoch, c.epochs, lr, pan_terms["loss"],
-            pan_terms["irsc"], pan_terms["iasc"], pan_terms["bqc"], pan_terms["fdc"], ms_terms["loss"], seconds,
-            stats.pairs_per_s, stats.bit_balance, stats.source_agreement,
+            "epoch %d/%d: lr %.3g, PAN loss %.4g (%s), MUL loss %.4g (%s), %.1f s, %.0f pairs/s, balance %.3f, "
+            "agreement %.3f", self.epoch, c.epochs, lr, pan_terms["loss"], self.loss_fn.describe(pan_terms),
+            ms_terms["loss"], self.loss_fn.describe(ms_terms), seconds, stats.pairs_per_s, stats.bit_balance,
+            stats.source_agreement,
         )
 
 

@@ -88,29 +88,32 @@ def _load_data(common: _Common) -> tuple[Any, Any]:
 
 
 def _base_config(common: _Common, train_set: Any) -> Any:
-    """The config from --config / --preset / overrides, with the input geometry taken from the data."""
+    """The config from --config / --preset / overrides, with the input geometry taken from the data.
+
+    ``--padding auto`` keeps a config file's "same", and otherwise lets
+    :func:`~hashsearch.training.models.resolve_padding` choose ("valid", the paper's
+    layers, when both patches fit them; "same" for smaller patches); the choice is
+    written into the config.
+    """
     from hashsearch.training.config import PRESETS, TrainConfig
-    from hashsearch.training.models import DHCNN, MUL_STAGES, PAN_STAGES
+    from hashsearch.training.models import resolve_padding
 
     cfg = TrainConfig.from_file(common.config) if common.config is not None else TrainConfig()
     if common.preset is not None:
         if common.preset not in PRESETS:
             raise ValueError(f"unknown preset {common.preset!r}; one of {', '.join(PRESETS)}")
         p = PRESETS[common.preset]
-        cfg = cfg.replace(alpha=p.alpha, beta=p.beta, gamma=p.gamma, method=p.method)
+        cfg = cfg.replace(**p.loss_weights(), method=p.method)
     item = train_set[0]
     pan_shape, ms_shape = tuple(item["pan"].shape), tuple(item["ms"].shape)
     if pan_shape[1] != pan_shape[2] or ms_shape[1] != ms_shape[2]:
         raise ValueError(f"the networks take square patches; the data has PAN {pan_shape} and MS {ms_shape}")
     geometry = {"pan_bands": pan_shape[0], "pan_size": pan_shape[1], "ms_bands": ms_shape[0], "ms_size": ms_shape[1]}
     padding = common.padding
-    if padding == "auto":
-        fits = (pan_shape[1] >= DHCNN.min_patch_size(PAN_STAGES) and ms_shape[1] >= DHCNN.min_patch_size(MUL_STAGES))
-        padding = cfg.model.padding if fits else "same"
-        if not fits:
-            logger.warning("patches %s / %s are smaller than Tables II/III allow without padding; using padding='same'",
-                           pan_shape, ms_shape)
-    return cfg.replace(**geometry, padding=padding, **common.overrides)
+    if padding == "auto" and cfg.model.padding == "same":
+        padding = "same"
+    cfg = cfg.replace(**geometry, padding=padding, **common.overrides)
+    return cfg.replace(model=resolve_padding(cfg.model))
 
 
 def _result_row(res: Any) -> dict[str, Any]:
@@ -278,7 +281,7 @@ def _run_gist_baseline(method: str, bits: int, train_set: Any, test_set: Any, co
 
     from hashsearch.training.baselines import CCAITQ, GistConfig, SCMSeq, gist_dataset
     from hashsearch.training.metrics import mean_average_precision
-    from hashsearch.training.trainer import _dataset_labels
+    from hashsearch.training.trainer import dataset_labels
 
     start = time.perf_counter()
     cfgs = {}
@@ -288,8 +291,8 @@ def _run_gist_baseline(method: str, bits: int, train_set: Any, test_set: Any, co
     desc = {(role, key): gist_dataset(ds, key, cfgs[key], progress=common.progress)
             for role, ds in (("train", train_set), ("test", test_set)) for key in ("pan", "ms")}
     model = (CCAITQ if method == "cca" else SCMSeq)(bits)
-    train_labels = _dataset_labels(train_set)
-    test_labels = _dataset_labels(test_set)
+    train_labels = dataset_labels(train_set)
+    test_labels = dataset_labels(test_set)
     model.fit(desc["train", "pan"], desc["train", "ms"], train_labels)
     p2m = mean_average_precision(model.encode(desc["test", "pan"], "pan"), test_labels,
                                  model.encode(desc["train", "ms"], "ms"), train_labels)
@@ -350,7 +353,7 @@ def encode(
         labels = inputs.labels
     code_store = None
     if store is not None:
-        from hashsearch import CodeStore
+        from hashsearch.store import CodeStore
 
         if (store / "zarr.json").exists():
             code_store = CodeStore.open(store, mode="a")

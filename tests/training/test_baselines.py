@@ -10,7 +10,7 @@ from hashsearch.training import Trainer, fake_dual_source, mean_average_precisio
 from hashsearch.training.baselines import CCAITQ, DCMHLoss, GistConfig, SCMSeq, dcmh_config, gist, gist_dataset
 from hashsearch.training.baselines.cca import itq_rotation
 from hashsearch.training.experiments import split_dataset
-from hashsearch.training.losses import SIDHCNNLoss
+from hashsearch.training.objective import SIDHCNNLoss
 
 PAN_GIST = GistConfig(image_size=64, grid=2)
 MS_GIST = GistConfig(image_size=16, scales=3, grid=2)
@@ -126,13 +126,15 @@ def test_dcmh_objective_is_sidhcnn_without_iasc():
     dcmh = DCMHLoss(quantization=0.7, balance=0.3)(f, labels[idx], idx, own, other, labels, codes)
     sid = SIDHCNNLoss(0.0, 0.7, 0.3)(f, labels[idx], idx, own, other, labels, codes)
     torch.testing.assert_close(dcmh.total, sid.total)
-    assert dcmh.iasc == 0.0
+    assert dcmh.names == ("irsc", "bqc", "fdc")  # no IASC term at all
 
 
 def test_dcmh_trains_with_the_shared_trainer(small_data, small_config):
     cfg = dcmh_config(small_config.replace(epochs=1))
     assert cfg.method == "dcmh" and cfg.alpha == 0.0 and (cfg.beta, cfg.gamma) == (1.0, 1.0)
     tr = Trainer(cfg, small_data, progress=False)
-    assert isinstance(tr.loss_fn, DCMHLoss)
+    # The trainer builds DCMH's objective itself (it never imports the baseline): the same terms and weights.
+    expected = {"irsc": 1.0, "bqc": 1.0, "fdc": 1.0}
+    assert tr.loss_fn.weights == DCMHLoss(quantization=1.0, balance=1.0).weights == expected
     result = tr.fit()
-    assert result.history[0].pan["iasc"] == 0.0
+    assert "iasc" not in result.history[0].pan

@@ -1,4 +1,4 @@
-"""The corrected objective: values by hand, autograd vs the closed form of SPEC §2, batch form, FDC."""
+"""The loss terms: values by hand, autograd vs the closed form of SPEC §2, batch forms, the registry."""
 
 from __future__ import annotations
 
@@ -7,16 +7,18 @@ import math
 import pytest
 import torch
 
+from hashsearch.packing import sign_codes
 from hashsearch.training.losses import (
+    TERMS,
+    Batch,
     BQCLoss,
     FDCLoss,
     IASCLoss,
     IRSCLoss,
-    SIDHCNNLoss,
+    LossTerm,
     closed_form_gradient,
-    pairwise_nll,
+    register_term,
     sidhcnn_objective,
-    similarity,
 )
 
 
@@ -25,22 +27,12 @@ def _problem(v=23, l=8, k=3, seed=0, scale=1.5):
     pan = torch.randn(v, l, generator=g, dtype=torch.float64) * scale
     ms = torch.randn(v, l, generator=g, dtype=torch.float64) * scale
     labels = torch.randint(0, k, (v,), generator=g)
-    codes = torch.where(pan + ms >= 0, 1.0, -1.0).double()
+    codes = sign_codes(pan + ms)
     return pan, ms, labels, codes
 
 
 def _softplus(x: float) -> float:
     return math.log1p(math.exp(x))
-
-
-def test_pairwise_value_by_hand():
-    q = torch.tensor([[1.0, 2.0]], dtype=torch.float64)
-    r = torch.tensor([[1.0, 0.0], [0.0, -1.0]], dtype=torch.float64)
-    # Ω = ½⟨q, r_j⟩ = [0.5, -1.0]; labels: q ~ r_0 (S = 1), q !~ r_1 (S = 0).
-    expected = (_softplus(0.5) - 0.5) + _softplus(-1.0)
-    for fused in (True, False):
-        got = pairwise_nll(q, r, torch.tensor([7]), torch.tensor([7, 9]), fused=fused)
-        assert float(got) == pytest.approx(expected, rel=1e-12)
 
 
 def test_sidhcnn_objective_by_hand():
@@ -63,7 +55,8 @@ def test_sidhcnn_objective_by_hand():
     for fused in (True, False):
         got = sidhcnn_objective(pan, ms, labels, codes, alpha, beta, gamma, fused=fused)
         assert float(got) == pytest.approx(expected, rel=1e-12)
-    assert float(BQCLoss()(pan, codes)) == pytest.approx(float(((pan - codes) ** 2).sum()))
+    # BQC: (1-1)² + (0-1)² + (0+1)² + (2-1)² = 3; FDC: column sums (1, 2) -> 1 + 4.
+    assert float(BQCLoss()(pan, codes)) == pytest.approx(3.0)
     assert float(FDCLoss()(pan)) == pytest.approx(1.0 + 4.0)
 
 
@@ -80,83 +73,57 @@ def test_autograd_matches_closed_form(fused, alpha, beta, gamma):
     torch.testing.assert_close(m.grad, g_ms, rtol=1e-7, atol=1e-7)
 
 
-def test_fused_matches_plain_autograd_and_gradcheck():
-    pan, ms, labels, _ = _problem(v=17, l=5)
-    for chunk in (1, 4, 1000):
-        a = pan.clone().requires_grad_()
-        b = ms.clone().requires_grad_()
-        fused = pairwise_nll(a, b, labels, labels, chunk=chunk)
-        fused.backward()
-        a2, b2 = pan.clone().requires_grad_(), ms.clone().requires_grad_()
-        plain = pairwise_nll(a2, b2, labels, labels, fused=False)
-        plain.backward()
-        torch.testing.assert_close(fused, plain)
-        torch.testing.assert_close(a.grad, a2.grad)
-        torch.testing.assert_close(b.grad, b2.grad)
-    assert torch.autograd.gradcheck(
-        lambda q, r: pairwise_nll(q, r, labels[:6], labels, chunk=4),
-        (pan[:6].clone().requires_grad_(), ms.clone().requires_grad_()),
-    )
+#: Which (α, β, γ) isolates each term's share of the closed-form gradient.
+_ISOLATE = {"irsc": (0.0, 0.0, 0.0), "iasc": (1.0, 0.0, 0.0), "bqc": (0.0, 1.0, 0.0), "fdc": (0.0, 0.0, 1.0)}
 
 
-def test_batch_loss_gradient_is_the_closed_form_row_gradient():
-    """Algorithm 1's batch loss: its gradient w.r.t. the batch rows equals ∂E/∂F_i / (n·V)."""
-    pan, ms, labels, codes = _problem(v=29)
-    alpha, beta, gamma = 0.8, 0.3, 0.6
-    g_pan, g_ms = closed_form_gradient(pan, ms, labels, codes, alpha, beta, gamma)
-    idx = torch.tensor([3, 7, 1, 20, 28])
-    n, v = idx.numel(), pan.shape[0]
-    for norm, scale in (("none", 1.0), ("pairs", 1.0 / (n * v))):
-        loss = SIDHCNNLoss(alpha, beta, gamma, normalization=norm, chunk=6)
-        f = pan[idx].clone().requires_grad_()
-        loss(f, labels[idx], idx, pan, ms, labels, codes).total.backward()
-        torch.testing.assert_close(f.grad, g_pan[idx] * scale)
-        f = ms[idx].clone().requires_grad_()
-        loss(f, labels[idx], idx, ms, pan, labels, codes).total.backward()
-        torch.testing.assert_close(f.grad, g_ms[idx] * scale)
+@pytest.mark.parametrize("name", list(_ISOLATE))
+def test_each_term_batch_form_gives_its_share_of_the_row_gradient(name):
+    """term.batch_loss over a batch of PAN rows: gradient = that term's part of ∂E/∂F^P for those rows."""
+    pan, ms, labels, codes = _problem(v=19)
+    idx = torch.tensor([2, 11, 5, 18])
+    base, _ = closed_form_gradient(pan, ms, labels, codes, 0.0, 0.0, 0.0)
+    full, _ = closed_form_gradient(pan, ms, labels, codes, *_ISOLATE[name])
+    expected = full if name == "irsc" else full - base  # IRSC is in every objective
+    f = pan[idx].clone().requires_grad_()
+    batch = Batch(f, labels[idx], idx, pan, ms, labels, codes)
+    TERMS[name](chunk=5).batch_loss(batch).backward()
+    torch.testing.assert_close(f.grad, expected[idx], rtol=1e-9, atol=1e-9)
 
 
-def test_per_term_normalisation_rescales_only_bqc():
-    pan, ms, labels, codes = _problem(v=16, l=8)
-    idx = torch.arange(4)
-    n, v, l = 4, 16, 8
-    f = pan[idx].clone()
-    pairs = SIDHCNNLoss(1.0, 0.5, 1.0, normalization="pairs")(f, labels[idx], idx, pan, ms, labels, codes)
-    per_term = SIDHCNNLoss(1.0, 0.5 * v / l, 1.0, normalization="pairs")(f, labels[idx], idx, pan, ms, labels, codes)
-    other = SIDHCNNLoss(1.0, 0.5, 1.0, normalization="per_term")(f, labels[idx], idx, pan, ms, labels, codes)
-    torch.testing.assert_close(other.total, per_term.total)
-    assert float(pairs.total) != pytest.approx(float(other.total))
-    assert set(pairs.as_dict()) == {"loss", "irsc", "iasc", "bqc", "fdc"}
-    assert n == 4
+def test_registry_holds_the_papers_terms_in_order():
+    assert list(TERMS) == ["irsc", "iasc", "bqc", "fdc"]
+    assert [TERMS[n].weight for n in TERMS] == [None, "alpha", "beta", "gamma"]
+    assert TERMS["irsc"] is IRSCLoss and TERMS["iasc"] is IASCLoss
+    assert all(issubclass(t, LossTerm) and t.name == n for n, t in TERMS.items())
+    assert TERMS["iasc"].skip_when_unweighted and not TERMS["bqc"].skip_when_unweighted
 
 
-def test_loss_terms_are_per_pair_means():
-    pan, ms, labels, codes = _problem(v=12, l=8)
-    idx = torch.tensor([0, 5, 9])
-    t = SIDHCNNLoss(1.0, 1.0, 1.0)(pan[idx], labels[idx], idx, pan, ms, labels, codes)
-    assert t.irsc == pytest.approx(float(IRSCLoss()(pan[idx], ms, labels[idx], labels)) / (3 * 12))
-    assert t.iasc == pytest.approx(float(IASCLoss()(pan[idx], labels[idx], pan, labels)) / (2 * 3 * 12))
-    assert t.bqc == pytest.approx(float(((pan[idx] - codes[idx]) ** 2).mean()))
-    assert t.fdc == pytest.approx(float((pan.mean(0) ** 2).mean()))
+def test_register_term_rejects_bad_terms():
+    class Again(LossTerm):
+        name = "irsc"
 
+    class Nameless(LossTerm):
+        pass
 
-def test_similarity_is_built_per_block():
-    s = similarity(torch.tensor([1, 2, 1]), torch.tensor([1, 1, 3, 2]))
-    assert s.tolist() == [[1, 1, 0, 0], [0, 0, 0, 1], [1, 1, 0, 0]]
+    class Total(LossTerm):
+        name = "loss"
 
+    class BadWeight(LossTerm):
+        name = "ok_name"
+        weight = "not a field"
 
-def test_large_reference_never_needs_v_by_v():
-    """V = 60,000 references against a batch of 128: the fused path streams chunks (and agrees in value)."""
-    g = torch.Generator().manual_seed(1)
-    ref = torch.randn(60_000, 8, generator=g)
-    q = torch.randn(128, 8, generator=g, requires_grad=True)
-    lq, lr = torch.randint(0, 8, (128,), generator=g), torch.randint(0, 8, (60_000,), generator=g)
-    value = pairwise_nll(q, ref, lq, lr, chunk=4096)
-    value.backward()
-    assert q.grad.shape == (128, 8) and torch.isfinite(q.grad).all()
-    sub = pairwise_nll(q.detach(), ref[:4096], lq, lr[:4096], fused=False)
-    part = pairwise_nll(q.detach(), ref[:4096], lq, lr[:4096], chunk=4096)
-    torch.testing.assert_close(sub, part)
+    with pytest.raises(ValueError, match="already registered"):
+        register_term(Again)
+    with pytest.raises(ValueError, match="identifier"):
+        register_term(Nameless)
+    with pytest.raises(ValueError, match="other than 'loss'"):
+        register_term(Total)
+    with pytest.raises(ValueError, match="weight"):
+        register_term(BadWeight)
+    with pytest.raises(TypeError, match="LossTerm subclass"):
+        register_term(torch.nn.Module)  # type: ignore[arg-type]
+    assert list(TERMS) == ["irsc", "iasc", "bqc", "fdc"]  # nothing registered on the way
 
 
 def test_loss_decreases_under_gradient_descent():
@@ -166,7 +133,7 @@ def test_loss_decreases_under_gradient_descent():
     opt = torch.optim.SGD([p, m], lr=0.01)
     values = []
     for _ in range(60):
-        b = torch.where(p.detach() + m.detach() >= 0, 1.0, -1.0).double()
+        b = sign_codes(p.detach() + m.detach())
         e = sidhcnn_objective(p, m, labels, b, 1.0, 0.1, 1.0)
         values.append(float(e.detach()))
         opt.zero_grad()
@@ -190,7 +157,7 @@ def test_fdc_balances_bits():
         p, m = base.clone().requires_grad_(), base.clone().flip(0).requires_grad_()
         opt = torch.optim.SGD([p, m], lr=0.01)
         for _ in range(100):
-            b = torch.where(p.detach() + m.detach() >= 0, 1.0, -1.0).double()
+            b = sign_codes(p.detach() + m.detach())
             e = sidhcnn_objective(p, m, labels, b, 0.0, 0.0, gamma) / 64
             opt.zero_grad()
             e.backward()
@@ -204,17 +171,9 @@ def test_fdc_balances_bits():
 
 def test_input_errors():
     q = torch.zeros(3, 4)
-    with pytest.raises(ValueError, match="same code length"):
-        pairwise_nll(q, torch.zeros(2, 5), torch.zeros(3, dtype=torch.long), torch.zeros(2, dtype=torch.long))
-    with pytest.raises(TypeError, match="integer class labels"):
-        pairwise_nll(q, q, torch.zeros(3), torch.zeros(3))
-    with pytest.raises(ValueError, match=r"shape \(3,\)"):
-        pairwise_nll(q, q, torch.zeros(2, dtype=torch.long), torch.zeros(3, dtype=torch.long))
-    with pytest.raises(TypeError, match="torch.Tensor"):
-        pairwise_nll([[0.0]], q, [0], [0])
-    with pytest.raises(ValueError, match="normalization"):
-        SIDHCNNLoss(normalization="mean")
-    with pytest.raises(ValueError, match="alpha"):
-        SIDHCNNLoss(alpha=-1)
     with pytest.raises(ValueError, match="reference_labels"):
         IASCLoss()(q, torch.zeros(3, dtype=torch.long), q)
+    with pytest.raises(ValueError, match="features' shape"):
+        BQCLoss()(q, torch.zeros(3, 5))
+    with pytest.raises(TypeError, match="torch.Tensor"):
+        FDCLoss()([[0.0]])

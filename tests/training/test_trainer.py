@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from hashsearch.training import Encoder, Trainer, TrainConfig, fake_dual_source, load_checkpoint
-from hashsearch.training import trainer as trainer_mod
-from hashsearch.training.trainer import sign_codes
+from hashsearch.packing import sign_codes
+from hashsearch.training import checkpoint as checkpoint_mod
 
 
 def _weights(net: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -114,7 +114,7 @@ def test_interrupt_while_saving_keeps_previous_checkpoint(tmp_path, small_data, 
         fh.write(b"partial")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(trainer_mod.torch, "save", broken_save)
+    monkeypatch.setattr(checkpoint_mod.torch, "save", broken_save)
     with pytest.raises(KeyboardInterrupt):
         Trainer(small_config, small_data, checkpoint_dir=tmp_path, progress=False).fit(resume=tmp_path)
     assert (tmp_path / "last.pt").read_bytes() == before

@@ -8,7 +8,8 @@ singular vectors U, V of Kx C_xy Ky give W_x = Kx U, W_y = Ky V.
 
 ITQ (Gong & Lazebnik, CVPR 2011) then learns one orthogonal rotation R (l × l)
 of the stacked projections Z = [X W_x; Y W_y] that minimises the quantisation
-loss ‖sign(Z R) − Z R‖²_F, alternating B = sign(Z R) and R = W Uᵀ from the SVD
+loss ‖sign(Z R) − Z R‖²_F, alternating B = sign(Z R) (:func:`hashsearch.packing.sign_codes`,
+>= 0 -> +1, the rule of :func:`hashsearch.pack`) and R = W Uᵀ from the SVD
 Bᵀ Z = U Σ Wᵀ (orthogonal Procrustes). Labels are not used.
 """
 
@@ -17,6 +18,8 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+
+from hashsearch.packing import sign_codes
 
 from .linear import LinearCrossSourceHash, check_pair, inverse_sqrt
 
@@ -29,7 +32,7 @@ def itq_rotation(z: np.ndarray, iterations: int = 50, seed: int = 0) -> np.ndarr
     rng = np.random.default_rng(seed)
     r, _ = np.linalg.qr(rng.standard_normal((l, l)))
     for _ in range(iterations):
-        b = np.where(z @ r >= 0, 1.0, -1.0)
+        b = sign_codes(z @ r)
         u, _, wt = np.linalg.svd(b.T @ z)
         r = (u @ wt).T
     return r

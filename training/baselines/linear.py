@@ -76,7 +76,7 @@ class LinearCrossSourceHash:
 
     def encode(self, features: Any, source: str) -> np.ndarray:
         """Packed codes uint8 (n, bits / 8) of one source's descriptors."""
-        from hashsearch import pack
+        from hashsearch.packing import pack
 
         return pack(self.project(features, source), encoding="sign")
 

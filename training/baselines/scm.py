@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from hashsearch.packing import sign_codes
+
 from .linear import LinearCrossSourceHash, check_pair, inverse_sqrt
 
 __all__ = ["SCMSeq"]
@@ -63,8 +65,8 @@ class SCMSeq(LinearCrossSourceHash):
             u, v = _top_singular_pair(a)
             wx[:, t] = kx @ u
             wy[:, t] = ky @ v
-            bx = np.where(xc @ wx[:, t] >= 0, 1.0, -1.0)
-            by = np.where(yc @ wy[:, t] >= 0, 1.0, -1.0)
+            bx = sign_codes(xc @ wx[:, t])  # the bit t of every sample, as pack() will write it
+            by = sign_codes(yc @ wy[:, t])
             a -= np.outer(kx @ (xc.T @ bx), ky @ (yc.T @ by))  # residual C_{t+1} = C_t − b_x b_yᵀ
         self.w_x, self.w_y = wx, wy
         return self

@@ -1,0 +1,94 @@
+"""The pairwise likelihood kernel: values by hand, fused vs plain autograd, streaming, input checks."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from hashsearch.training.pairwise import check_features, pairwise_nll, similarity
+
+
+def _softplus(x: float) -> float:
+    return math.log1p(math.exp(x))
+
+
+def _problem(v=17, l=5, k=3, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    pan = torch.randn(v, l, generator=g, dtype=torch.float64) * 1.5
+    ms = torch.randn(v, l, generator=g, dtype=torch.float64) * 1.5
+    return pan, ms, torch.randint(0, k, (v,), generator=g)
+
+
+def test_pairwise_value_by_hand():
+    q = torch.tensor([[1.0, 2.0]], dtype=torch.float64)
+    r = torch.tensor([[1.0, 0.0], [0.0, -1.0]], dtype=torch.float64)
+    # Ω = ½⟨q, r_j⟩ = [0.5, -1.0]; labels: q ~ r_0 (S = 1), q !~ r_1 (S = 0).
+    expected = (_softplus(0.5) - 0.5) + _softplus(-1.0)
+    for fused in (True, False):
+        got = pairwise_nll(q, r, torch.tensor([7]), torch.tensor([7, 9]), fused=fused)
+        assert float(got) == pytest.approx(expected, rel=1e-12)
+
+
+def test_labels_that_are_not_small_class_indices():
+    """Labels like 7 and 1000 (not 0..K-1) go through torch.unique: the same value as class indices."""
+    q, r, labels = _problem(v=9)
+    relabelled = torch.tensor([7, 1000, -3])[labels]
+    torch.testing.assert_close(pairwise_nll(q, r, relabelled, relabelled), pairwise_nll(q, r, labels, labels))
+
+
+def test_fused_matches_plain_autograd_and_gradcheck():
+    pan, ms, labels = _problem()
+    for chunk in (1, 4, 1000):
+        a = pan.clone().requires_grad_()
+        b = ms.clone().requires_grad_()
+        fused = pairwise_nll(a, b, labels, labels, chunk=chunk)
+        fused.backward()
+        a2, b2 = pan.clone().requires_grad_(), ms.clone().requires_grad_()
+        plain = pairwise_nll(a2, b2, labels, labels, fused=False)
+        plain.backward()
+        torch.testing.assert_close(fused, plain)
+        torch.testing.assert_close(a.grad, a2.grad)
+        torch.testing.assert_close(b.grad, b2.grad)
+    assert torch.autograd.gradcheck(
+        lambda q, r: pairwise_nll(q, r, labels[:6], labels, chunk=4),
+        (pan[:6].clone().requires_grad_(), ms.clone().requires_grad_()),
+    )
+
+
+def test_similarity_is_built_per_block():
+    s = similarity(torch.tensor([1, 2, 1]), torch.tensor([1, 1, 3, 2]))
+    assert s.tolist() == [[1, 1, 0, 0], [0, 0, 0, 1], [1, 1, 0, 0]]
+
+
+def test_large_reference_never_needs_v_by_v():
+    """V = 60,000 references against a batch of 128: the fused path streams chunks (and agrees in value)."""
+    g = torch.Generator().manual_seed(1)
+    ref = torch.randn(60_000, 8, generator=g)
+    q = torch.randn(128, 8, generator=g, requires_grad=True)
+    lq, lr = torch.randint(0, 8, (128,), generator=g), torch.randint(0, 8, (60_000,), generator=g)
+    value = pairwise_nll(q, ref, lq, lr, chunk=4096)
+    value.backward()
+    assert q.grad.shape == (128, 8) and torch.isfinite(q.grad).all()
+    sub = pairwise_nll(q.detach(), ref[:4096], lq, lr[:4096], fused=False)
+    part = pairwise_nll(q.detach(), ref[:4096], lq, lr[:4096], chunk=4096)
+    torch.testing.assert_close(sub, part)
+
+
+def test_input_errors():
+    q = torch.zeros(3, 4)
+    with pytest.raises(ValueError, match="same code length"):
+        pairwise_nll(q, torch.zeros(2, 5), torch.zeros(3, dtype=torch.long), torch.zeros(2, dtype=torch.long))
+    with pytest.raises(TypeError, match="integer class labels"):
+        pairwise_nll(q, q, torch.zeros(3), torch.zeros(3))
+    with pytest.raises(ValueError, match=r"shape \(3,\)"):
+        pairwise_nll(q, q, torch.zeros(2, dtype=torch.long), torch.zeros(3, dtype=torch.long))
+    with pytest.raises(TypeError, match="torch.Tensor"):
+        pairwise_nll([[0.0]], q, [0], [0])
+    with pytest.raises(TypeError, match="share dtype"):
+        pairwise_nll(q, q.double(), torch.zeros(3, dtype=torch.long), torch.zeros(3, dtype=torch.long))
+    with pytest.raises(TypeError, match="float tensor"):
+        check_features("f", torch.zeros(2, 2, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"\(n, l\)"):
+        check_features("f", torch.zeros(4))

@@ -1,0 +1,176 @@
+"""The pairwise likelihood kernel of the SIDHCNN objective: Σ_ij softplus(Ω_ij) − S_ij Ω_ij.
+
+Owns :func:`pairwise_nll` (eq. 2–4 of the paper in softplus form, with
+Ω_ij = ½⟨x_i, y_j⟩ and S_ij = [L_i == L_j]), its fused, chunked autograd
+function, :func:`similarity` and the input checks of feature and label tensors.
+The loss terms of :mod:`.losses` (IRSC, IASC) are built on it.
+
+S is never materialised V×V: the S·Ω part of a pairwise sum is computed from
+per-class sums of the features, and the softplus part is streamed over chunks
+of the reference rows in a fused autograd function whose backward is the closed
+form σ(Ω)·F / 2; ``fused=False`` is the plain autograd expression, the
+reference in tests. The fused path is ~10× faster on CPU at V = 75,000
+(chunked 23 ms vs 280 ms per 128-row term, 2 threads) and never allocates an
+n×V matrix.
+
+Imports torch only (nothing else of :mod:`hashsearch.training`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+__all__ = ["DEFAULT_CHUNK", "check_features", "pairwise_nll", "similarity"]
+
+#: Reference columns processed per chunk by the fused pairwise kernel (fits L2 at n = 128).
+DEFAULT_CHUNK = 2048
+
+
+def check_features(name: str, x: Any) -> Tensor:
+    """``x`` itself if it is a float tensor of shape (n, l); else TypeError / ValueError naming ``name``."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if x.dim() != 2:
+        raise ValueError(f"{name} must have shape (n, l), got {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise TypeError(f"{name} must be a float tensor, got {x.dtype}")
+    return x
+
+
+def _check_labels(name: str, labels: Any, n: int, device: torch.device) -> Tensor:
+    labels = torch.as_tensor(labels, device=device)
+    if labels.dim() != 1 or labels.numel() != n:
+        raise ValueError(f"{name} must have shape ({n},), got {tuple(labels.shape)}")
+    if labels.is_floating_point() or labels.is_complex():
+        raise TypeError(f"{name} must hold integer class labels, got {labels.dtype}")
+    return labels.long()
+
+
+def similarity(labels_a: Tensor, labels_b: Tensor, dtype: torch.dtype = torch.float32) -> Tensor:
+    """S_ij = 1 if labels_a[i] == labels_b[j] else 0, for one block of pairs.
+
+    Args:
+        labels_a: int (n,).
+        labels_b: int (m,).
+
+    Returns:
+        (n, m) tensor of ``dtype``. Build it per batch only: never for V×V.
+    """
+    return (labels_a.reshape(-1, 1) == labels_b.reshape(1, -1)).to(dtype)
+
+
+def _class_codes(labels_a: Tensor, labels_b: Tensor) -> tuple[Tensor, Tensor, int]:
+    """Map two label vectors onto shared codes 0..K-1 (rows of the per-class sums).
+
+    Labels that already are small non-negative integers (0..K-1 with K at most the
+    number of labels, the usual class indices) serve as their own codes: no sort of
+    the V reference labels on every training step. Others go through ``torch.unique``.
+    """
+    both = torch.cat([labels_a, labels_b])
+    if both.numel():
+        lo, hi = (int(x) for x in torch.aminmax(both))
+        if lo >= 0 and hi < both.numel():
+            return labels_a, labels_b, hi + 1
+    uniq, inverse = torch.unique(both, return_inverse=True)
+    return inverse[: labels_a.numel()], inverse[labels_a.numel() :], int(uniq.numel())
+
+
+class _FusedPairwiseNLL(torch.autograd.Function):
+    """Σ_ij softplus(½⟨q_i, r_j⟩) − S_ij ½⟨q_i, r_j⟩ with its gradient computed alongside.
+
+    Streams over chunks of reference rows, so the n×m matrices live only one chunk
+    at a time; S·Ω is summed through per-class sums. The gradients (closed form)
+    are computed in the forward pass for the inputs that need them and scaled by
+    the incoming gradient in backward.
+    """
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any, query: Tensor, ref: Tensor, q_codes: Tensor, r_codes: Tensor, num_classes: int, chunk: int
+    ) -> Tensor:
+        need_q, need_r = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        acc = torch.float64 if query.dtype == torch.float64 else torch.float32
+        total = torch.zeros((), dtype=torch.float64, device=query.device)
+        grad_q = torch.zeros_like(query) if need_q else None
+        grad_r = torch.empty_like(ref) if need_r else None
+        m = ref.shape[0]
+        step = max(1, int(chunk))
+        for start in range(0, m, step):
+            r = ref[start : start + step]
+            omega = torch.mm(query, r.t()).mul_(0.5)
+            total += F.softplus(omega).sum(dtype=acc).double()
+            if need_q or need_r:
+                sig = torch.sigmoid_(omega)
+                if need_q:
+                    grad_q.addmm_(sig, r, alpha=0.5)
+                if need_r:
+                    torch.mm(sig.t(), query, out=grad_r[start : start + step]).mul_(0.5)
+        # S part: Σ_ij S_ij ½⟨q_i, r_j⟩ = ½ Σ_i ⟨q_i, R[c_i]⟩ with R the class sums of ref.
+        l = query.shape[1]
+        r_sums = torch.zeros(num_classes, l, dtype=ref.dtype, device=ref.device).index_add_(0, r_codes, ref)
+        r_of_q = r_sums.index_select(0, q_codes)
+        total -= 0.5 * (query * r_of_q).sum(dtype=acc).double()
+        if need_q:
+            grad_q.sub_(r_of_q, alpha=0.5)
+        if need_r:
+            q_sums = torch.zeros(num_classes, l, dtype=query.dtype, device=query.device).index_add_(0, q_codes, query)
+            grad_r.sub_(q_sums.index_select(0, r_codes), alpha=0.5)
+        ctx.save_for_backward(*(g for g in (grad_q, grad_r) if g is not None))
+        ctx.have = (need_q, need_r)
+        return total.to(query.dtype)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+        saved = list(ctx.saved_tensors)
+        need_q, need_r = ctx.have
+        gq = saved.pop(0) * grad_out if need_q else None
+        gr = saved.pop(0) * grad_out if need_r else None
+        return gq, gr, None, None, None, None
+
+
+def pairwise_nll(
+    query: Tensor,
+    ref: Tensor,
+    query_labels: Tensor,
+    ref_labels: Tensor,
+    *,
+    fused: bool = True,
+    chunk: int = DEFAULT_CHUNK,
+) -> Tensor:
+    """Negative log-likelihood of the pairwise similarities (eq. 2–4, softplus form).
+
+    Computes Σ_{i,j} [softplus(Ω_ij) − S_ij Ω_ij] with Ω_ij = ½⟨query_i, ref_j⟩ and
+    S_ij = [query_labels[i] == ref_labels[j]].
+
+    Args:
+        query: float (n, l).
+        ref: float (m, l), same dtype and device.
+        query_labels: int (n,).
+        ref_labels: int (m,).
+        fused: stream over chunks of ``ref`` with the closed-form gradient (fast,
+            O(n·chunk) memory); False: the plain autograd expression (O(n·m) memory).
+        chunk: reference rows per chunk of the fused path.
+
+    Returns:
+        Scalar tensor (dtype of ``query``), differentiable w.r.t. ``query`` and ``ref``.
+    """
+    query = check_features("query", query)
+    ref = check_features("ref", ref)
+    if query.shape[1] != ref.shape[1]:
+        raise ValueError(f"query and ref must have the same code length, got {query.shape[1]} and {ref.shape[1]}")
+    if query.dtype != ref.dtype or query.device != ref.device:
+        raise TypeError(f"query and ref must share dtype and device, got {query.dtype}/{query.device} "
+                        f"and {ref.dtype}/{ref.device}")
+    ql = _check_labels("query_labels", query_labels, query.shape[0], query.device)
+    rl = _check_labels("ref_labels", ref_labels, ref.shape[0], ref.device)
+    if not fused:
+        omega = 0.5 * query @ ref.t()
+        return (F.softplus(omega) - similarity(ql, rl, omega.dtype) * omega).sum()
+    q_codes, r_codes, k = _class_codes(ql, rl)
+    return _FusedPairwiseNLL.apply(query, ref, q_codes, r_codes, k, chunk)
+
