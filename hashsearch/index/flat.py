@@ -285,9 +285,11 @@ class BinaryIndex:
         Raises:
             StoreError: a store exists at ``path`` and ``overwrite`` is False.
         """
-        from hashsearch.index.persistence import save_index
+        from hashsearch.index.persistence import save_arrays
 
-        save_index(self, path, overwrite=overwrite, **store_kwargs)
+        save_arrays(
+            path, self.nbits, self.codes, self.ids, next_id=self._id_policy.next_id, overwrite=overwrite, **store_kwargs
+        )
 
     @classmethod
     def load(
@@ -303,22 +305,26 @@ class BinaryIndex:
         Raises:
             StoreError, IncompatibleStoreError, CorruptStoreError: see ``CodeStore.open``.
         """
-        from hashsearch.index.persistence import load_index
+        from hashsearch.index.persistence import open_store
 
-        return load_index(path, backend, num_threads=num_threads, storage_options=storage_options, cls=cls)
+        with open_store(path, storage_options) as store:
+            return cls.from_store(store, backend, num_threads=num_threads)
 
     @classmethod
     def from_store(
         cls, store: Any, backend: str | Backend | None = "auto", *, num_threads: int | None = None
     ) -> BinaryIndex:
         """A new index holding every row of an open :class:`~hashsearch.CodeStore` (same positions and ids)."""
-        from hashsearch.index.persistence import index_from_store
+        from hashsearch.index.persistence import read_store_arrays
 
-        return index_from_store(store, backend, num_threads=num_threads, cls=cls)
+        index = cls(store.nbits, backend, num_threads=num_threads)
+        arrays = read_store_arrays(store)
+        index._adopt(arrays.codes, arrays.ids, arrays.id_policy)
+        return index
 
     def _adopt(self, codes: np.ndarray, ids: np.ndarray, id_policy: IdPolicy) -> None:
         """Take over trusted arrays (uint8 (n, code_size), unique int64 (n,)) without copying,
-        with their id bookkeeping (the caller checked it)."""
+        with their id bookkeeping (checked by :func:`~hashsearch.index.persistence.read_store_arrays`)."""
         self._codes, self._ids, self._n = codes, ids, codes.shape[0]
         self._id_policy = id_policy
         self._invalidate_id_caches()

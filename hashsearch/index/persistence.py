@@ -1,37 +1,40 @@
-"""Saving and loading :class:`~hashsearch.BinaryIndex` as a code store.
+"""The arrays of an in-memory index, written to and read from a code store.
 
 An index is saved in exactly the :class:`~hashsearch.CodeStore` format (a Zarr
 v3 group of sharded ``codes`` and ``ids``), so a saved index can be searched
 out of core, on Dask, or inspected with ``hashsearch index info``; and any code
 store loads into an index.
 
-Loading streams the store shard by shard straight into one preallocated array
-per field: peak memory is the index itself plus one shard of zarr temporaries,
-never two copies of the codes. Ids equal to row positions (the default ids) are
-not read at all. Indexes bigger than RAM need not be loaded: search the store
-with :meth:`CodeStore.search` (bounded memory) or
+Reading streams the store shard by shard straight into one preallocated array
+per field: peak memory is the arrays themselves plus one shard of zarr
+temporaries, never two copies of the codes. Ids equal to row positions (the
+default ids) are not read at all. Indexes bigger than RAM need not be loaded:
+search the store with :meth:`CodeStore.search` (bounded memory) or
 :func:`hashsearch.search.distributed.search`.
 
-The index methods ``BinaryIndex.save`` / ``load`` / ``from_store`` call these.
+This module owns :func:`save_arrays`, :func:`read_store_arrays` (with the
+checks of the ids it reads) and :func:`open_store`. It knows nothing of the
+index classes: ``BinaryIndex.save`` / ``load`` / ``from_store`` call these and
+adopt what they return. It imports the base modules (``_ids``, ``_validate``,
+``errors``) and, inside functions, :mod:`hashsearch.store`.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from hashsearch._ids import IdPolicy
 from hashsearch._validate import first_duplicate
-from hashsearch.backends import Backend
 from hashsearch.errors import CorruptStoreError
 
 if TYPE_CHECKING:
-    from hashsearch.index import BinaryIndex
     from hashsearch.store import CodeStore
 
-__all__ = ["save_index", "load_index", "index_from_store"]
+__all__ = ["StoredArrays", "open_store", "read_store_arrays", "save_arrays"]
 
 logger = logging.getLogger("hashsearch")
 
@@ -39,12 +42,39 @@ logger = logging.getLogger("hashsearch")
 _LOAD_SHARDS = 4
 
 
-def save_index(index: BinaryIndex, path: Any, *, overwrite: bool = False, **create_kwargs: Any) -> None:
-    """Write ``index`` to a new code store at ``path``.
+@dataclass(frozen=True)
+class StoredArrays:
+    """Every row of a store, in memory, with its id bookkeeping.
+
+    Attributes:
+        codes: uint8 (n, code_size), C-contiguous.
+        ids: int64 (n,), unique and non-negative (checked).
+        id_policy: next id (the store's, or above every id), and whether ids
+            increase and equal positions.
+    """
+
+    codes: np.ndarray
+    ids: np.ndarray
+    id_policy: IdPolicy
+
+
+def save_arrays(
+    path: Any,
+    nbits: int,
+    codes: np.ndarray,
+    ids: np.ndarray,
+    *,
+    next_id: int,
+    overwrite: bool = False,
+    **create_kwargs: Any,
+) -> None:
+    """Write codes and ids to a new code store at ``path``.
 
     Args:
-        index: the index to save (codes, ids and the next default id are kept).
         path: local path, URL or zarr Store.
+        nbits: code length.
+        codes: uint8 (n, nbits // 8). ids: int64 (n,), unique.
+        next_id: the next default id (ids removed from the end stay reserved).
         overwrite: replace an existing store.
         **create_kwargs: passed to :meth:`CodeStore.create` (``shard_rows``,
             ``chunk_rows``, ``encoder``, ``storage_options``...).
@@ -54,36 +84,21 @@ def save_index(index: BinaryIndex, path: Any, *, overwrite: bool = False, **crea
     """
     from hashsearch.store import CodeStore
 
-    with CodeStore.create(path, index.nbits, overwrite=overwrite, **create_kwargs) as store:
-        # one append: whole shards are written straight from the index's arrays (close() flushes)
-        store.append(index.codes, index.ids)
-        next_id = index._id_policy.next_id  # noqa: SLF001 - ids removed from the end stay reserved
+    with CodeStore.create(path, nbits, overwrite=overwrite, **create_kwargs) as store:
+        # one append: whole shards are written straight from the given arrays (close() flushes)
+        store.append(codes, ids)
         if next_id > store.next_id:
             store.reserve_ids(next_id)
-    logger.info("saved index of %d codes to %s", index.ntotal, path)
+    logger.info("saved %d codes to %s", codes.shape[0], path)
 
 
-def index_from_store(
-    store: CodeStore,
-    backend: str | Backend | None = "auto",
-    *,
-    num_threads: int | None = None,
-    cls: type[BinaryIndex] | None = None,
-) -> BinaryIndex:
-    """Load every row of ``store`` (as :attr:`CodeStore.ntotal` counts them) into a new index.
-
-    Args:
-        store: an open store.
-        backend, num_threads: for the new index.
-        cls: the index class (subclasses of BinaryIndex keep their type).
+def read_store_arrays(store: CodeStore) -> StoredArrays:
+    """Every row of ``store`` (as :attr:`CodeStore.ntotal` counts them), in memory.
 
     Raises:
-        CorruptStoreError: a shard is damaged, or the store holds duplicate ids.
+        CorruptStoreError: a shard is damaged, or the store holds negative or
+            duplicate ids.
     """
-    if cls is None:
-        from hashsearch.index import BinaryIndex as cls  # noqa: N813
-
-    index = cls(store.nbits, backend, num_threads=num_threads)
     n = store.ntotal
     codes = _read_all(store, "codes", np.empty((n, store.code_size), dtype=np.uint8))
     if store.ids_are_positions:
@@ -100,8 +115,7 @@ def index_from_store(
             raise CorruptStoreError(f"{store.location.describe('ids')}: duplicate id {dup}")
     max_id = int(ids.max()) if n else -1
     policy = IdPolicy(next_id=max(store.next_id, max_id + 1), max_id=max_id, increasing=increasing, positions=positions)
-    index._adopt(codes, ids, policy)  # noqa: SLF001
-    return index
+    return StoredArrays(codes, ids, policy)
 
 
 def _read_all(store: CodeStore, field: str, out: np.ndarray) -> np.ndarray:
@@ -113,15 +127,8 @@ def _read_all(store: CodeStore, field: str, out: np.ndarray) -> np.ndarray:
     return out
 
 
-def load_index(
-    path: Any,
-    backend: str | Backend | None = "auto",
-    *,
-    num_threads: int | None = None,
-    storage_options: dict[str, Any] | None = None,
-    cls: type[BinaryIndex] | None = None,
-) -> BinaryIndex:
-    """Open the code store at ``path`` read-only and load it into a new index.
+def open_store(path: Any, storage_options: dict[str, Any] | None = None) -> CodeStore:
+    """The code store at ``path``, open read-only (use it as a context manager).
 
     Raises:
         StoreError: no store there. IncompatibleStoreError, CorruptStoreError: see
@@ -129,5 +136,4 @@ def load_index(
     """
     from hashsearch.store import CodeStore
 
-    with CodeStore.open(path, "r", storage_options=storage_options) as store:
-        return index_from_store(store, backend, num_threads=num_threads, cls=cls)
+    return CodeStore.open(path, "r", storage_options=storage_options)
