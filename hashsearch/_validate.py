@@ -17,6 +17,7 @@ import numpy as np
 
 __all__ = [
     "MAX_NBITS",
+    "MAX_PADDING_BYTES",
     "check_int",
     "check_nbits",
     "as_codes",
@@ -108,9 +109,58 @@ def as_codes(x: Any, nbits: int, name: str = "codes", *, allow_1d: bool = True) 
     return np.ascontiguousarray(arr)
 
 
-def check_k(k: Any) -> int:
-    """Return ``k`` as an int after checking it is >= 1."""
-    return check_int(k, "k")
+#: Largest padding a k-NN result may carry past ``ntotal`` (bytes of int32 distances
+#: and int64 ids): a k far above the database size is a mistake, not a request.
+MAX_PADDING_BYTES = 1 << 30
+
+#: Bytes per k-NN result entry: an int32 distance and an int64 id.
+RESULT_ENTRY_BYTES = 4 + 8
+
+
+def check_k(k: Any, ntotal: int | None = None, nq: int = 1) -> int:
+    """Return ``k`` as an int after checking it is >= 1 and not absurdly above ``ntotal``.
+
+    ``k > ntotal`` is allowed (the extra columns are padding, as in FAISS) as long as
+    the padding, ``nq * (k - ntotal)`` entries of 12 bytes, stays within
+    :data:`MAX_PADDING_BYTES` (1 GiB); beyond that the search would fail allocating
+    (or take all memory) for a result that is nearly all padding, so it is refused
+    before anything is allocated.
+
+    Args:
+        k: neighbours per query (a Python or NumPy integer).
+        ntotal: codes searched; None skips the size check.
+        nq: number of queries of the search (the result has ``nq`` rows).
+
+    Raises:
+        TypeError: k is not an integer.
+        ValueError: k < 1, or k so far above ntotal that the padding alone would
+            exceed :data:`MAX_PADDING_BYTES` (the message gives k, ntotal and the
+            result's size).
+    """
+    k = check_int(k, "k")
+    if ntotal is not None and k > ntotal:
+        rows = max(int(nq), 1)
+        padding = rows * (k - int(ntotal)) * RESULT_ENTRY_BYTES
+        if padding > MAX_PADDING_BYTES:
+            total = rows * k * RESULT_ENTRY_BYTES
+            most = int(ntotal) + MAX_PADDING_BYTES // (rows * RESULT_ENTRY_BYTES)
+            raise ValueError(
+                f"k={k} is far above ntotal={ntotal}: the result for {nq} "
+                f"quer{'y' if nq == 1 else 'ies'} would be {rows} x {k} entries "
+                f"(int32 distance + int64 id), {_format_bytes(total)}, all but {ntotal} "
+                f"columns padding; use k <= {most} (k <= ntotal={ntotal} returns every code)"
+            )
+    return k
+
+
+def _format_bytes(n: int) -> str:
+    """``n`` bytes in binary units, e.g. '12.0 TiB'."""
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if value < 1024 or unit == "PiB":
+            return f"{value:.1f} {unit}" if unit != "B" else f"{n} B"
+        value /= 1024
+    return f"{n} B"  # unreachable
 
 
 def check_radius(radius: Any, nbits: int) -> int:

@@ -55,7 +55,7 @@ def knn_search(
     nbits = _nbits_of(codes, nbits)
     db = as_codes(codes, nbits, "codes", allow_1d=False)
     q = as_codes(queries, nbits, "queries")
-    k = check_k(k)
+    k = check_k(k, db.shape[0], q.shape[0])
     return make_backend(backend, num_threads).knn(db, q, k)
 
 

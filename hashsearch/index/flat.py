@@ -233,10 +233,12 @@ class BinaryIndex:
 
         Raises:
             TypeError: queries are not uint8 or k is not an int.
-            ValueError: wrong code width or shape, or k < 1.
+            ValueError: wrong code width or shape, k < 1, or k so far above
+                ntotal that the padding alone would exceed 1 GiB
+                (``hashsearch._validate.MAX_PADDING_BYTES``).
         """
         q = as_codes(queries, self.nbits, "queries")
-        k = check_k(k)
+        k = check_k(k, self._n, q.shape[0])
         distances, positions = self._backend.knn(self._codes[: self._n], q, k)
         return distances, self._positions_to_ids(positions)
 
