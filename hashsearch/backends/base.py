@@ -12,8 +12,17 @@ Backends return *database positions* (0..n-1), never user ids; ranking is by
 Hamming distance ascending, ties broken by ascending position; rows past
 ``min(k, n)`` hold position -1 and distance :data:`PAD_DISTANCE`.
 
-Backends that keep state per database (a GPU copy, a FAISS structure) override
-:meth:`Backend.attach`, which the index calls whenever its codes change.
+Backends that keep state per database (a GPU copy of the codes) override the
+three state hooks, which :class:`hashsearch.BinaryIndex` calls as its codes
+change, handing over only what changed:
+
+- :meth:`Backend.extend` after an ``add``, with only the appended rows;
+- :meth:`Backend.attach` when the whole database is replaced (a load,
+  ``remove_ids``, which shifts positions);
+- :meth:`Backend.reset` when the database is emptied.
+
+Stateless backends (native, numba, numpy) inherit the no-op hooks: their kernels
+read the ``codes`` argument of each call.
 """
 
 from __future__ import annotations
@@ -97,13 +106,24 @@ class Backend(ABC):
         """The instruction-set path the kernels take (None where it does not apply)."""
         return None
 
-    # -- state ------------------------------------------------------------------------
+    # -- state hooks (no-ops: the kernels read their ``codes`` argument) ---------------
     def attach(self, codes: np.ndarray) -> None:
-        """Called by the index whenever its codes change; stateless backends ignore it.
+        """The index's database was replaced as a whole (loaded, or positions shifted by a removal).
 
         Args:
-            codes: uint8 (n, nbytes), the index's whole database after the change.
+            codes: uint8 (n, nbytes), C-contiguous, the whole new database (n >= 0).
         """
+
+    def extend(self, new_codes: np.ndarray) -> None:
+        """Rows were appended to the database: the cost of an add is that of its new rows only.
+
+        Args:
+            new_codes: uint8 (m, nbytes), C-contiguous, m >= 1, only the appended rows;
+                they take positions ``n .. n + m - 1`` after the ``n`` rows already attached.
+        """
+
+    def reset(self) -> None:
+        """The database was emptied (what :meth:`attach` with zero rows would say)."""
 
     # -- kernels ----------------------------------------------------------------------
     @abstractmethod

@@ -33,6 +33,7 @@ import numpy as np
 from hashsearch._ids import IdPolicy
 from hashsearch._validate import as_codes, as_lookup_ids, check_k, check_nbits, check_radius
 from hashsearch.backends import PAD_POSITION, Backend, make_backend
+from hashsearch.index.base import IndexType
 
 __all__ = ["BinaryIndex"]
 
@@ -41,8 +42,12 @@ logger = logging.getLogger("hashsearch")
 _MIN_CAPACITY = 1024
 
 
-class BinaryIndex:
+class BinaryIndex(IndexType):
     """Exact k-NN and range search over packed binary codes by Hamming distance.
+
+    The flat index type (factory string ``"Flat"``): a scan of every code by a kernel
+    backend, which sees the database through its state hooks (``attach`` on a new
+    database, ``extend`` with only the rows of each add, ``reset``).
 
     Args:
         nbits: code length in bits, a positive multiple of 8 (8 ... 1024 and beyond).
@@ -125,6 +130,19 @@ class BinaryIndex:
             f"num_threads={self.num_threads})"
         )
 
+    @property
+    def factory_string(self) -> str:
+        """``"Flat"``: :func:`hashsearch.index_factory` builds this type from it."""
+        return "Flat"
+
+    def params(self) -> dict[str, Any]:
+        """Backend, its SIMD path and threads."""
+        return {"backend": self.backend, "simd_level": self.simd_level, "num_threads": self.num_threads}
+
+    def memory_bytes(self) -> int:
+        """Bytes of the code and id arrays (their allocated capacity)."""
+        return int(self._codes.nbytes + self._ids.nbytes)
+
     # -- adding and removing ----------------------------------------------------------
     def add(self, codes: Any, ids: Any = None) -> None:
         """Append codes.
@@ -151,7 +169,7 @@ class BinaryIndex:
         self._id_policy.accept(new_ids, self._n, int(self._ids[self._n - 1]) if self._n else None)
         self._n += m
         self._invalidate_id_caches()
-        self._backend.attach(self.codes)
+        self._backend.extend(self._codes[self._n - m : self._n])
 
     def remove_ids(self, ids: Any) -> int:
         """Remove the codes with the given ids; ids not in the index are ignored.
@@ -190,7 +208,7 @@ class BinaryIndex:
         self._n = 0
         self._id_policy = IdPolicy()
         self._invalidate_id_caches()
-        self._backend.attach(self.codes)
+        self._backend.reset()
 
     def reconstruct(self, id: int) -> np.ndarray:  # noqa: A002 - FAISS's name
         """Return a copy of the code stored under ``id``: uint8 (code_size,).
