@@ -34,6 +34,11 @@ Alignment rules (everything goes through the geotransforms, never pixel indices)
 7. Without a label raster, the dataset is instance-level: each pair's label is its
    own index (a PAN patch must find its own MS patch).
 
+Damaged inputs: every raster is opened through :mod:`hashsearch.data._io`, which
+checks that a GeoTIFF's data blocks lie inside the file (a truncated copy is refused
+before anything is written) and turns a failed read into a
+:class:`MalformedDataError` naming the file, band, window and GDAL's reason.
+
 Labels are stored as indices into the class list: ``TileConfig.classes`` (raw value
 to name, fixing the order) or, when not given, the sorted raw values found.
 """
@@ -51,9 +56,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from hashsearch._validate import check_int
-
+from hashsearch.data._io import open_raster, read_band
 from hashsearch.data.dual import DualDatasetWriter, split_array
-from hashsearch.data.errors import AlignmentError, DataNotFoundError, MalformedDataError
+from hashsearch.data.errors import AlignmentError, MalformedDataError
 from hashsearch.data.splits import split_per_class
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -182,14 +187,7 @@ class _Geometry:
 
 
 def _open(path: Path, role: str) -> rasterio.DatasetReader:
-    import rasterio
-
-    if not path.exists():
-        raise DataNotFoundError(f"{role} raster not found: {path}")
-    try:
-        return rasterio.open(path)
-    except rasterio.errors.RasterioIOError as exc:
-        raise MalformedDataError(f"{role} raster {path} could not be read: {exc}") from exc
+    return open_raster(path, role)
 
 
 def _check_north_up(ds: rasterio.DatasetReader, role: str) -> None:
@@ -406,7 +404,7 @@ class _OpenScene:
         cols_rel = [c - c_first for c in geo.cols]
         ms_cols_rel = [c // eff for c in cols_rel]
         for row in tqdm(geo.rows, desc=f"tiling {self.name}", unit="strip", disable=not progress, leave=False):
-            pan_strip = pan_ds.read(config.pan_band, window=Window(c_first, row, c_last - c_first, p))
+            pan_strip = read_band(pan_ds, config.pan_band, "PAN", window=Window(c_first, row, c_last - c_first, p))
             pan_bad = _is_nodata(pan_strip, self.pan_nodata)
             # The native MS window of the same ground.
             mr0 = (row - geo.off_row) // geo.ratio
@@ -414,7 +412,7 @@ class _OpenScene:
             mh, mw = p // geo.ratio, (c_last - c_first) // geo.ratio
             bands, bads = [], []
             for (ds, b), nd in zip(self.sources, self.ms_nodata):
-                x = ds.read(b, window=Window(mc0, mr0, mw, mh))
+                x = read_band(ds, b, "MS", window=Window(mc0, mr0, mw, mh))
                 bad = _is_nodata(x, nd)
                 if f > 1:
                     x, bad = _block_mean(x, bad, f, self.ms_dtype)
@@ -482,8 +480,8 @@ def _sample_labels(lab_ds: rasterio.DatasetReader, tp: Any, row: int, col: int, 
     lr = np.floor((ys - tl.f) / tl.e).astype(np.int64)
     r0, c0 = int(lr.min()), int(lc.min())
     fill = -1 if nodata is None else nodata
-    win = lab_ds.read(1, window=Window(c0, r0, int(lc.max()) - c0 + 1, int(lr.max()) - r0 + 1),
-                      boundless=True, fill_value=fill, out_dtype=np.int64)
+    win = read_band(lab_ds, 1, "label", window=Window(c0, r0, int(lc.max()) - c0 + 1, int(lr.max()) - r0 + 1),
+                    boundless=True, fill_value=fill, out_dtype=np.int64)
     out = win[np.ix_(lr - r0, lc - c0)]
     if nodata is None:
         # Without a declared nodata, the boundless fill must still mean "no label".
