@@ -4,6 +4,8 @@ The public surface of the search engine; importing it never imports torch.
 
 - :class:`BinaryIndex` — exact k-NN and range search over packed binary codes
   (FAISS-like API; compiled SIMD core, Numba and NumPy backends).
+- :func:`index_factory` — every index type from one string (``"Flat"``, FAISS's
+  ``"BIVF1024"``..., ``"MIH"``); the types are in :mod:`hashsearch.index`.
 - :func:`pack` / :func:`unpack` — the one place that owns the bit conventions.
 - :func:`knn_search`, :func:`range_search`, :func:`hamming_distances` — the same
   searches over bare arrays; :func:`merge_topk` combines partial results.
@@ -31,10 +33,11 @@ from hashsearch.errors import (
     StoreLockedError,
 )
 from hashsearch.functional import hamming_distances, knn_search, merge_topk, range_search
-from hashsearch.index import BinaryIndex
+from hashsearch.index import BinaryIndex, index_factory
 from hashsearch.packing import pack, unpack
 
 if TYPE_CHECKING:
+    from hashsearch.retrieval import RetrievalResult, Retriever
     from hashsearch.store import CodeStore
 
 
@@ -45,11 +48,14 @@ __all__ = [
     "CorruptStoreError",
     "HashsearchError",
     "IncompatibleStoreError",
+    "RetrievalResult",
+    "Retriever",
     "StoreError",
     "StoreLockedError",
     "__version__",
     "available_backends",
     "hamming_distances",
+    "index_factory",
     "knn_search",
     "merge_topk",
     "pack",
@@ -68,6 +74,10 @@ def __getattr__(name: str) -> Any:
         from hashsearch.store import CodeStore
 
         return CodeStore
+    if name in ("Retriever", "RetrievalResult"):  # query by image (hashsearch.retrieval; torch only on use)
+        from hashsearch import retrieval
+
+        return getattr(retrieval, name)
     if name == "distributed":  # ``from hashsearch import distributed``: the Dask search module
         from hashsearch.search import distributed
 
