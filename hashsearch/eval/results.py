@@ -334,7 +334,7 @@ def load_results(path: str | os.PathLike[str]) -> list[EvalRun]:
     if path.is_dir():
         path = path / "results.json"
     if not path.is_file():
-        raise FileNotFoundError(f"no results.json at {path}; run `hashsearch eval run ...` first")
+        raise FileNotFoundError(f"no results.json at {path}; run `hashsearch eval ...` first")
     try:
         doc = json.loads(path.read_text())
     except json.JSONDecodeError as exc:

@@ -1,0 +1,158 @@
+"""hashsearch.eval.report and ``hashsearch eval``: the pipeline on real Zarr datasets, the report folder."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from hashsearch.eval.figures import rgb_bands, to_display
+from hashsearch.eval.report import _strip_rows, evaluate, evaluate_and_report
+from hashsearch.eval.results import EvalConfig, load_results
+
+pytest.importorskip("matplotlib")
+pytest.importorskip("torch")  # datasets are opened through the training adapters
+
+FAST = EvalConfig(embedding="pca", progress=False, ks=(1, 10), strip_queries=2, strip_results=4)
+
+
+def check_report_folder(folder: Path) -> None:
+    """Every figure and link of report.html and report.md exists; embedded images are PNGs."""
+    page = (folder / "report.html").read_text()
+    sources = re.findall(r"<img[^>]*src='([^']+)'", page)
+    assert sources, "report.html shows no figure"
+    for src in sources:
+        assert src.startswith("data:image/png;base64,"), src[:40]
+        assert base64.b64decode(src.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
+    for href in re.findall(r"href='([^']+)'", page):
+        assert (folder / href).is_file(), href
+    md = (folder / "report.md").read_text()
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
+    assert len(links) == len(sources)
+    for rel in links:
+        assert (folder / rel).is_file(), rel
+
+
+def test_class_protocol_with_perfect_codes(class_dataset, oracle, tmp_path):
+    runs, report = evaluate_and_report(oracle, class_dataset, tmp_path / "rep", config=FAST)
+    (run,) = runs
+    assert run.protocol == "class"  # the dataset's task
+    assert run.dataset["ms"]["bands"] == ["blue", "green", "red", "nir"]
+    assert run.dataset["train_size"] == 36 and run.dataset["test_size"] == 12
+    for name in ("PAN->MS", "MS->PAN"):
+        res = run.directions[name]
+        assert res.map == 1.0 and res.map_tie_aware == pytest.approx(1.0)
+        assert res.database_size == 36 and res.num_queries == 12
+        assert res.feature_map == pytest.approx(1.0) and res.quantization_gap == pytest.approx(0.0)
+    assert report == tmp_path / "rep" / "report.html"
+    check_report_folder(tmp_path / "rep")
+    assert {"embedding", "strips PAN->MS", "strips MS->PAN"} <= set(run.figures)
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert "MAP by code length" in md and "Quantization gap" in md
+    assert not any("true colour" in n for n in run.notes)  # red/green/blue are named
+    (back,) = load_results(tmp_path / "rep")
+    assert back.directions["PAN->MS"].map == 1.0 and back.figures == run.figures
+
+
+def test_instance_protocol_with_distractors(instance_dataset, oracle, tmp_path):
+    runs, _ = evaluate_and_report(oracle, instance_dataset, tmp_path / "rep", config=FAST.replace(distractors=True))
+    (run,) = runs
+    assert run.protocol == "instance"
+    head = run.headline()
+    assert set(head) == {"recall@1_pan2ms", "recall@10_pan2ms", "mrr_pan2ms",
+                         "recall@1_ms2pan", "recall@10_ms2pan", "mrr_ms2pan"}
+    assert all(v == 1.0 for v in head.values())
+    assert run.directions["PAN->MS"].database_size == 48  # 12 test pairs + 36 distractors
+    check_report_folder(tmp_path / "rep")
+    assert (tmp_path / "rep" / "figures" / "recall_pan2ms.png").is_file()
+    assert "Instance matching" in (tmp_path / "rep" / "report.md").read_text()
+
+
+def test_strips_mark_wrong_results(class_dataset, oracle):
+    run, art = evaluate(oracle, class_dataset, config=FAST)
+    setup = art.setups["PAN->MS"]
+    rows = _strip_rows(run, art, setup, FAST.replace(strip_results=20), rgb=(2, 1, 0))
+    assert len(rows) == 2
+    for row in rows:
+        # perfect codes: the training pairs of the query's class come first, then the wrong ones
+        n_rel = int(np.sum(setup.db_keys == row["query_key"]))
+        assert 0 < n_rel < 20
+        assert row["correct"] == [True] * n_rel + [False] * (20 - n_rel)
+        assert row["query"].ndim == 2 and row["results"][0].shape == (8, 8, 3)
+
+
+def test_checkpoint_evaluation_and_cli(tiny_checkpoint, class_dataset, tmp_path):
+    from hashsearch.cli import app
+
+    runner = CliRunner()
+    out = tmp_path / "cli"
+    args = ["eval", str(tiny_checkpoint), "--data", str(class_dataset), "--out", str(out), "--embedding", "pca",
+            "--ks", "1,10", "--strips", "1", "--strip-results", "3", "--no-progress", "--threads", "1", "--json"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout.strip().splitlines()[-1])
+    assert doc["report"] == str(out / "report.html")
+    (row,) = doc["runs"]
+    assert row["name"] == "SIDHCNN" and row["bits"] == 16 and row["protocol"] == "class"
+    assert 0.0 < row["map_pan2ms"] <= 1.0 and 0.0 < row["map_ms2pan"] <= 1.0
+    check_report_folder(out)
+    (run,) = load_results(out)
+    assert run.model["checkpoint_sha256"] and run.directions["PAN->MS"].feature_map is not None
+    # merging two report folders into one
+    merged = tmp_path / "merged"
+    result = runner.invoke(app, ["eval", "--from-results", str(out), "--from-results", str(out),
+                                 "--out", str(merged), "--json"])
+    assert result.exit_code == 0, result.output
+    assert len(load_results(merged)) == 2
+    check_report_folder(merged)
+
+
+def test_cli_errors(tmp_path, class_dataset):
+    from hashsearch.cli import app
+
+    runner = CliRunner()
+    result = runner.invoke(app, ["eval", "--out", str(tmp_path / "x")])
+    assert result.exit_code == 1 and "nothing to evaluate" in result.output
+    result = runner.invoke(app, ["eval", "cca", "--out", str(tmp_path / "x")])
+    assert result.exit_code == 1 and "--data" in result.output
+    result = runner.invoke(app, ["eval", "cca", "--data", str(class_dataset), "--ks", "a,b"])
+    assert result.exit_code == 1 and "comma-separated integers" in result.output
+    result = runner.invoke(app, ["eval", str(tmp_path / "missing"), "--data", str(class_dataset),
+                                 "--out", str(tmp_path / "x")])
+    assert result.exit_code == 1 and "error:" in result.output
+    result = runner.invoke(app, ["eval", "--from-results", str(tmp_path / "none"), "--out", str(tmp_path / "x")])
+    assert result.exit_code == 1 and "no results.json" in result.output
+
+
+@pytest.mark.slow
+def test_cca_baseline_fitted_at_two_lengths(class_dataset, tmp_path):
+    runs, _ = evaluate_and_report("cca", class_dataset, tmp_path / "rep", bits=[8, 16], config=FAST)
+    assert [(r.name, r.bits) for r in runs] == [("CCA-ITQ", 8), ("CCA-ITQ", 16)]
+    assert all(r.directions["PAN->MS"].feature_map is not None for r in runs)
+    check_report_folder(tmp_path / "rep")
+
+
+def test_rgb_bands_from_names():
+    assert rgb_bands({"bands": ["blue", "green", "red", "nir"]}) == ((2, 1, 0), None)
+    assert rgb_bands({"bands": ["B02", "B03", "B04", "B08"]}) == ((2, 1, 0), None)
+    assert rgb_bands({"bands": ["coastal", "blue", "green", "yellow", "red", "red edge", "nir1", "nir2"]}) == \
+        ((4, 2, 1), None)
+    idx, note = rgb_bands({"bands": ["b1", "b2", "b3"]})
+    assert idx is None and "no MS band named 'red'" in note
+    assert rgb_bands({"bands": ["a", "b", "c"], "rgb": [0, 1, 2]}) == ((0, 1, 2), None)
+    assert rgb_bands({"bands": ["a", "b"], "rgb": [0, 1, 5]})[0] is None
+    assert rgb_bands(None)[0] is None
+
+
+def test_to_display_stretches_each_band():
+    img = np.stack([np.arange(64.0).reshape(8, 8) * s for s in (1, 10, 100)])
+    rgb = to_display(img, (2, 1, 0))
+    assert rgb.shape == (8, 8, 3) and rgb.min() == 0.0 and rgb.max() == 1.0
+    # every band shows the same after its own stretch
+    np.testing.assert_allclose(rgb[..., 0], rgb[..., 2])
+    assert to_display(img[:1]).shape == (8, 8)
