@@ -39,7 +39,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from hashsearch.search.plan import parse_bytes, result_bytes
+from hashsearch.search.outofcore import parse_memory_limit as parse_bytes
+from hashsearch.search.plan import result_bytes
 from hashsearch._validate import as_codes, check_int, check_k
 from hashsearch.store._zarrio import StoreLocation, read_json, resolve_location
 from hashsearch.backends import Backend, make_backend

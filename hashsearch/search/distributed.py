@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from hashsearch.search.plan import parse_bytes
+from hashsearch.search.outofcore import parse_memory_limit as parse_bytes
 from hashsearch._system import available_cpus
 from hashsearch._validate import as_codes, check_int, check_k
 from hashsearch.store._zarrio import StoreLocation

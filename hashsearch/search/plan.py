@@ -1,15 +1,19 @@
-"""Bounded-memory streaming: memory budgets, block plans and a prefetching reader.
+"""Block plans and read-ahead: the mechanics of bounded-memory streaming.
 
-Used by the out-of-core store search, the distributed search and the batch
-querying: the database is cut into blocks of whole shards (or of inner chunks
-when memory is tight), a reader thread fills the next block while the kernel
-works on the current one, and two block buffers are reused throughout.
+:func:`plan_blocks` cuts a range of rows into blocks of whole shards (or of
+inner chunks when memory is tight) so that a given budget covers the block
+buffers, zarr's read temporaries and a fixed part (queries, top-k bookkeeping:
+:func:`result_bytes`); :func:`prefetch` fills the next block on a reader
+thread while the caller works on the current one, reusing two buffers.
+
+No policy lives here: which limit applies, what it means and its default are
+:mod:`hashsearch.search.outofcore`'s. This module imports NumPy and
+:mod:`hashsearch.backends` (the padding values) only.
 """
 
 from __future__ import annotations
 
 import queue
-import re
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -19,47 +23,7 @@ import numpy as np
 
 from hashsearch.backends import PAD_DISTANCE, PAD_POSITION
 
-__all__ = ["parse_bytes", "BlockPlan", "plan_blocks", "result_bytes", "prefetch", "empty_result"]
-
-_UNITS = {
-    "": 1,
-    "b": 1,
-    "k": 10**3,
-    "kb": 10**3,
-    "m": 10**6,
-    "mb": 10**6,
-    "g": 10**9,
-    "gb": 10**9,
-    "t": 10**12,
-    "tb": 10**12,
-    "kib": 2**10,
-    "mib": 2**20,
-    "gib": 2**30,
-    "tib": 2**40,
-}
-
-
-def parse_bytes(value: int | str) -> int:
-    """Parse a memory size: an int of bytes, or a string such as ``"512MB"``, ``"2 GiB"``.
-
-    Raises:
-        TypeError: neither int nor str.
-        ValueError: unparsable, or not positive.
-    """
-    if isinstance(value, bool):
-        raise TypeError("memory sizes must be an int (bytes) or a string such as '512MB'")
-    if isinstance(value, (int, np.integer)):
-        n = int(value)
-    elif isinstance(value, str):
-        match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", value)
-        if not match or match.group(2).lower() not in _UNITS:
-            raise ValueError(f"cannot parse memory size {value!r} (examples: 1000000, '512MB', '2GiB')")
-        n = int(float(match.group(1)) * _UNITS[match.group(2).lower()])
-    else:
-        raise TypeError(f"memory sizes must be an int (bytes) or a string, got {type(value).__name__}")
-    if n <= 0:
-        raise ValueError(f"memory size must be positive, got {value!r}")
-    return n
+__all__ = ["BlockPlan", "plan_blocks", "result_bytes", "prefetch", "empty_result"]
 
 
 def result_bytes(nq: int, k: int) -> int:

@@ -21,11 +21,11 @@ from hashsearch.store.codestore import (
 )
 
 __all__ = [
-    "CodeStore",
-    "StoreConfig",
-    "StoreBlock",
-    "VerifyReport",
+    "DEFAULT_MEMORY_LIMIT",
     "FORMAT_NAME",
     "FORMAT_VERSION",
-    "DEFAULT_MEMORY_LIMIT",
+    "CodeStore",
+    "StoreBlock",
+    "StoreConfig",
+    "VerifyReport",
 ]

@@ -1,5 +1,9 @@
 """The single-writer lock of a code store.
 
+This module owns the lock record (:data:`LOCK_KEY`), taking, releasing and
+breaking the lock, and naming its holder. It imports only the standard
+library, :mod:`hashsearch.errors` and (inside functions) zarr.
+
 One process at a time may append to a :class:`hashsearch.CodeStore`; any number
 may read. The lock lives inside the store, next to the group's ``zarr.json``, as
 ``hashsearch.lock``: a small JSON record of the holder (pid, host, process start
@@ -24,6 +28,7 @@ Two mechanisms, one per kind of storage:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -41,7 +46,7 @@ try:  # POSIX only; elsewhere every store uses the record lock.
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["LOCK_KEY", "LockHolder", "WriteLock", "acquire_lock", "break_lock", "read_holder"]
+__all__ = ["LOCK_KEY", "LockHolder", "WriteLock", "acquire_lock", "break_lock", "current_holder", "read_holder"]
 
 logger = logging.getLogger("hashsearch")
 
@@ -134,10 +139,8 @@ class WriteLock:
         """Give the lock back (safe to call twice, and from a finalizer)."""
         fd, self._fd = self._fd, None
         if fd is not None:
-            try:
+            with contextlib.suppress(OSError):  # pragma: no cover - read-only remount or similar
                 os.ftruncate(fd, 0)
-            except OSError:  # pragma: no cover - read-only remount or similar
-                pass
             os.close(fd)  # closing the descriptor drops the flock
         store, self._store = self._store, None
         if store is not None:
@@ -210,6 +213,24 @@ def read_holder(store: Any) -> LockHolder | None:
     if holder is None:
         raise CorruptStoreError(f"lock record {LOCK_KEY} is not valid JSON")
     return holder
+
+
+def current_holder(store: Any, local_root: Path | None) -> LockHolder | None:
+    """The writer a store's lock record names (None when there is none).
+
+    Locally the record is the lock file (empty once its holder released it); on
+    other stores it is the record key.
+
+    Raises:
+        CorruptStoreError: a record on a non-local store is not valid JSON.
+    """
+    if local_root is not None:
+        try:
+            raw = (local_root / LOCK_KEY).read_bytes()
+        except FileNotFoundError:
+            return None
+        return LockHolder.from_bytes(raw) if raw else None
+    return read_holder(store)
 
 
 def _acquire_record(store: Any, me: LockHolder, where: str) -> WriteLock:

@@ -1,8 +1,17 @@
-"""Low-level Zarr v3 helpers of the code store: locations, metadata, shard checks.
+"""Low-level Zarr v3 I/O of the code store: locations, JSON documents, shard checks
+and direct reads.
 
 Everything here names the file (or object key) it is about in its errors, so a
-user can find the damaged part of a store. The store's own rules (row counts,
-commits, buffering) live in :mod:`hashsearch.store`.
+user can find the damaged part of a store. The store's own rules (metadata,
+row counts, commits, buffering) live in :mod:`hashsearch.store.layout` and
+:mod:`hashsearch.store.writer`.
+
+This module owns :class:`StoreLocation` (where a store lives, reopenable by
+other processes), :func:`read_json`, the shard-index format
+(:func:`shard_index_entries`) and :class:`ShardChecker` (existence, size and
+checksum checks, and the ``preadv`` fast path). It imports NumPy, zarr (inside
+functions), ``google_crc32c`` and :mod:`hashsearch.errors`; nothing else of
+hashsearch.
 """
 
 from __future__ import annotations
@@ -19,10 +28,10 @@ import numpy as np
 from hashsearch.errors import CorruptStoreError, StoreError
 
 __all__ = [
-    "StoreLocation",
-    "resolve_location",
-    "read_json",
     "ShardChecker",
+    "StoreLocation",
+    "read_json",
+    "resolve_location",
     "shard_index_entries",
 ]
 
@@ -193,6 +202,12 @@ class ShardChecker:
             and _plain_sharded_layout(array, checksum)
         )
 
+    @property
+    def direct(self) -> bool:
+        """True when :meth:`read_direct` may read this array straight from its files
+        (a local store, uncompressed, in exactly the layout the store writes)."""
+        return self._direct
+
     def key(self, shard: int) -> str:
         coords = (shard,) + (0,) * (self.array.ndim - 1)
         return f"{self.name}/{self.array.metadata.encode_chunk_key(coords)}"
@@ -352,7 +367,9 @@ class ShardChecker:
                     return False
             else:  # part of a chunk: the whole chunk is read so that it can be verified
                 raw = os.pread(fd, stored, offset)
-                if len(raw) != stored or (crc and _crc32c(raw[:chunk_bytes]) != int.from_bytes(raw[chunk_bytes:], "little")):
+                if len(raw) != stored or (
+                    crc and _crc32c(raw[:chunk_bytes]) != int.from_bytes(raw[chunk_bytes:], "little")
+                ):
                     return False
                 chunk = np.frombuffer(raw, np.uint8, count=chunk_bytes).reshape(rows, row_bytes)
                 out[r0 - lo : r1 - lo] = chunk[r0 - c * rows : r1 - c * rows]
@@ -372,7 +389,9 @@ def _plain_sharded_layout(array: Any, checksum: bool) -> bool:
     config = codecs[0].get("configuration", {})
     inner = [c.get("name") for c in config.get("codecs", [])]
     index = [c.get("name") for c in config.get("index_codecs", [])]
-    endian = [c.get("configuration", {}).get("endian", "little") for c in config.get("codecs", []) if c.get("name") == "bytes"]
+    endian = [
+        c.get("configuration", {}).get("endian", "little") for c in config.get("codecs", []) if c.get("name") == "bytes"
+    ]
     return (
         config.get("index_location", "end") == "end"
         and inner == (["bytes", "crc32c"] if checksum else ["bytes"])

@@ -630,7 +630,8 @@ def test_search_other_code_lengths_and_layouts(tmp_path, nbits, shard_rows, chun
 
 # -- streaming helpers --------------------------------------------------------------------
 def test_parse_bytes_and_block_plans():
-    from hashsearch.search.plan import parse_bytes, plan_blocks
+    from hashsearch.search.outofcore import parse_memory_limit as parse_bytes
+    from hashsearch.search.plan import plan_blocks
 
     assert parse_bytes(1000) == 1000 and parse_bytes("2 GiB") == 2 << 30 and parse_bytes("1.5MB") == 1_500_000
     for bad in ("lots", "-1MB", 0):
