@@ -3,7 +3,8 @@
 - ``backend``: one instance per backend this machine runs (``available_backends()``,
   the NumPy reference included) and, for the native core, one per SIMD path the CPU
   has (forced with ``_core.set_simd_level`` and restored afterwards). Test ids read
-  ``native-avx512``, ``native-generic``, ``numba``, ``numpy``. When the native core
+  ``native-avx512``, ``native-generic``, ``numba``, ``numpy``, and ``cuda`` (marked
+  ``gpu``: deselected by default, skipped with the reason without a GPU). When the native core
   is missing, a single ``native`` case skips with the reason, or fails when
   ``HASHSEARCH_REQUIRE_NATIVE=1`` (CI).
 - ``rng``: a NumPy generator seeded from the test's id, so every test draws the
@@ -50,8 +51,12 @@ def _backend_cases() -> list:
             from hashsearch import simd_levels
 
             cases.extend(pytest.param(("native", level), id=f"native-{level}") for level in simd_levels())
-        else:
+        elif name != "cuda":
             cases.append(pytest.param((name, None), id=name))
+    # The CUDA backend joins every backend test, marked gpu (out of the default run):
+    # `pytest -m gpu` runs them on a machine with a GPU and skips them, with the
+    # reason, elsewhere.
+    cases.append(pytest.param(("cuda", None), id="cuda", marks=pytest.mark.gpu))
     return cases
 
 
@@ -64,6 +69,15 @@ def backend(request):
     name, level = request.param
     if name == "native":
         require_native()
+    if name == "cuda":
+        from hashsearch.backends.cuda import CudaBackend
+
+        reason = CudaBackend.unavailable_reason()
+        if reason is not None:
+            pytest.skip(f"CUDA backend unavailable: {reason}")
+        # Small query batches, so the tests cross batch and lane boundaries.
+        yield CudaBackend(num_threads=MAX_THREADS, batch_limit=8 << 20)
+        return
     if level is None:
         yield make_backend(name, num_threads=MAX_THREADS)
         return

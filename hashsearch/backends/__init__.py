@@ -40,6 +40,8 @@ _REGISTRY: dict[str, str] = {
     "native": "hashsearch.backends.native:NativeBackend",
     "numba": "hashsearch.backends.numba_backend:NumbaBackend",
     "numpy": "hashsearch.backends.numpy_backend:NumpyBackend",
+    # Only by name (or HASHSEARCH_BACKEND): see hashsearch.backends.cuda for why not "auto".
+    "cuda": "hashsearch.backends.cuda:CudaBackend",
 }
 
 #: Order in which ``backend="auto"`` tries the backends.

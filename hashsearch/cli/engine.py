@@ -21,6 +21,7 @@ def info(as_json: bool = typer.Option(False, "--json", help="Print one JSON obje
     """Show the version, the search backends available here and the SIMD path."""
     import hashsearch
     from hashsearch.backends import default_num_threads, make_backend
+    from hashsearch.backends.cuda import cuda_info
 
     result: dict[str, Any] = {
         "version": hashsearch.__version__,
@@ -29,6 +30,7 @@ def info(as_json: bool = typer.Option(False, "--json", help="Print one JSON obje
         "simd_level": hashsearch.simd_level(),
         "simd_levels": hashsearch.simd_levels(),
         "num_threads": default_num_threads(),
+        "cuda": cuda_info(),
         "extras": {
             name: importlib.util.find_spec(module) is not None
             for name, module in (("train", "torch"), ("data", "rasterio"), ("plot", "matplotlib"))

@@ -110,7 +110,7 @@ def test_instance_is_passed_through():
 
 
 def test_unknown_and_bad_specs():
-    with pytest.raises(ValueError, match="unknown backend 'faster'; known backends: auto, native, numba, numpy"):
+    with pytest.raises(ValueError, match="unknown backend 'faster'; known backends: auto, cuda, native, numba, numpy"):
         make_backend("faster")
     with pytest.raises(TypeError, match="backend must be a name or a Backend instance, got int"):
         make_backend(1)
