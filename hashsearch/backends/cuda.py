@@ -10,10 +10,11 @@ position order, and a stable segmented sort by distance puts them in the
 engine's order (distance, then position). No register heap, so no cap on k
 (FAISS's ``GpuIndexBinaryFlat`` stops at 2048) and range search works too.
 
-Device memory is kept across searches: :meth:`CudaBackend.attach` (called by the
-index when its codes change) uploads the database once; a search over any other
-array (a store block, a functional call) uploads it for that call and frees it
-after. Query batches are sized to the free device memory.
+Device memory is kept across searches: the index's state hooks upload its
+database once (:meth:`CudaBackend.attach`) and then only the rows of each add
+(:meth:`CudaBackend.extend`), and free it on :meth:`CudaBackend.reset`; a search
+over any other array (a store block, a functional call) uploads it for that call
+and frees it after. Query batches are sized to the free device memory.
 
 ``backend="auto"`` does not choose this backend: whether the GPU pays for the
 transfer depends on the work's size, and that threshold has not been measured
@@ -79,6 +80,10 @@ def cuda_info() -> dict[str, Any]:
     }
 
 
+def _address(a: np.ndarray) -> int:
+    return int(a.__array_interface__["data"][0])
+
+
 class CudaBackend(Backend):
     """Exact kernels on an NVIDIA GPU (any k, inclusive range search, position ties).
 
@@ -99,7 +104,7 @@ class CudaBackend(Backend):
         if self.batch_limit < 0:
             raise ValueError(f"batch_limit must be >= 0, got {batch_limit}")
         self._db: Any = None
-        self._attached: np.ndarray | None = None
+        self._base: int | None = None  # address of the index's buffer the device copy mirrors
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
@@ -114,20 +119,30 @@ class CudaBackend(Backend):
         count, _ = _cuda.device_count()
         return _cuda.device_description(self.device) if self.device < count else None
 
-    # -- device state ----------------------------------------------------------------------
+    # -- device state (the index's hooks: attach, extend, reset) ---------------------------
     def attach(self, codes: np.ndarray) -> None:
-        """Upload the index's database (uint8 (n, nbytes)); the old copy is freed first."""
+        """Upload the index's whole database (uint8 (n, nbytes)); the old copy is freed first."""
         self.reset()
         if codes.shape[0]:
             self._db = self._upload(codes)
-            self._attached = codes
+            self._base = _address(codes)
+
+    def extend(self, new_codes: np.ndarray) -> None:
+        """Append an add's new rows (uint8 (m, nbytes)) to the device copy."""
+        if self._db is None:
+            self._db = self._upload(new_codes)
+        else:
+            self._db.add(new_codes)
+        # new_codes are rows n - m .. n - 1 of the index's buffer: remember where it starts,
+        # so a search over that buffer is recognised (the buffer may have been reallocated).
+        self._base = _address(new_codes) - (self._db.ntotal - new_codes.shape[0]) * new_codes.shape[1]
 
     def reset(self) -> None:
-        """Free the device copy of the attached database."""
+        """Free the device copy of the database."""
         if self._db is not None:
             self._db.reset()
         self._db = None
-        self._attached = None
+        self._base = None
 
     def _upload(self, codes: np.ndarray) -> Any:
         nbits = codes.shape[1] * 8
@@ -138,9 +153,15 @@ class CudaBackend(Backend):
         return db
 
     def _database(self, codes: np.ndarray) -> tuple[Any, bool]:
-        """(device database for ``codes``, whether it is temporary)."""
-        if self._db is not None and codes is self._attached:
-            return self._db, False
+        """(device database for ``codes``, whether it is temporary).
+
+        The device copy answers when ``codes`` is the index's database (same buffer, same
+        rows); any other array is uploaded for this call only.
+        """
+        db = self._db
+        if (db is not None and self._base == _address(codes) and codes.shape[0] == db.ntotal
+                and codes.shape[1] == db.nbytes):
+            return db, False
         return self._upload(codes), True
 
     # -- kernels ---------------------------------------------------------------------------
