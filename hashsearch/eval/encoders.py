@@ -100,7 +100,8 @@ def dataset_meta(dataset: Any) -> dict[str, Any]:
 
             return {"task": "class", "classes": list(DSRSID_CLASSES), "ms": {"bands": list(DSRSID_MS_BANDS)},
                     "pan": {"bands": ["pan"]}, "path": str(getattr(obj, "path", ""))}
-        obj = getattr(obj, "source", None) or getattr(obj, "dataset", None)
+        inner = getattr(obj, "source", None)  # (not `or`: an empty dataset is falsy)
+        obj = inner if inner is not None else getattr(obj, "dataset", None)
         seen += 1
     return {}
 
