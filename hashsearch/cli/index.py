@@ -30,8 +30,9 @@ from typing import Any
 import typer
 
 from hashsearch.cli._common import cli_errors, emit
+from hashsearch.search.outofcore import DEFAULT_MEMORY_LIMIT, describe_bytes
 
-__all__ = ["register", "index_app"]
+__all__ = ["index_app", "register"]
 
 index_app = typer.Typer(
     name="index",
@@ -155,8 +156,8 @@ def add(
     import numpy as np
     from tqdm.auto import tqdm
 
-    from hashsearch.errors import IncompatibleStoreError
     from hashsearch._validate import check_int
+    from hashsearch.errors import IncompatibleStoreError
     from hashsearch.store import CodeStore
 
     check_int(batch_rows, "--batch-rows")
@@ -211,11 +212,12 @@ def add(
                 for lo in range(0, n, batch_rows):
                     hi = min(n, lo + batch_rows)
                     codes = _codes_from_array(arr[lo:hi], dst.nbits, source_path)
+                    row_source = src_arr[lo:hi] if src_arr is not None else None
                     dst.append(
                         codes,
                         ids=None if id_arr is None else np.asarray(id_arr[lo:hi]),
                         labels=None if label_arr is None else np.asarray(label_arr[lo:hi]),
-                        source=source_name if source_name is not None else (None if src_arr is None else src_arr[lo:hi]),
+                        source=source_name if source_name is not None else row_source,
                     )
                     bar.update(hi - lo)
         added = dst.ntotal - before
@@ -239,7 +241,10 @@ def search(
     queries: str = typer.Argument(..., help="Queries: a .npy of codes, or a store."),
     k: int = typer.Option(10, "-k", "--k", help="Neighbours per query."),
     output: str = typer.Option(..., "-o", "--output", help="Results: DIR.zarr (resumable) or FILE.npz."),
-    memory_limit: str = typer.Option("512MiB", help="Memory budget, e.g. 2GB."),
+    memory_limit: str = typer.Option(
+        None,
+        help=f"Memory limit of one query block's search, e.g. 2GB (default {describe_bytes(DEFAULT_MEMORY_LIMIT)}).",
+    ),
     query_block: int = typer.Option(None, help="Queries per block (default from the memory budget)."),
     backend: str = typer.Option("auto", help="Search backend."),
     threads: int = typer.Option(0, help="Kernel threads (0: the default)."),

@@ -34,31 +34,37 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from hashsearch.search.outofcore import parse_memory_limit as parse_bytes
-from hashsearch.search.plan import result_bytes
 from hashsearch._validate import as_codes, check_int, check_k
-from hashsearch.store._zarrio import StoreLocation, read_json, resolve_location
-from hashsearch.backends import Backend, make_backend
+from hashsearch.backends import Backend
 from hashsearch.errors import IncompatibleStoreError, StoreError
+from hashsearch.search.outofcore import (
+    default_query_block,
+    parse_memory_limit,
+    positions_to_ids,
+    resolve_backend,
+    search_positions,
+    task_backend,
+)
+from hashsearch.store._zarrio import StoreLocation, read_json, resolve_location
 
 if TYPE_CHECKING:
     from hashsearch.index import BinaryIndex
+    from hashsearch.search.outofcore import TaskBackend
     from hashsearch.store import CodeStore
 
-__all__ = ["BatchResult", "batch_search", "load_results", "RESULTS_FORMAT"]
+__all__ = ["RESULTS_FORMAT", "BatchResult", "batch_search", "load_results"]
 
 logger = logging.getLogger("hashsearch")
 
 #: ``format`` attribute of a results group.
 RESULTS_FORMAT = "hashsearch.batch-results"
 _RESULTS_VERSION = 1
-#: Largest default query block (the unit of progress and of resumption).
-MAX_QUERY_BLOCK = 1 << 16
 _DONE_CHUNK = 1 << 16
 
 
@@ -166,10 +172,45 @@ def _block_rows(b: int, query_block: int, nq: int) -> range:
     return range(b * query_block, min(nq, (b + 1) * query_block))
 
 
-def _default_query_block(nq: int, k: int, nbytes: int, limit: int) -> int:
-    per_query = result_bytes(1, k) + nbytes + k * 12
-    rows = max(1, (limit // 2) // per_query)
-    return int(max(1, min(nq, rows, MAX_QUERY_BLOCK)))
+def _index_searcher(
+    index: BinaryIndex, k: int, backend: str | Backend | None, num_threads: int | None
+) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """How one query block is searched in an in-memory index, with the kernel the
+    arguments ask for (see :func:`~hashsearch.search.outofcore.resolve_backend`):
+    ``"auto"`` keeps the index's own backend (``num_threads`` applied to a copy of
+    it), a name or an instance is used instead of it.
+
+    Raises:
+        ValueError: an instance whose thread count differs from ``num_threads``;
+            an unknown name. BackendUnavailableError: the named backend cannot run here.
+    """
+    own = index.backend_impl
+    impl = resolve_backend(backend, num_threads, current=own)
+    if impl is own:
+        return lambda q: index.search(q, k)
+    codes, ids = index.codes, index.ids
+    k = check_k(k, codes.shape[0])
+
+    def search(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        distances, positions = impl.knn(codes, q, k)
+        return distances, positions_to_ids(positions, ids.__getitem__)
+
+    return search
+
+
+def _store_searcher(
+    store: CodeStore, k: int, backend: str | Backend | None, num_threads: int | None, limit: int
+) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """How one query block is searched in a store here: one out-of-core search of
+    the committed rows within ``limit`` bytes, positions mapped to ids."""
+    impl = resolve_backend(backend, num_threads)
+    source, nrows = store.code_source, store.committed_rows
+
+    def search(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        distances, positions = search_positions(source, q, k, impl, memory_limit=limit, start=0, stop=nrows)
+        return distances, store.ids_at(positions)
+
+    return search
 
 
 def _open_output(
@@ -194,8 +235,11 @@ def _open_output(
         if not isinstance(old, dict) or old.get("format") != RESULTS_FORMAT:
             raise StoreError(f"{where}: exists and is not a batch-results group (pass overwrite=True to replace it)")
         if not resume:
-            raise StoreError(f"{location.describe()} already holds results (resume=True continues, overwrite=True replaces)")
-        mismatched = [key for key in ("version", "nq", "k", "nbits", "query_block", "database", "queries") if old.get(key) != attrs.get(key)]
+            raise StoreError(
+                f"{location.describe()} already holds results (resume=True continues, overwrite=True replaces)"
+            )
+        keys = ("version", "nq", "k", "nbits", "query_block", "database", "queries")
+        mismatched = [key for key in keys if old.get(key) != attrs.get(key)]
         if mismatched:
             raise IncompatibleStoreError(
                 f"{where}: these results were computed for other inputs ({', '.join(mismatched)} differ); "
@@ -206,14 +250,19 @@ def _open_output(
         if done.shape != (nblocks,):
             raise IncompatibleStoreError(f"{location.describe('done')}: {done.shape[0]} blocks, expected {nblocks}")
         return group, done
-    if location.local_root is not None and location.local_root.exists() and doc is None:
-        if location.local_root.is_file() or any(location.local_root.iterdir()):
-            raise StoreError(f"{location.describe()} exists and is not a Zarr group; refusing to write into it")
+    root = location.local_root
+    if root is not None and root.exists() and doc is None and (root.is_file() or any(root.iterdir())):
+        raise StoreError(f"{location.describe()} exists and is not a Zarr group; refusing to write into it")
     group = zarr.create_group(zstore, attributes={"hashsearch_batch": attrs}, zarr_format=3, overwrite=True)
     common = {"fill_value": 0, "config": {"write_empty_chunks": True}, "compressors": None}
-    group.create_array("D", shape=(nq, k), dtype="int32", chunks=(query_block, k), dimension_names=("query", "rank"), **common)
-    group.create_array("I", shape=(nq, k), dtype="int64", chunks=(query_block, k), dimension_names=("query", "rank"), **common)
-    group.create_array("done", shape=(nblocks,), dtype="uint8", chunks=(min(max(nblocks, 1), _DONE_CHUNK),), dimension_names=("block",), **common)
+    for name, dtype in (("D", "int32"), ("I", "int64")):
+        group.create_array(
+            name, shape=(nq, k), dtype=dtype, chunks=(query_block, k), dimension_names=("query", "rank"), **common
+        )
+    done_chunk = min(max(nblocks, 1), _DONE_CHUNK)
+    group.create_array(
+        "done", shape=(nblocks,), dtype="uint8", chunks=(done_chunk,), dimension_names=("block",), **common
+    )
     return group, np.zeros(nblocks, np.uint8)
 
 
@@ -270,11 +319,16 @@ def batch_search(
         output: path, URL or zarr Store of the results group (created, or resumed).
         query_block: queries per block (the unit of progress); default from
             ``memory_limit``, at most 65536.
-        memory_limit: budget for the whole search (bytes or "2GB"; default
-            512 MiB): half for the query block and its results, half for
-            streaming the database. With a client it applies per task.
+        memory_limit: the limit of one query block's search (bytes or "2GB";
+            default :data:`~hashsearch.search.outofcore.DEFAULT_MEMORY_LIMIT`),
+            here or in a Dask task alike: its queries, top-k lists and database
+            blocks (see :mod:`hashsearch.search.outofcore`). The default
+            ``query_block`` keeps the queries and results within half of it.
+            With an in-memory index it only sizes the default query block.
         backend, num_threads: the kernel (threads: default all cores locally,
-            1 per task on Dask).
+            1 per task on Dask). With an in-memory index, ``"auto"`` keeps the
+            index's backend (with ``num_threads`` when given); another name or
+            an instance searches the index's codes with that kernel.
         client: a ``distributed.Client`` or scheduler address to run the blocks
             on; None runs them here.
         resume: continue a matching results group (else refuse to touch it).
@@ -287,18 +341,19 @@ def batch_search(
         :class:`BatchResult` (timings, comparisons, blocks skipped and computed).
 
     Raises:
-        TypeError, ValueError: bad input or options.
+        TypeError, ValueError: bad input or options (an unparsable or too small
+            memory limit; a backend instance whose threads differ from ``num_threads``).
         StoreError: the output exists and is something else, or holds results for
             other inputs (:class:`IncompatibleStoreError`).
     """
     from tqdm.auto import tqdm
 
     from hashsearch.index import BinaryIndex
-    from hashsearch.store import DEFAULT_MEMORY_LIMIT, CodeStore
+    from hashsearch.store import CodeStore
 
     t0 = time.perf_counter()
     k = check_k(k)
-    limit = parse_bytes(DEFAULT_MEMORY_LIMIT if memory_limit is None else memory_limit)
+    limit = parse_memory_limit(memory_limit)
     owned_db = False
     if isinstance(database, (CodeStore, BinaryIndex)):
         db = database
@@ -309,11 +364,15 @@ def batch_search(
     try:
         if client is not None and not isinstance(db, CodeStore):
             raise ValueError("with a Dask client the database must be a CodeStore (workers stream it)")
+        if isinstance(db, CodeStore):
+            search_block = _store_searcher(db, k, backend, num_threads, limit) if client is None else None
+        else:
+            search_block = _index_searcher(db, k, backend, num_threads)
         qs = _Queries(queries, db.nbits, storage_options)
         nq = len(qs)
         nbytes = db.nbits // 8
         if query_block is None:
-            query_block = _default_query_block(nq, k, nbytes, limit)
+            query_block = default_query_block(nq, k, nbytes, limit)
         query_block = check_int(query_block, "query_block")
         nblocks = -(-nq // query_block)
         ntotal = db.committed_rows if isinstance(db, CodeStore) else db.ntotal
@@ -348,23 +407,16 @@ def batch_search(
         computed = 0
         initial = sum(len(_block_rows(b, query_block, nq)) for b in range(nblocks) if done[b])
         with tqdm(total=nq, initial=initial, unit="queries", unit_scale=True, disable=not progress) as bar:
-            if client is None:
-                impl = make_backend(backend, num_threads)
-                db_limit = max(1, limit // 2)
+            if search_block is not None:
                 for b in todo:
                     rows = _block_rows(b, query_block, nq)
-                    q = qs.block(rows.start, rows.stop)
-                    if isinstance(db, CodeStore):
-                        d, p = db.search_positions(q, k, impl, memory_limit=db_limit, start=0, stop=ntotal)
-                        ids = db.ids_at(p)
-                    else:
-                        d, ids = db.search(q, k)
-                    write(b, d, ids)
+                    write(b, *search_block(qs.block(rows.start, rows.stop)))
                     computed += 1
                     bar.update(len(rows))
             else:
+                assert isinstance(db, CodeStore)
                 computed = _run_on_dask(
-                    client, db, qs, todo, k, query_block, nq, backend, num_threads, limit, write, bar
+                    client, db, qs, todo, k, query_block, nq, task_backend(backend, num_threads), limit, write, bar
                 )
         seconds = time.perf_counter() - t0
         done_queries = sum(len(_block_rows(b, query_block, nq)) for b in todo[:computed])
@@ -395,31 +447,40 @@ def _run_on_dask(
     k: int,
     query_block: int,
     nq: int,
-    backend: str | Backend | None,
-    num_threads: int | None,
+    backend: TaskBackend,
     limit: int,
     write: Any,
     bar: Any,
 ) -> int:
+    """Run the query blocks ``todo`` as Dask tasks (:func:`~hashsearch.search.distributed.search_task`,
+    each given the whole ``limit``), writing each block's results as it arrives."""
     from distributed import as_completed
 
-    from hashsearch.search.distributed import _backend_name, _get_client, _search_group, _total_threads
+    from hashsearch.search.distributed import connect, search_task, total_threads
 
     if not db.location.shareable:
         raise ValueError("with a Dask client the database store must be on a path or URL workers can open")
-    backend_name = _backend_name(backend)
-    threads = 1 if num_threads is None else int(num_threads)
-    dask_client, to_close = _get_client(client)
-    try:
-        in_flight = 2 * _total_threads(dask_client)
+    with connect(client) as dask_client:
+        in_flight = 2 * total_threads(dask_client)
         pending = list(todo)
         futures: dict[Any, int] = {}
+        nrows = db.committed_rows
 
         def submit(b: int) -> None:
             rows = _block_rows(b, query_block, nq)
             fut = dask_client.submit(
-                _search_group, db.location, db.committed_rows, db.uuid, 0, db.committed_rows,
-                qs.block(rows.start, rows.stop), k, backend_name, threads, limit, ids=True, pure=False,
+                search_task,
+                db.location,
+                nrows,
+                db.uuid,
+                0,
+                nrows,
+                qs.block(rows.start, rows.stop),
+                k,
+                backend,
+                limit,
+                ids=True,
+                pure=False,
             )
             futures[fut] = b
 
@@ -438,6 +499,3 @@ def _run_on_dask(
                 newest = next(reversed(futures))
                 queue.add(newest)
         return computed
-    finally:
-        for obj in to_close:
-            obj.close()

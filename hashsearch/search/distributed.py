@@ -23,31 +23,39 @@ the store must then be reachable from every worker under the same path or URL:
 Each task's kernel runs ``num_threads`` threads (default 1), so with one
 worker thread per core the cores are not oversubscribed; give workers several
 threads *or* the kernel several threads, not both. ``memory_limit`` bounds
-each task's buffers (see :meth:`CodeStore.search`). Only the rows committed
-when the search starts are searched (a writer's buffered rows are not). See
+each task's buffers, each task being one search in the sense of
+:mod:`hashsearch.search.outofcore`. Only the rows committed when the search
+starts are searched (a writer's buffered rows are not). See
 ``docs/distributed.md``.
+
+This module owns the Dask side: shard groups, the task that searches one
+group (:func:`search_task`, also run by the batch search), the reduction tree,
+connecting to a cluster (:func:`connect`, :func:`total_threads`). The search
+itself, the memory limit and backend resolution are
+:mod:`hashsearch.search.outofcore`'s. It imports the base modules, ``backends``,
+:mod:`hashsearch.search.outofcore` and ``store``; Dask inside functions.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from hashsearch.search.outofcore import parse_memory_limit as parse_bytes
 from hashsearch._system import available_cpus
 from hashsearch._validate import as_codes, check_int, check_k
-from hashsearch.store._zarrio import StoreLocation
 from hashsearch.backends import Backend
-from hashsearch.functional import merge_topk
+from hashsearch.search.outofcore import TaskBackend, merge_parts, parse_memory_limit, search_positions, task_backend
+from hashsearch.store._zarrio import StoreLocation
 
 if TYPE_CHECKING:
     from hashsearch.store import CodeStore
 
-__all__ = ["search", "shard_groups", "local_cluster"]
+__all__ = ["DEFAULT_SPLIT_EVERY", "connect", "local_cluster", "search", "search_task", "shard_groups", "total_threads"]
 
 logger = logging.getLogger("hashsearch")
 
@@ -84,12 +92,49 @@ def shard_groups(nrows: int, shard_rows: int, shards_per_group: int) -> list[tup
     return [(lo, min(nrows, lo + step)) for lo in range(0, nrows, step)]
 
 
+@contextlib.contextmanager
+def connect(client: Any) -> Iterator[Any]:
+    """The ``distributed.Client`` to submit to, closing what was started for it.
+
+    Args:
+        client: a Client (used as is, left open), a scheduler address (a Client
+            is opened and closed), or None (a :func:`local_cluster` and its
+            Client are started and closed).
+    """
+    from distributed import Client
+
+    if client is None:
+        with local_cluster() as cluster, Client(cluster) as started:
+            logger.info("started a LocalCluster of %d workers", len(cluster.workers))
+            yield started
+    elif isinstance(client, str):
+        with Client(client) as opened:
+            yield opened
+    else:
+        yield client
+
+
+def total_threads(client: Any) -> int:
+    """Worker threads of the cluster behind ``client`` (at least 1)."""
+    try:
+        workers = client.scheduler_info(n_workers=-1)["workers"]
+    except TypeError:  # older distributed without n_workers
+        workers = client.scheduler_info()["workers"]
+    return max(1, sum(int(w.get("nthreads", 1)) for w in workers.values()))
+
+
 def _open_reader(location: StoreLocation, nrows: int, uuid: str) -> CodeStore:
+    """The store, opened read-only on a worker, checked to be the one searched.
+
+    Raises:
+        StoreError: another store (uuid) or fewer rows than when the search started.
+    """
     from hashsearch.errors import StoreError
     from hashsearch.store import CodeStore
 
     store = CodeStore.open(location, "r")
     if store.uuid != uuid or store.committed_rows < nrows:
+        store.close()
         raise StoreError(
             f"{location.describe()}: the store changed during the search "
             f"(expected store {uuid} with at least {nrows} rows, found {store.uuid} with {store.committed_rows})"
@@ -97,7 +142,7 @@ def _open_reader(location: StoreLocation, nrows: int, uuid: str) -> CodeStore:
     return store
 
 
-def _search_group(
+def search_task(
     location: StoreLocation,
     nrows: int,
     uuid: str,
@@ -105,31 +150,32 @@ def _search_group(
     stop: int,
     queries: np.ndarray,
     k: int,
-    backend: str,
-    num_threads: int,
+    backend: TaskBackend,
     memory_limit: int,
     *,
     ids: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Task: top-k of rows [start, stop) (runs on a worker).
+    """Dask task: the top-k of rows [start, stop) of a store, on a worker.
+
+    One call of :func:`hashsearch.search.outofcore.search_positions` within
+    ``memory_limit`` bytes (parsed; its meaning is outofcore's).
+
+    Args:
+        location, nrows, uuid: the store, and what it held when the search started.
+        start, stop: rows searched. queries: uint8 (nq, code_size), validated.
+        k: neighbours. backend: the kernel, made on the worker.
+        ids: map the row positions to ids here.
 
     Returns:
         (D int32 (nq, k), row positions int64 (nq, k)), or the rows' ids with ``ids=True``.
     """
-    from hashsearch.backends import make_backend
-
     store = _open_reader(location, nrows, uuid)
     try:
-        impl = make_backend(backend, num_threads)
-        d, p = store.search_positions(queries, k, impl, memory_limit=memory_limit, start=start, stop=stop)
+        source = store.code_source
+        d, p = search_positions(source, queries, k, backend.make(), memory_limit=memory_limit, start=start, stop=stop)
         return (d, store.ids_at(p)) if ids else (d, p)
     finally:
         store.close()
-
-
-def _merge_parts(k: int, *parts: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Task: merge consecutive partial results (kept in database order)."""
-    return merge_topk(list(parts), k)
 
 
 def _resolve_ids(location: StoreLocation, nrows: int, uuid: str, result: tuple[np.ndarray, np.ndarray]) -> Any:
@@ -139,34 +185,6 @@ def _resolve_ids(location: StoreLocation, nrows: int, uuid: str, result: tuple[n
         return result[0], store.ids_at(result[1])
     finally:
         store.close()
-
-
-def _backend_name(backend: str | Backend | None) -> str:
-    """What tasks pass to ``make_backend`` on the workers (a name: instances stay here)."""
-    return backend.name if isinstance(backend, Backend) else (backend or "auto")
-
-
-def _get_client(client: Any) -> tuple[Any, list[Any]]:
-    """The client to use, and what to close afterwards."""
-    from distributed import Client
-
-    if client is None:
-        cluster = local_cluster()
-        c = Client(cluster)
-        logger.info("started a LocalCluster of %d workers", len(cluster.workers))
-        return c, [c, cluster]
-    if isinstance(client, str):
-        c = Client(client)
-        return c, [c]
-    return client, []
-
-
-def _total_threads(client: Any) -> int:
-    try:
-        workers = client.scheduler_info(n_workers=-1)["workers"]
-    except TypeError:  # older distributed without n_workers
-        workers = client.scheduler_info()["workers"]
-    return max(1, sum(int(w.get("nthreads", 1)) for w in workers.values()))
 
 
 def _as_store(store: Any, storage_options: dict[str, Any] | None) -> tuple[CodeStore, bool]:
@@ -186,7 +204,7 @@ def search(
     shards_per_task: int | None = None,
     memory_limit: int | str | None = None,
     backend: str | Backend | None = "auto",
-    num_threads: int = 1,
+    num_threads: int | None = None,
     split_every: int = DEFAULT_SPLIT_EVERY,
     storage_options: dict[str, Any] | None = None,
     progress: bool = False,
@@ -202,9 +220,12 @@ def search(
             (and close) a LocalCluster of single-threaded worker processes.
         shards_per_task: shards per task (default: enough tasks for about four
             per worker thread).
-        memory_limit: per-task buffer budget (bytes or "512MB"); see
-            :meth:`CodeStore.search`.
-        backend: backend name used by every task ("auto" picks per worker).
+        memory_limit: the limit of each task (bytes or "512MB"; default
+            :data:`~hashsearch.search.outofcore.DEFAULT_MEMORY_LIMIT`): every task
+            is one search in the sense of :mod:`hashsearch.search.outofcore`, so
+            a worker running n tasks at once holds up to n limits.
+        backend: backend name used by every task ("auto" picks per worker; an
+            instance travels as its name).
         num_threads: kernel threads per task (default 1: one per worker thread).
         split_every: partial results merged per reduction task (>= 2).
         storage_options: fsspec options when ``store`` is a URL.
@@ -214,14 +235,14 @@ def search(
         (D int32 (nq, k), I int64 (nq, k)): the same as ``store.search``.
 
     Raises:
-        TypeError, ValueError: bad queries, k or options; a store that workers
-            cannot open (an in-memory zarr store).
-        StoreError and subclasses: raised by a task (a damaged shard names its file).
+        TypeError, ValueError: bad queries, k or options (an unparsable memory
+            limit; an unknown backend); a store that workers cannot open (an
+            in-memory zarr store).
+        StoreError and subclasses: raised by a task (a damaged shard names its
+            file; a limit too small names the minimum).
     """
     from distributed import as_completed
     from tqdm.auto import tqdm
-
-    from hashsearch.store import DEFAULT_MEMORY_LIMIT
 
     code_store, opened = _as_store(store, storage_options)
     try:
@@ -229,15 +250,14 @@ def search(
         k = check_k(k)
         if split_every < 2:
             raise ValueError(f"split_every must be >= 2, got {split_every}")
-        check_int(num_threads, "num_threads")
-        limit = parse_bytes(DEFAULT_MEMORY_LIMIT if memory_limit is None else memory_limit)
+        task = task_backend(backend, num_threads)
+        limit = parse_memory_limit(memory_limit)
         location = code_store.location
         if not location.shareable:
             raise ValueError(
                 "distributed search needs a store that workers can open by path or URL, "
                 f"not an in-process zarr store ({location.describe()})"
             )
-        backend_name = _backend_name(backend)
         nrows = code_store.committed_rows
         if code_store.mode == "a" and code_store.ntotal > nrows:
             logger.warning(
@@ -246,20 +266,17 @@ def search(
                 code_store.ntotal - nrows,
             )
         uuid = code_store.uuid
-        dask_client, to_close = _get_client(client)
-        try:
-            shard_rows = code_store.config.shard_rows
-            nshards = -(-nrows // shard_rows)
+        with connect(client) as dask_client:
+            shard_rows = int(code_store.config.shard_rows)  # type: ignore[arg-type]
             if shards_per_task is None:
-                tasks_wanted = 4 * _total_threads(dask_client)
+                tasks_wanted = 4 * total_threads(dask_client)
+                nshards = -(-nrows // shard_rows)
                 shards_per_task = max(1, -(-nshards // tasks_wanted))
-            groups = shard_groups(nrows, shard_rows, shards_per_task)
-            if not groups:
-                groups = [(0, 0)]
+            groups = shard_groups(nrows, shard_rows, shards_per_task) or [(0, 0)]
             q_future = dask_client.scatter(q, broadcast=True, hash=False)
             parts = [
                 dask_client.submit(
-                    _search_group,
+                    search_task,
                     location,
                     nrows,
                     uuid,
@@ -267,8 +284,7 @@ def search(
                     hi,
                     q_future,
                     k,
-                    backend_name,
-                    num_threads,
+                    task,
                     limit,
                     pure=False,
                     key=f"hashsearch-search-{uuid[:8]}-{lo}-{os.urandom(4).hex()}",
@@ -282,16 +298,13 @@ def search(
             level: Sequence[Any] = parts
             while len(level) > 1:
                 level = [
-                    dask_client.submit(_merge_parts, k, *level[i : i + split_every], pure=False)
+                    dask_client.submit(merge_parts, k, *level[i : i + split_every], pure=False)
                     if len(level[i : i + split_every]) > 1
                     else level[i]
                     for i in range(0, len(level), split_every)
                 ]
             final = dask_client.submit(_resolve_ids, location, nrows, uuid, level[0], pure=False)
             return final.result()
-        finally:
-            for obj in to_close:
-                obj.close()
     finally:
         if opened:
             code_store.close()

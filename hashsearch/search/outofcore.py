@@ -44,6 +44,7 @@ or the Dask and batch drivers.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -63,16 +64,16 @@ __all__ = [
     "MAX_QUERY_BLOCK",
     "CodeSource",
     "TaskBackend",
-    "parse_memory_limit",
-    "describe_bytes",
-    "resolve_backend",
-    "task_backend",
-    "plan_for",
-    "search_positions",
-    "search",
-    "merge_parts",
-    "positions_to_ids",
     "default_query_block",
+    "describe_bytes",
+    "merge_parts",
+    "parse_memory_limit",
+    "plan_for",
+    "positions_to_ids",
+    "resolve_backend",
+    "search",
+    "search_positions",
+    "task_backend",
 ]
 
 #: The memory limit of one search when none is given (bytes; see the module docstring).
@@ -199,10 +200,9 @@ def task_backend(backend: str | Backend | None = "auto", num_threads: int | None
     else:
         raise TypeError(f"backend must be a name or a Backend instance, got {type(backend).__name__}")
     if name != "auto":
-        try:
-            backend_class(name)  # ValueError for an unknown name, before any task starts
-        except BackendUnavailableError:  # pragma: no cover - its module fails to import here; workers decide
-            pass
+        # ValueError for an unknown name, before any task starts; availability is the workers' to decide
+        with contextlib.suppress(BackendUnavailableError):
+            backend_class(name)
     threads = DEFAULT_TASK_THREADS if num_threads is None else check_int(num_threads, "num_threads")
     return TaskBackend(name, threads)
 

@@ -23,7 +23,7 @@ import numpy as np
 
 from hashsearch.backends import PAD_DISTANCE, PAD_POSITION
 
-__all__ = ["BlockPlan", "plan_blocks", "result_bytes", "prefetch", "empty_result"]
+__all__ = ["BlockPlan", "empty_result", "plan_blocks", "prefetch", "result_bytes"]
 
 
 def result_bytes(nq: int, k: int) -> int:
@@ -162,18 +162,17 @@ def prefetch(
     thread = threading.Thread(target=reader, name="hashsearch-prefetch", daemon=True)
     thread.start()
     try:
-        holding = False
+        held: list[Any] = []  # the buffer of the block the consumer holds
         while True:
             item = ready.get()
-            if holding:
-                free.put(held)  # the consumer is done with the previous block
-                holding = False
+            if held:
+                free.put(held.pop())  # the consumer is done with the previous block
             if item is done:
                 return
             if isinstance(item, BaseException):
                 raise item
-            start, stop, held, data = item
-            holding = True
+            start, stop, buf, data = item
+            held.append(buf)
             yield start, stop, data
     finally:
         stop_event.set()
