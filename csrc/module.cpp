@@ -13,6 +13,7 @@
 
 #include "dispatch.h"
 #include "engine.h"
+#include "mih.h"
 
 namespace py = pybind11;
 
@@ -177,4 +178,6 @@ PYBIND11_MODULE(_core, m) {
         "Every code within distance <= radius: (lims (nq+1,) int64, distances int32, positions int64).");
   m.def("pairwise", &pairwise, py::arg("a"), py::arg("b"), py::arg("out"), py::arg("num_threads"),
         "Full distance matrix out[i, j] = popcount(a[i] ^ b[j]), out (na, nb) int32.");
+
+  hashsearch::register_mih(m);  // class MultiIndex, mih_default_m (csrc/mih.cpp)
 }

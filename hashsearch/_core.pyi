@@ -75,3 +75,70 @@ def pairwise(
     num_threads: int,
 ) -> None:
     """Full Hamming distance matrix: out[i, j] = popcount(a[i] ^ b[j]); out is (na, nb) int32."""
+
+def mih_default_m(nbits: int, n: int) -> int:
+    """Norouzi's number of substrings for n codes of nbits bits: substrings of about
+    log2(n) - 4 bits, 16 at least and 32 at most (64-bit codes: 4 up to ~1M codes, 3 up
+    to ~45M, 2 beyond)."""
+
+class MultiIndex:
+    """Exact multi-index hashing tables (csrc/mih.cpp) over codes the caller keeps.
+
+    The tables hold database positions only: every call takes ``codes``, the whole
+    database (ntotal, nbytes) uint8 in position order. Rows added in small numbers wait
+    in a tail (rows ``indexed..ntotal``) that searches scan, until ``pending_limit`` of
+    them are there (or ``flush``). Searches are exact (equal to ``knn``/``range_search``
+    above, ties by position); ``policy`` picks the path: ``"auto"`` (tables unless the
+    cost model says the flat scan is cheaper, per query), ``"mih"`` (always the tables),
+    ``"flat"`` (always the flat kernel). Each search returns its stats: ``{"queries",
+    "queries_mih", "queries_flat", "fallback_predicted", "lookups", "hits",
+    "candidates", "max_radius", "reason", "path"}`` with path ``"mih"``, ``"flat"``,
+    ``"mixed"`` or ``"none"`` and reason ``""``, ``"policy"``, ``"k"``, ``"radius"``
+    (decided before probing) or ``"cost"`` (queries that gave up while probing).
+    """
+
+    def __init__(self, nbits: int, m: int) -> None:
+        """nbits: multiple of 8; m: substrings, ceil(nbits / 32) <= m <= nbits (ValueError otherwise)."""
+    @property
+    def nbits(self) -> int: ...
+    @property
+    def m(self) -> int: ...
+    @property
+    def ntotal(self) -> int:
+        """Rows known (the last ``add``'s codes)."""
+    @property
+    def indexed(self) -> int:
+        """Rows in the tables (the rest are scanned)."""
+    @property
+    def pending_limit(self) -> int:
+        """Tail rows at which ``add`` merges them into the tables."""
+    @property
+    def memory_bytes(self) -> int: ...
+    def tables(self) -> list[dict[str, object]]:
+        """Per substring: {"offset", "bits", "kind" ("dense"/"sparse"), "buckets", "nonempty", "memory_bytes"}."""
+    def add(self, codes: npt.NDArray[np.uint8], num_threads: int) -> None:
+        """codes: every row (n >= ntotal); rows ntotal..n are the new ones (at most 2**32 - 2 rows)."""
+    def flush(self, codes: npt.NDArray[np.uint8], num_threads: int) -> None:
+        """Merge the tail into the tables; codes: (ntotal, nbytes)."""
+    def remove(self, keep: npt.NDArray[np.uint8], num_threads: int) -> None:
+        """keep: (ntotal,) uint8, nonzero keeps a row; survivors keep their order."""
+    def knn(
+        self,
+        codes: npt.NDArray[np.uint8],
+        queries: npt.NDArray[np.uint8],
+        k: int,
+        distances: npt.NDArray[np.int32],
+        positions: npt.NDArray[np.int64],
+        num_threads: int,
+        policy: str = "auto",
+    ) -> dict[str, object]:
+        """Exact k nearest of every query into distances / positions (nq, k), as ``knn``; returns the stats."""
+    def range_search(
+        self,
+        codes: npt.NDArray[np.uint8],
+        queries: npt.NDArray[np.uint8],
+        radius: int,
+        num_threads: int,
+        policy: str = "auto",
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int32], npt.NDArray[np.int64], dict[str, object]]:
+        """Every code within distance <= radius, as ``range_search``, plus the stats."""
