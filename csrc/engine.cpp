@@ -599,4 +599,19 @@ void pairwise(const KernelTable& kt, const uint8_t* a, int64_t na, const uint8_t
   });
 }
 
+uint64_t roofline(const KernelTable& kt, const uint8_t* a, int64_t na, const uint8_t* b, int64_t nb,
+                  int64_t nbytes, int nthreads) {
+  if (na <= 0 || nb <= 0) return 0;
+  const int64_t rows = std::max<int64_t>(4, ceil_div(na, kChunksPerThread * nthreads) & ~int64_t(3));
+  const int64_t tasks = ceil_div(na, rows);
+  std::vector<uint64_t> part(tasks, 0);
+  parallel_for(tasks, nthreads, [&](int64_t task) {
+    const int64_t r0 = task * rows, r1 = std::min(na, r0 + rows);
+    part[task] = kt.roofline(a + r0 * nbytes, r1 - r0, b, nb, nbytes);
+  });
+  uint64_t total = 0;
+  for (uint64_t v : part) total += v;
+  return total;
+}
+
 }  // namespace hashsearch

@@ -39,4 +39,10 @@ void range_search(const KernelTable& kernels, const uint8_t* codes, int64_t n, i
 void pairwise(const KernelTable& kernels, const uint8_t* a, int64_t na, const uint8_t* b,
               int64_t nb, int64_t nbytes, int32_t* out, int nthreads);
 
+// The popcount roofline of a search (benchmarks): the sum of all nq * n distances,
+// computed by the ISA's roofline kernel (XOR + POPCNT only) over query chunks.
+//   a: (na, nbytes) uint8 queries; b: (nb, nbytes) uint8 database; nthreads >= 1
+uint64_t roofline(const KernelTable& kernels, const uint8_t* a, int64_t na, const uint8_t* b, int64_t nb,
+                  int64_t nbytes, int nthreads);
+
 }  // namespace hashsearch

@@ -100,6 +100,13 @@ using SelectFn = int64_t (*)(uint32_t* keys, int64_t n, const uint32_t* top, int
 //   d: (n,) int32
 using CountBelowFn = int64_t (*)(const int32_t* d, int64_t n, int32_t v);
 
+// The popcount roofline (benchmarks only): the sum of popcount(a[i] ^ b[j]) over all
+// pairs, computed by XOR + POPCNT alone over the same bytes as a search (no distance per
+// pair, no threshold, no selection), to measure how close the search kernels come to
+// the instruction throughput of this CPU.
+//   a: (na, nbytes) uint8 queries; b: (nb, nbytes) uint8 database
+using RooflineFn = uint64_t (*)(const uint8_t* a, int64_t na, const uint8_t* b, int64_t nb, int64_t nbytes);
+
 // The kernels of one instruction-set level.
 struct KernelTable {
   const char* name;   // "avx512", "avx2", "popcnt" or "generic"
@@ -107,6 +114,7 @@ struct KernelTable {
   PairwiseFn pairwise;
   SelectFn select;    // may be null: the engine's counting sort is used
   CountBelowFn count_below;
+  RooflineFn roofline;
 };
 
 // One table per level, defined in kernels_<level>.cpp (the x86 ones only on x86-64).

@@ -120,6 +120,6 @@ static void scan(const uint8_t* codes, int64_t n, int64_t pos0, int64_t nbytes,
 }  // namespace avx2
 
 const KernelTable kKernelsAvx2 = {"avx2", avx2::scan, avx2::pairwise_scalar, nullptr,
-                                  avx2::count_below};
+                                  avx2::count_below, avx2::roofline_scalar};
 
 }  // namespace hashsearch

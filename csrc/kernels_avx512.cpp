@@ -72,6 +72,32 @@ static int64_t split_keys(uint32_t* keys, int64_t n, uint32_t lo, int32_t shift,
   return w;
 }
 
+// split_keys that also returns, in *kept_max, the largest key kept below lo (0 if none):
+// select's next distance, without a pass of its own.
+static int64_t split_keys_max(uint32_t* keys, int64_t n, uint32_t lo, int32_t shift, uint32_t* top, int64_t* ntop,
+                              uint32_t* kept_max) {
+  const __m512i lov = _mm512_set1_epi32(static_cast<int>(lo));
+  const __m128i sh = _mm_cvtsi32_si128(shift);
+  __m512i mx = _mm512_setzero_si512();
+  int64_t w = 0, e = 0;
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 valid = low_bits16(n - i);
+    const __m512i kv = _mm512_loadu_si512(keys + i);
+    const __mmask16 lt = _mm512_mask_cmplt_epu32_mask(valid, kv, lov);
+    const __mmask16 eq = _mm512_mask_testn_epi32_mask(valid & static_cast<__mmask16>(~lt),
+                                                      _mm512_srl_epi32(_mm512_sub_epi32(kv, lov), sh),
+                                                      _mm512_set1_epi32(-1));
+    mx = _mm512_mask_max_epu32(mx, lt, mx, kv);
+    _mm512_storeu_si512(keys + w, _mm512_maskz_compress_epi32(lt, kv));
+    _mm512_storeu_si512(top + e, _mm512_maskz_compress_epi32(eq, kv));
+    w += __builtin_popcount(lt);
+    e += __builtin_popcount(eq);
+  }
+  *ntop = e;
+  *kept_max = _mm512_reduce_max_epu32(mx);
+  return w;
+}
+
 // k-NN, the threshold drop of record_vector, out of its loop: with `size` entries
 // buffered (at least k), split the state (lower_threshold); returns the new threshold.
 __attribute__((noinline)) static int32_t settle(QueryState& s, int64_t* size) {
@@ -342,7 +368,103 @@ struct Lanes {
   }
 };
 
-// Codes longer than 32 bytes: 8 codes per step, each accumulated over 64-byte chunks.
+// Eight codes' 8-lane partial sums (acc[j] for code j) to their totals: lane j = code j.
+static inline __m512i reduce8(const __m512i* acc) {
+  return sum_pairs(sum_pairs(sum_pairs(acc[0], acc[1]), sum_pairs(acc[2], acc[3])),
+                   sum_pairs(sum_pairs(acc[4], acc[5]), sum_pairs(acc[6], acc[7])));
+}
+
+// Codes of NW 64-byte words (33..128 bytes: NW = 1 or 2), register-tiled: a step loads
+// 8 codes (8 * NW registers, the last word masked when PARTIAL: nbytes is not a
+// multiple of 64), and each of the G queries of a group, held in NW registers, takes
+// XOR + VPOPCNTQ of every word against them; the words of a code add up vertically and
+// one reduce8 tree per query and step turns the 8 codes' partial sums into 8 distances.
+// Loads are shared by the group, so the step costs about NW XOR + POPCNT + ADD per
+// (code, query) pair plus 21/8 tree operations: the popcount roofline's throughput in
+// bits, like the short-code layouts (Lanes).
+template <int NW, bool PARTIAL>
+struct WideLanes {
+  static constexpr int L = 8;
+#ifndef WIDE_G1
+#define WIDE_G1 4
+#define WIDE_G2 4
+#endif
+  static constexpr int G = NW == 1 ? WIDE_G1 : WIDE_G2;
+
+  struct Data {
+    __m512i r[8][NW];
+  };
+  struct Query {
+    __m512i w[NW];
+  };
+
+  int64_t nbytes;
+  __mmask64 tail;  // bytes of the last word that belong to the code
+
+  explicit WideLanes(int64_t nb) : nbytes(nb), tail(PARTIAL ? low_bits64(nb - 64 * (NW - 1)) : ~__mmask64(0)) {}
+
+  // Word i of the code at c.
+  __m512i word(const uint8_t* c, int i) const {
+    if (PARTIAL && i == NW - 1) return _mm512_maskz_loadu_epi8(tail, c + 64 * i);
+    return _mm512_loadu_si512(c + 64 * i);
+  }
+
+  Data load(const uint8_t* p, int64_t count) const {
+    Data d;
+    for (int j = 0; j < 8; ++j) {
+      for (int i = 0; i < NW; ++i) d.r[j][i] = j < count ? word(p + j * nbytes, i) : _mm512_setzero_si512();
+    }
+    return d;
+  }
+
+  Query query(const uint8_t* q) const {
+    Query v;
+    for (int i = 0; i < NW; ++i) v.w[i] = word(q, i);
+    return v;
+  }
+
+  static __m512i thresh(int32_t t) { return _mm512_set1_epi64(t); }
+
+  int32_t scalar_distance(const uint8_t* c, const uint8_t* q) const { return distance_any(c, q, nbytes); }
+
+  // Distances of the hits at chunk offsets at[0..16) (lanes in the prefix `valid`), one by one.
+  __m512i hit_distances(const uint16_t* at, __mmask16 valid, const uint8_t* chunk, const Query& qv,
+                        const uint8_t*) const {
+    alignas(64) int32_t d[16];
+    const int n = __builtin_popcount(valid);
+    for (int j = 0; j < n; ++j) {
+      const uint8_t* c = chunk + int64_t(at[j]) * nbytes;
+      __m512i acc = _mm512_popcnt_epi64(_mm512_xor_si512(word(c, 0), qv.w[0]));
+      for (int i = 1; i < NW; ++i) acc = _mm512_add_epi64(acc, _mm512_popcnt_epi64(_mm512_xor_si512(word(c, i), qv.w[i])));
+      d[j] = static_cast<int32_t>(_mm512_reduce_add_epi64(acc));
+    }
+    return _mm512_load_si512(d);
+  }
+
+  void record(const uint64_t* bits, int64_t nwords, const uint8_t* chunk, int64_t pos, const uint8_t* q,
+              QueryState& s) const {
+    record_vector(*this, bits, nwords, chunk, pos, q, s);
+  }
+
+  static __m512i dist(const Data& d, const Query& q) {
+    __m512i acc[8];
+    for (int j = 0; j < 8; ++j) {
+      acc[j] = _mm512_popcnt_epi64(_mm512_xor_si512(d.r[j][0], q.w[0]));
+      for (int i = 1; i < NW; ++i) {
+        acc[j] = _mm512_add_epi64(acc[j], _mm512_popcnt_epi64(_mm512_xor_si512(d.r[j][i], q.w[i])));
+      }
+    }
+    return reduce8(acc);
+  }
+
+  static uint64_t less(__m512i dist, __m512i tv) { return _mm512_cmplt_epu64_mask(dist, tv); }
+
+  static void store_int32(__m512i dist, int32_t* out, int64_t count) {
+    _mm256_mask_storeu_epi32(out, static_cast<__mmask8>(low_bits16(count)), _mm512_cvtepi64_epi32(dist));
+  }
+};
+
+// Codes longer than 128 bytes: 8 codes per step, each accumulated over 64-byte chunks.
 struct LongCodes {
   static constexpr int L = 8;
   static constexpr int G = 2;
@@ -401,8 +523,7 @@ struct LongCodes {
     for (int j = 0; j < 8; ++j) {
       acc[j] = j < d.count ? code_acc(d.p + j * nbytes, q) : _mm512_setzero_si512();
     }
-    return sum_pairs(sum_pairs(sum_pairs(acc[0], acc[1]), sum_pairs(acc[2], acc[3])),
-                     sum_pairs(sum_pairs(acc[4], acc[5]), sum_pairs(acc[6], acc[7])));
+    return reduce8(acc);
   }
 
   static uint64_t less(__m512i dist, __m512i tv) { return _mm512_cmplt_epu64_mask(dist, tv); }
@@ -427,6 +548,10 @@ static void scan(const uint8_t* codes, int64_t n, int64_t pos0, int64_t nbytes,
       if (nbytes < 8) return scan_chunked(Lanes<8, true>(nbytes), codes, n, pos0, queries, nq, states);
       if (nbytes < 16) return scan_chunked(Lanes<16, true>(nbytes), codes, n, pos0, queries, nq, states);
       if (nbytes < 32) return scan_chunked(Lanes<32, true>(nbytes), codes, n, pos0, queries, nq, states);
+      if (nbytes < 64) return scan_chunked(WideLanes<1, true>(nbytes), codes, n, pos0, queries, nq, states);
+      if (nbytes == 64) return scan_chunked(WideLanes<1, false>(nbytes), codes, n, pos0, queries, nq, states);
+      if (nbytes < 128) return scan_chunked(WideLanes<2, true>(nbytes), codes, n, pos0, queries, nq, states);
+      if (nbytes == 128) return scan_chunked(WideLanes<2, false>(nbytes), codes, n, pos0, queries, nq, states);
       return scan_chunked(LongCodes(nbytes), codes, n, pos0, queries, nq, states);
   }
 }
@@ -459,6 +584,10 @@ static void pairwise(const uint8_t* a, int64_t na, const uint8_t* b, int64_t nb,
       if (nbytes < 8) return pairwise_with(Lanes<8, true>(nbytes), a, na, b, nb, out);
       if (nbytes < 16) return pairwise_with(Lanes<16, true>(nbytes), a, na, b, nb, out);
       if (nbytes < 32) return pairwise_with(Lanes<32, true>(nbytes), a, na, b, nb, out);
+      if (nbytes < 64) return pairwise_with(WideLanes<1, true>(nbytes), a, na, b, nb, out);
+      if (nbytes == 64) return pairwise_with(WideLanes<1, false>(nbytes), a, na, b, nb, out);
+      if (nbytes < 128) return pairwise_with(WideLanes<2, true>(nbytes), a, na, b, nb, out);
+      if (nbytes == 128) return pairwise_with(WideLanes<2, false>(nbytes), a, na, b, nb, out);
       return pairwise_with(LongCodes(nbytes), a, na, b, nb, out);
   }
 }
@@ -495,7 +624,7 @@ static void write_ranks(const uint32_t* src, int64_t n, int32_t v, int64_t w, __
 // shrinking list, from the largest distance down: one pass splits the list at its
 // largest distance v (split_keys: keys at v to tmp, keys below stay, in order), the w
 // keys left rank before those at v, which therefore take ranks [w, w + #(distance v)).
-// Then v becomes the largest distance left. No sort and no scalar work per entry; the
+// Then v becomes the largest distance left (found by the split pass itself). No sort and no scalar work per entry; the
 // list holds few entries far below t, so the passes shrink quickly.
 static int64_t select(uint32_t* keys, int64_t n, const uint32_t* top, int64_t ntop, int32_t t, int32_t shift,
                       int64_t base, int64_t k, uint32_t* tmp, int32_t* out_d, int64_t* out_p) {
@@ -504,23 +633,77 @@ static int64_t select(uint32_t* keys, int64_t n, const uint32_t* top, int64_t nt
   int64_t want = k < n ? k : n;  // n < k for a k-NN state; kept general
   const int64_t from_top = want < k ? (ntop < k - want ? ntop : k - want) : 0;
   if (from_top > 0) write_ranks(top, from_top, t, want, offset_mask, basev, out_d, out_p);
+  if (n <= 0) return want + from_top;
+  __m512i mx = _mm512_setzero_si512();  // the largest key: v, the largest distance
+  for (int64_t i = 0; i < n; i += 16) {
+    mx = _mm512_mask_max_epu32(mx, low_bits16(n - i), mx, _mm512_loadu_si512(keys + i));
+  }
+  uint32_t largest = _mm512_reduce_max_epu32(mx);
   while (n > 0) {
-    __m512i mx = _mm512_setzero_si512();  // v: the largest distance left
-    for (int64_t i = 0; i < n; i += 16) {
-      mx = _mm512_mask_max_epu32(mx, low_bits16(n - i), mx, _mm512_loadu_si512(keys + i));
-    }
-    const int32_t v = static_cast<int32_t>(_mm512_reduce_max_epu32(mx) >> shift);
+    const int32_t v = static_cast<int32_t>(largest >> shift);
     int64_t e = 0;
-    const int64_t w = split_keys(keys, n, static_cast<uint32_t>(v) << shift, shift, tmp, &e);
+    const int64_t w = split_keys_max(keys, n, static_cast<uint32_t>(v) << shift, shift, tmp, &e, &largest);
     if (w < want) write_ranks(tmp, (e < want - w ? e : want - w), v, w, offset_mask, basev, out_d, out_p);
     n = w;
   }
   return want + from_top;
 }
 
+// The popcount roofline (RooflineFn): the database as one byte stream, XORed with each
+// query repeated along it (one register when the code length divides 64 bytes, NW
+// registers for NW * 64 bytes) and popcounted 64 bytes at a time into a per-query
+// accumulator; 4 queries share every load, the database is walked in blocks of 32 KB
+// (L1), as by the scans. Other code lengths take the scalar loop.
+static uint64_t roofline(const uint8_t* a, int64_t na, const uint8_t* b, int64_t nb, int64_t nbytes) {
+  const bool fits = (nbytes <= 64 && 64 % nbytes == 0) || (nbytes % 64 == 0 && nbytes <= 1024);
+  if (!fits) return roofline_scalar(a, na, b, nb, nbytes);
+  constexpr int G = 4;
+  const int64_t period = nbytes <= 64 ? 1 : nbytes / 64;  // registers per query pattern
+  const int64_t total_bytes = nb * nbytes;
+  constexpr int64_t kBlock = 32 << 10;
+  uint64_t total = 0;
+  for (int64_t q0 = 0; q0 < na; q0 += G) {
+    const int g_count = na - q0 < G ? static_cast<int>(na - q0) : G;
+    __m512i pat[G][16];
+    for (int g = 0; g < G; ++g) {
+      const uint8_t* q = a + (q0 + (g < g_count ? g : 0)) * nbytes;
+      for (int64_t r = 0; r < period; ++r) {
+        if (nbytes >= 64) {
+          pat[g][r] = _mm512_loadu_si512(q + 64 * r);
+        } else {
+          alignas(64) uint8_t rep[64];
+          for (int j = 0; j < 64; ++j) rep[j] = q[j % nbytes];
+          pat[g][r] = _mm512_load_si512(rep);
+        }
+      }
+    }
+    __m512i acc[G];
+    for (int g = 0; g < G; ++g) acc[g] = _mm512_setzero_si512();
+    for (int64_t b0 = 0; b0 < total_bytes; b0 += kBlock) {
+      const int64_t b1 = total_bytes - b0 < kBlock ? total_bytes : b0 + kBlock;
+      int64_t r = (b0 / 64) % period;
+      int64_t i = b0;
+      for (; i + 64 <= b1; i += 64) {
+        const __m512i v = _mm512_loadu_si512(b + i);
+        for (int g = 0; g < G; ++g) acc[g] = _mm512_add_epi64(acc[g], _mm512_popcnt_epi64(_mm512_xor_si512(v, pat[g][r])));
+        r = r + 1 == period ? 0 : r + 1;
+      }
+      if (i < b1) {
+        const __m512i v = _mm512_maskz_loadu_epi8(low_bits64(b1 - i), b + i);
+        const __m512i keep = _mm512_maskz_mov_epi8(low_bits64(b1 - i), _mm512_set1_epi8(-1));
+        for (int g = 0; g < G; ++g) {
+          acc[g] = _mm512_add_epi64(acc[g], _mm512_popcnt_epi64(_mm512_and_si512(_mm512_xor_si512(v, pat[g][r]), keep)));
+        }
+      }
+    }
+    for (int g = 0; g < g_count; ++g) total += static_cast<uint64_t>(_mm512_reduce_add_epi64(acc[g]));
+  }
+  return total;
+}
+
 }  // namespace avx512
 
 const KernelTable kKernelsAvx512 = {"avx512", avx512::scan, avx512::pairwise, avx512::select,
-                                    avx512::count_below};
+                                    avx512::count_below, avx512::roofline};
 
 }  // namespace hashsearch

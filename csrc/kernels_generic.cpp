@@ -6,6 +6,6 @@
 namespace hashsearch {
 
 const KernelTable kKernelsGeneric = {"generic", generic::scan_scalar, generic::pairwise_scalar, nullptr,
-                                     generic::count_below};
+                                     generic::count_below, generic::roofline_scalar};
 
 }  // namespace hashsearch

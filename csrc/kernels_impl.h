@@ -417,5 +417,14 @@ static void pairwise_scalar(const uint8_t* a, int64_t na, const uint8_t* b, int6
   }
 }
 
+// Scalar roofline (RooflineFn): the distances' sum, one code at a time.
+static uint64_t roofline_scalar(const uint8_t* a, int64_t na, const uint8_t* b, int64_t nb, int64_t nbytes) {
+  uint64_t total = 0;
+  for (int64_t i = 0; i < na; ++i) {
+    for (int64_t j = 0; j < nb; ++j) total += static_cast<uint64_t>(distance_any(a + i * nbytes, b + j * nbytes, nbytes));
+  }
+  return total;
+}
+
 }  // namespace HS_ISA_NS
 }  // namespace hashsearch

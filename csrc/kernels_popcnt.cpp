@@ -5,6 +5,6 @@
 namespace hashsearch {
 
 const KernelTable kKernelsPopcnt = {"popcnt", popcnt::scan_scalar, popcnt::pairwise_scalar, nullptr,
-                                    popcnt::count_below};
+                                    popcnt::count_below, popcnt::roofline_scalar};
 
 }  // namespace hashsearch

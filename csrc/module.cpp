@@ -131,6 +131,17 @@ void pairwise(const py::array& a, const py::array& b, const py::array& out, int6
   hashsearch::pairwise(kt, pa, a.shape(0), pb, b.shape(0), w, po, nt);
 }
 
+uint64_t roofline(const py::array& queries, const py::array& codes, int64_t num_threads) {
+  const int64_t w = check_codes(queries, "queries");
+  check_same_width(w, check_codes(codes, "codes"), "queries", "codes");
+  const int nt = check_threads(num_threads);
+  const auto& kt = hashsearch::current_kernels();
+  const auto* q = static_cast<const uint8_t*>(queries.data());
+  const auto* c = static_cast<const uint8_t*>(codes.data());
+  py::gil_scoped_release release;
+  return hashsearch::roofline(kt, q, queries.shape(0), c, codes.shape(0), w, nt);
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
@@ -176,6 +187,8 @@ PYBIND11_MODULE(_core, m) {
   m.def("range_search", &range_search, py::arg("codes"), py::arg("queries"), py::arg("radius"),
         py::arg("num_threads"),
         "Every code within distance <= radius: (lims (nq+1,) int64, distances int32, positions int64).");
+  m.def("roofline", &roofline, py::arg("queries"), py::arg("codes"), py::arg("num_threads"),
+        "Popcount roofline (benchmarks): sum of popcount(q ^ c) over all pairs, by XOR + POPCNT only.");
   m.def("pairwise", &pairwise, py::arg("a"), py::arg("b"), py::arg("out"), py::arg("num_threads"),
         "Full distance matrix out[i, j] = popcount(a[i] ^ b[j]), out (na, nb) int32.");
 

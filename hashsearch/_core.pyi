@@ -142,3 +142,26 @@ class MultiIndex:
         policy: str = "auto",
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int32], npt.NDArray[np.int64], dict[str, object]]:
         """Every code within distance <= radius, as ``range_search``, plus the stats."""
+
+def roofline(
+    queries: npt.NDArray[np.uint8],
+    codes: npt.NDArray[np.uint8],
+    num_threads: int,
+) -> int:
+    """The popcount roofline of a search, for benchmarks.
+
+    The sum of popcount(q ^ c) over all (query, code) pairs, computed by XOR and
+    POPCNT alone over the same bytes a k-NN scan reads (queries repeated along the
+    database, 4 sharing each load, 32 KB blocks): no per-pair distance, threshold or
+    selection. Its time over a search's time is how close the search comes to this
+    CPU's popcount throughput. Code lengths that neither divide nor are a multiple of
+    64 bytes (and lower SIMD levels) take a scalar loop.
+
+    Args:
+        queries: (nq, nbytes) uint8.
+        codes: (n, nbytes) uint8.
+        num_threads: threads over query chunks.
+
+    Returns:
+        The total Hamming distance of all nq * n pairs.
+    """

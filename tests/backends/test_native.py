@@ -322,3 +322,19 @@ def test_invalid_arrays_raise_value_error():
     readonly.flags.writeable = False
     with pytest.raises(ValueError, match="writable"):
         _core.knn(codes, queries, 3, readonly, p, 1)
+
+
+# -- roofline (benchmarks) --------------------------------------------------------------
+@pytest.mark.parametrize("level", LEVELS)
+@pytest.mark.parametrize("nbits", [8, 24, 32, 64, 256, 512, 768, 1024, 2048])
+def test_roofline_is_the_sum_of_all_distances(level, nbits):
+    # The roofline kernel streams the same bytes as a search; its checksum is the sum of
+    # every query-code distance (database tails that end inside a register included).
+    _core.set_simd_level(level)
+    rng = np.random.default_rng(nbits)
+    a = rng.integers(0, 256, size=(9, nbits // 8), dtype=np.uint8)
+    b = rng.integers(0, 256, size=(1001, nbits // 8), dtype=np.uint8)
+    expected = int(oracle_distances(a, b).sum())
+    for threads in (1, 2):
+        assert _core.roofline(a, b, threads) == expected
+    assert _core.roofline(a[:0], b, 1) == 0 and _core.roofline(a, b[:0], 1) == 0
