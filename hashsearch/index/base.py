@@ -92,7 +92,7 @@ class IndexType(ABC):
         """Remove the codes with these ids (absent ids are ignored); return how many went."""
 
     @abstractmethod
-    def reconstruct(self, id: int) -> np.ndarray:  # noqa: A002 - FAISS's name
+    def reconstruct(self, id: int) -> np.ndarray:
         """A copy of the code stored under ``id``, uint8 (code_size,); KeyError when absent."""
 
     # -- searching --------------------------------------------------------------------

@@ -89,11 +89,11 @@ except ImportError as exc:  # pragma: no cover - faiss-cpu is a core dependency
 
 __all__ = [
     "GPU_MAX_K",
-    "FaissIndex",
     "FaissFlat",
-    "FaissIVF",
     "FaissHNSW",
     "FaissHash",
+    "FaissIVF",
+    "FaissIndex",
     "FaissMultiHash",
     "gpu_available",
     "load_faiss_index",
@@ -280,7 +280,7 @@ class FaissIndex(IndexType):
         self._id_policy = IdPolicy()
         self._changed()
 
-    def reconstruct(self, id: int) -> np.ndarray:  # noqa: A002 - FAISS's name
+    def reconstruct(self, id: int) -> np.ndarray:
         """A copy of the code stored under ``id``: uint8 (code_size,).
 
         Raises:
@@ -638,7 +638,10 @@ class FaissIVF(FaissIndex):
             )
         if codes.shape[0] < 39 * self._nlist:
             logger.warning(
-                "BIVF%d trained on only %d codes (FAISS recommends >= %d)", self._nlist, codes.shape[0], 39 * self._nlist
+                "BIVF%d trained on only %d codes (FAISS recommends >= %d)",
+                self._nlist,
+                codes.shape[0],
+                39 * self._nlist,
             )
         self._index.train(codes)
         self._inner.make_direct_map(True)  # reconstruct by position
@@ -657,7 +660,7 @@ class FaissHNSW(FaissIndex):
 
     faiss_class = "IndexBinaryHNSW"
 
-    def __init__(self, nbits: int, M: int = 32, *, ef_construction: int = 40, ef_search: int = 64) -> None:  # noqa: N803
+    def __init__(self, nbits: int, M: int = 32, *, ef_construction: int = 40, ef_search: int = 64) -> None:
         self._M = check_int(M, "M", 2)
         self._ef_construction = check_int(ef_construction, "ef_construction")
         self._ef_search = check_int(ef_search, "ef_search")

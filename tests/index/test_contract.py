@@ -88,12 +88,12 @@ class Model:
 def check_same(index: IndexType, model: Model, queries, ks=(1, 5, 40), radii=(0, 3, 12)) -> None:
     for k in ks:
         got, want = index.search(queries, k), model.knn(queries, k)
-        for g, w, name in zip(got, want, ("D", "I")):
+        for g, w, name in zip(got, want, ("D", "I"), strict=True):
             assert g.dtype == w.dtype and g.shape == w.shape, f"{index!r} k={k} {name}"
             np.testing.assert_array_equal(g, w, err_msg=f"{index!r} k={k} {name}")
     for radius in radii:
         got, want = index.range_search(queries, radius), model.range(queries, radius)
-        for g, w, name in zip(got, want, ("lims", "D", "I")):
+        for g, w, name in zip(got, want, ("lims", "D", "I"), strict=True):
             assert g.dtype == w.dtype, f"{index!r} radius={radius} {name}: {g.dtype} != {w.dtype}"
             np.testing.assert_array_equal(g, w, err_msg=f"{index!r} radius={radius} {name}")
 
@@ -273,7 +273,7 @@ def test_approximate_range_search_finds_a_subset_within_the_radius(clustered, de
     index.add(codes)
     radius = 4
     lims, dist, ids = index.range_search(queries, radius)
-    e_lims, e_dist, e_pos = range_search(codes, queries, radius, backend="numpy")
+    e_lims, _, e_pos = range_search(codes, queries, radius, backend="numpy")
     assert lims.dtype == np.int64 and dist.dtype == np.int32 and ids.dtype == np.int64
     assert (dist <= radius).all()
     for i in range(queries.shape[0]):
@@ -324,7 +324,7 @@ def test_bad_input_is_refused_and_leaves_the_index_unchanged(description):
     with pytest.raises(TypeError, match="id must be an int"):
         index.reconstruct("3")
     assert index.ntotal == 300
-    for got, want in zip(index.search(q, 5), before):
+    for got, want in zip(index.search(q, 5), before, strict=True):
         np.testing.assert_array_equal(got, want)
 
 

@@ -52,7 +52,9 @@ def test_keyword_parameters_reach_the_type():
         index_factory(64, "BFlat", nprobe=3)
 
 
-@pytest.mark.parametrize("description", ["", "IVF16", "BIVF", "BIVF0", "BHNSW-3", "bflat", "Flat,BFlat", "BIVF16_HNSW8"])
+@pytest.mark.parametrize(
+    "description", ["", "IVF16", "BIVF", "BIVF0", "BHNSW-3", "bflat", "Flat,BFlat", "BIVF16_HNSW8"]
+)
 def test_unknown_strings_list_the_known_forms(description):
     with pytest.raises(ValueError, match="known forms: Flat, BFlat"):
         index_factory(64, description)
@@ -69,7 +71,7 @@ def test_non_strings_and_bad_widths_are_refused():
 
 @pytest.mark.skipif(HAVE_MIH, reason="hashsearch.index.mih is present: the MIH case below runs")
 def test_mih_without_its_module_is_a_clear_import_error():
-    with pytest.raises(ImportError, match="hashsearch.index.mih"):
+    with pytest.raises(ImportError, match=r"hashsearch\.index\.mih"):
         index_factory(64, "MIH")
 
 

@@ -44,7 +44,7 @@ def test_flat_gives_faiss_distances_and_our_tie_order():
     index = ft.FaissFlat(64, device="cpu")
     index.add(codes, ids=np.arange(3000) * 10)
     for k in (1, 50, 150, 3000):
-        f_dist, f_pos = ref.search(queries, k)
+        f_dist, _ = ref.search(queries, k)
         dist, ids = index.search(queries, k)
         np.testing.assert_array_equal(dist, f_dist)  # FAISS's distances...
         want_d, want_pos = knn_search(codes, queries, k, backend="numpy")
@@ -82,8 +82,8 @@ def test_one_table_hash_finds_what_faiss_index_binary_hash_finds():
         ref.add(codes)
         index = ft.FaissHash(64, b, nflip=nflip)
         index.add(codes)
-        f_dist, f_ids = ref.search(queries, 20)
-        dist, ids = index.search(queries, 20)
+        f_dist, _ = ref.search(queries, 20)
+        dist, _ = index.search(queries, 20)
         np.testing.assert_array_equal(np.sort(dist, axis=1), np.sort(f_dist, axis=1))
         f_lims, _, f_rids = ref.range_search(queries, 6)
         lims, _, rids = index.range_search(queries, 5)
@@ -153,7 +153,7 @@ def test_hnsw_has_no_range_search_and_raises_k_to_ef_search():
     with pytest.raises(NotImplementedError, match="no range search"):
         index.range_search(codes[:2], 3)
     index.ef_search = 8
-    dist, ids = index.search(codes[:5], 100)  # k > ef_search: FAISS would return fewer than k
+    _, ids = index.search(codes[:5], 100)  # k > ef_search: FAISS would return fewer than k
     assert (ids >= 0).all()
     assert index.ef_search == 8
 
@@ -188,7 +188,7 @@ def test_gpu_k_limit_falls_back_to_the_cpu_index_with_a_warning():
     index._device = "gpu"  # as on a machine with faiss-gpu; k above the limit never touches the GPU
     with pytest.warns(RuntimeWarning, match="faiss-gpu's limit of 2048"):
         got = index.search(codes[:3], ft.GPU_MAX_K + 1)
-    for g, w in zip(got, want):
+    for g, w in zip(got, want, strict=True):
         np.testing.assert_array_equal(g, w)
 
 
@@ -262,9 +262,7 @@ def test_changing_a_memory_mapped_index_raises_and_the_process_lives(description
     index, _ = filled(description, n=300)
     path = tmp_path / "mapped.faiss"
     index.save(path)
-    proc = subprocess.run(
-        [sys.executable, "-c", _MMAP_SCRIPT, str(path)], capture_output=True, text=True, timeout=120
-    )
+    proc = subprocess.run([sys.executable, "-c", _MMAP_SCRIPT, str(path)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     lines = proc.stdout.splitlines()
     for name in ("add", "remove_ids", "reset"):
@@ -280,7 +278,7 @@ def test_saving_over_a_memory_mapped_file_leaves_the_mapping_valid(tmp_path):
     before = mapped.search(old_codes[:20], 5)
     new, new_codes = filled("BFlat", n=500, seed=2)
     new.save(path, overwrite=True)  # in place, this would change (or truncate) the mapped bytes
-    for got, want in zip(mapped.search(old_codes[:20], 5), before):
+    for got, want in zip(mapped.search(old_codes[:20], 5), before, strict=True):
         np.testing.assert_array_equal(got, want)
     np.testing.assert_array_equal(mapped.codes, old_codes)
     reloaded = ft.FaissIndex.load(path)
