@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import typer
 
-from hashsearch.cli import dataset, engine, index, query, train
+from hashsearch.cli import dataset, demo, engine, index, query, train
 from hashsearch.cli import eval as eval_cli
 from hashsearch.cli._common import setup_logging
 
@@ -32,7 +32,7 @@ def _root(
     setup_logging(verbose)
 
 
-for _module in (engine, index, dataset, train, eval_cli, query):
+for _module in (engine, index, dataset, train, eval_cli, query, demo):
     _module.register(app)
 
 

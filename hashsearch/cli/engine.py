@@ -1,4 +1,4 @@
-"""``hashsearch info`` and ``hashsearch demo``: what this machine runs, and the engine demo."""
+"""``hashsearch info`` and ``hashsearch demo engine``: what this machine runs, and the engine demo."""
 
 from __future__ import annotations
 
@@ -11,9 +11,8 @@ from hashsearch.cli._common import cli_errors, emit
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``info`` and ``demo`` to ``app``."""
+    """Add ``info`` to ``app`` (``demo`` below is ``hashsearch demo engine``, see :mod:`hashsearch.cli.demo`)."""
     app.command("info")(info)
-    app.command("demo")(demo)
 
 
 @cli_errors

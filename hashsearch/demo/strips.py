@@ -90,7 +90,7 @@ def write_strips(
             label = int(query_labels[q])
             qname = f" {result.class_name(label) or label}"
         rows.append({"query": to_display(queries[q], rgb if result.source == "ms" else None),
-                     "query_title": f"{result.source.upper()} query {q}{qname}", "results": images,
+                     "query_title": f"{result.source.upper()} query {q}\n{qname.strip()}".rstrip(), "results": images,
                      "titles": titles, "correct": correct})
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)

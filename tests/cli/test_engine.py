@@ -1,4 +1,4 @@
-"""``hashsearch info`` and ``hashsearch demo`` from the command line."""
+"""``hashsearch info`` and ``hashsearch demo engine`` from the command line."""
 
 from __future__ import annotations
 
@@ -24,16 +24,16 @@ def test_info_reports_backends_and_simd():
 
 
 def test_demo_runs_small_and_checks_itself():
-    result = runner.invoke(app, ["demo", "--n", "3000", "--nq", "20", "--k", "4", "--threads", "1"])
+    result = runner.invoke(app, ["demo", "engine", "--n", "3000", "--nq", "20", "--k", "4", "--threads", "1"])
     assert result.exit_code == 0, result.output
     assert "found their source code: 100.0%" in result.stdout
     assert "identical distances: True" in result.stdout
 
 
 def test_demo_json_and_errors():
-    result = runner.invoke(app, ["demo", "--n", "500", "--nq", "5", "--no-faiss", "--json"])
+    result = runner.invoke(app, ["demo", "engine", "--n", "500", "--nq", "5", "--no-faiss", "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["found_source"] == 1.0
-    bad = runner.invoke(app, ["demo", "--nbits", "12", "--no-faiss"])
+    bad = runner.invoke(app, ["demo", "engine", "--nbits", "12", "--no-faiss"])
     assert bad.exit_code == 1
     assert bad.stderr.strip().startswith("error: nbits must be a positive multiple of 8")
