@@ -87,7 +87,7 @@ def plan_blocks(
     """
     # 10 % of the budget is left for what the estimate misses (zarr's codec objects,
     # the allocator's slack)
-    budget = int(memory_limit * 0.9) - fixed_bytes
+    budget = memory_limit * 9 // 10 - fixed_bytes  # integers: the minimum named below is exact
     shard_bytes = shard_rows * row_bytes
     # blocks of whole shards: buffers blocks + 2 shards of zarr temporaries
     if budget >= (buffers + 2) * shard_bytes:
@@ -97,7 +97,7 @@ def plan_blocks(
         # blocks of inner chunks: (buffers + 2) blocks in all
         rows = budget // ((buffers + 2) * row_bytes) // chunk_rows * chunk_rows
         if rows < chunk_rows:
-            need = int((fixed_bytes + (buffers + 2) * chunk_rows * row_bytes) / 0.9) + 1
+            need = -(-(fixed_bytes + (buffers + 2) * chunk_rows * row_bytes) * 10 // 9)  # the least that fits
             raise ValueError(
                 f"memory_limit={memory_limit} bytes is too small: at least {need} bytes are needed "
                 f"(queries and results {fixed_bytes}, plus {buffers + 2} chunks of {chunk_rows} rows); "

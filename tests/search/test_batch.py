@@ -16,6 +16,7 @@ import zarr
 from dask_cluster import shared_client
 
 from hashsearch import BinaryIndex, CodeStore
+from hashsearch.backends.numpy_backend import NumpyBackend
 from hashsearch.search.batch import batch_search, load_results
 from hashsearch.errors import IncompatibleStoreError, StoreError
 from hashsearch.synthetic import random_codes, tied_codes
@@ -75,6 +76,39 @@ def test_query_store_and_in_memory_database(tmp_path, database, expected):
     result = batch_search(index, queries, 10, tmp_path / "b.zarr", memory_limit="1MB", progress=False)
     assert result.blocks > 1  # the memory limit split the queries
     assert_results(tmp_path / "b.zarr", want)
+
+
+class CountingBackend(NumpyBackend):
+    """The NumPy kernels, counting their k-NN calls (to see which backend ran)."""
+
+    def __init__(self, num_threads=None):
+        super().__init__(num_threads)
+        self.calls = 0
+
+    def knn(self, codes, queries, k):
+        self.calls += 1
+        return super().knn(codes, queries, k)
+
+
+def test_in_memory_database_uses_the_backend_arguments(tmp_path, database, expected):
+    queries, want = expected
+    own = CountingBackend(num_threads=2)
+    index = BinaryIndex.load(database, backend=own)
+    given = CountingBackend(num_threads=1)
+    batch_search(index, queries, 10, tmp_path / "a.zarr", query_block=700, backend=given, progress=False)
+    assert_results(tmp_path / "a.zarr", want)
+    assert given.calls == 3 and own.calls == 0  # the backend given searched, not the index's
+    # "auto" with other threads: a backend of the index's kind, the index itself untouched
+    batch_search(index, queries, 10, tmp_path / "b.zarr", query_block=700, num_threads=1, progress=False)
+    assert_results(tmp_path / "b.zarr", want)
+    assert own.calls == 0 and index.num_threads == 2 and index.backend_impl is own
+    batch_search(index, queries, 10, tmp_path / "c.zarr", query_block=700, progress=False)  # "auto": the index's own
+    assert own.calls == 3
+    with pytest.raises(ValueError, match="num_threads=1, but num_threads=2"):
+        batch_search(index, queries, 10, tmp_path / "d.zarr", backend=given, num_threads=2, progress=False)
+    with pytest.raises(ValueError, match="unknown backend"):
+        batch_search(index, queries, 10, tmp_path / "e.zarr", backend="no-such-backend", progress=False)
+    assert given.num_threads == 1 and not (tmp_path / "d.zarr").exists() and not (tmp_path / "e.zarr").exists()
 
 
 def test_batch_on_dask_equals_local(request, tmp_path, database, expected):
