@@ -15,8 +15,8 @@ string                          index type                                     e
                                 table on the first b bits
 ``"BHash{nhash}x{b}"``,         :class:`~.faiss_types.FaissMultiHash`: FAISS   no     ``nflip`` (2)
 ``"BMultiHash{nhash}x{b}"``     ``IndexBinaryMultiHash``
-``"MIH"``, ``"MIH{m}"``         :class:`hashsearch.index.mih.MultiIndexHashing`  yes  its own (``m`` chosen from
-                                (exact multi-index hashing)                           n and nbits unless given)
+``"MIH"``, ``"MIH{m}"``         :class:`~.mih.MultiIndexHashing`: exact        yes    its own (``m`` chosen from
+                                multi-index hashing                                   n and nbits unless given)
 ==============================  =============================================  =====  ===========================
 
 The strings that start with ``B`` are exactly FAISS's (``faiss.index_binary_factory``)

@@ -4,17 +4,18 @@ Five classes, one per FAISS structure, each the FAISS index wrapped in
 ``faiss.IndexBinaryIDMap2`` (which keeps the int64 ids, so a saved file is a
 plain FAISS index that ``faiss.read_index_binary`` reads back with its ids):
 
-==================  ==========================  =====  ==================================
-class               FAISS structure             exact  parameters (defaults)
-==================  ==========================  =====  ==================================
-:class:`FaissFlat`  ``IndexBinaryFlat``         yes    ``device`` ("auto": GPU if any)
-:class:`FaissIVF`   ``IndexBinaryIVF``          no     ``nlist``, ``nprobe`` (min(16, nlist))
-:class:`FaissHNSW`  ``IndexBinaryHNSW``         no     ``M``, ``ef_construction`` (40),
-                                                       ``ef_search`` (64)
-:class:`FaissHash`  ``IndexBinaryMultiHash``,   no     ``b``, ``nflip`` (2)
-                    one table
-:class:`FaissMultiHash` ``IndexBinaryMultiHash``  no   ``nhash``, ``b``, ``nflip`` (2)
-==================  ==========================  =====  ==================================
+- :class:`FaissFlat` (``"BFlat"``): ``IndexBinaryFlat``, exact; ``device``
+  ("auto": a GPU copy when faiss-gpu sees a GPU);
+- :class:`FaissIVF` (``"BIVF{nlist}"``): ``IndexBinaryIVF``; ``nlist``, ``nprobe``
+  (default min(16, nlist));
+- :class:`FaissHNSW` (``"BHNSW{M}"``): ``IndexBinaryHNSW``; ``M``,
+  ``ef_construction`` (40), ``ef_search`` (64);
+- :class:`FaissHash` (``"BHash{b}"``): ``IndexBinaryMultiHash`` with one table
+  (``IndexBinaryHash``'s search, see below); ``b``, ``nflip`` (2);
+- :class:`FaissMultiHash` (``"BHash{nhash}x{b}"``): ``IndexBinaryMultiHash``;
+  ``nhash``, ``b``, ``nflip`` (2).
+
+All but Flat are approximate (``exact = False``).
 
 What the wrappers add to FAISS, so that every type keeps the library's semantics:
 
@@ -238,7 +239,7 @@ class FaissIndex(IndexType):
             return
         self._before_add(new_codes)
         n_before = self.ntotal
-        last_id = int(self.ids[-1]) if n_before else None
+        last_id = int(self._index.id_map.at(n_before - 1)) if n_before else None  # no copy of every id
         self._index.add_with_ids(new_codes, new_ids)
         self._id_policy.accept(new_ids, n_before, last_id)
         self._changed()

@@ -129,6 +129,8 @@ def test_remove_ids_keeps_the_other_codes_ids_and_order(description, tmp_path):
     loaded = ft.FaissIndex.load(tmp_path / "x")
     assert type(loaded) is type(index) and loaded.params() == index.params()
     np.testing.assert_array_equal(loaded.ids, index.ids)
+    np.testing.assert_array_equal(loaded.codes, index.codes)
+    np.testing.assert_array_equal(loaded.reconstruct(int(ids[keep][5])), codes[keep][5])
 
 
 def test_ivf_is_trained_on_the_first_add_and_needs_nlist_codes():
