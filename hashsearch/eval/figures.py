@@ -271,13 +271,15 @@ def _stretch(band: np.ndarray) -> np.ndarray:
     return np.clip((band - lo) / (hi - lo), 0, 1)
 
 
-def to_display(image: Any, rgb: tuple[int, int, int] | None = None) -> np.ndarray:
+def to_display(image: Any, rgb: tuple[int, int, int] | None = None, *, joint: bool = False) -> np.ndarray:
     """An image (C, H, W) as a displayable float array: (H, W) grey or (H, W, 3) colour in [0, 1].
 
     Each band is stretched between its 2nd and 98th percentiles (so any per-band
-    affine normalisation of the pixels shows the same). With ``rgb`` the three
-    bands are the colour channels; without, three or more bands show the first
-    three, one band shows grey.
+    affine normalisation of the pixels shows the same). With ``joint`` the three
+    colour bands share one stretch (their percentiles taken together), which keeps
+    the balance between them: true colour, for raw pixels in comparable units. With
+    ``rgb`` the three bands are the colour channels; without, three or more bands
+    show the first three, one band shows grey.
     """
     arr = np.asarray(image.cpu() if hasattr(image, "cpu") else image, dtype=np.float64)
     if arr.ndim == 2:
@@ -287,7 +289,10 @@ def to_display(image: Any, rgb: tuple[int, int, int] | None = None) -> np.ndarra
     idx = rgb if rgb is not None else ((0, 1, 2) if arr.shape[0] >= 3 else None)
     if idx is None:
         return _stretch(arr[0])
-    return np.stack([_stretch(arr[i]) for i in idx], axis=-1)
+    colour = arr[list(idx)]
+    if joint:
+        return _stretch(colour).transpose(1, 2, 0)
+    return np.stack([_stretch(band) for band in colour], axis=-1)
 
 
 def plot_query_strips(rows: Sequence[dict[str, Any]], path: str | os.PathLike[str], *, title: str = "") -> Path:

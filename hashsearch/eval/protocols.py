@@ -238,8 +238,14 @@ def evaluate_encoded(enc: EncodedSplits, protocol: str, config: EvalConfig | Non
                                            block_bytes=config.block_bytes, progress=config.progress,
                                            desc=f"rank features {setup.name}")
         res = direction_result(stats, setup, protocol, config, fstats, time.perf_counter() - start)
-        logger.info("%s (%s): MAP %.4f (tie-aware %.4f), recall@1 %.4f, MRR %.4f", setup.name, PROTOCOLS[protocol],
-                    res.map, res.map_tie_aware, res.recall_at[min(res.recall_at)], res.mrr)
+        k = min(res.recall_at)
+        if protocol == "instance":
+            logger.info("%s (%s): recall@%d %.4f, MRR %.4f, gallery %d", setup.name, PROTOCOLS[protocol], k,
+                        res.recall_at[k], res.mrr, res.database_size)
+        else:
+            logger.info("%s (%s): MAP %.4f (tie-aware %.4f), precision@%d %.4f, precision within radius %d %.4f",
+                        setup.name, PROTOCOLS[protocol], res.map, res.map_tie_aware, k, res.precision_at[k],
+                        res.radius, res.precision_radius)
         results[setup.name] = res
         setups[setup.name] = setup
     return results, setups

@@ -141,8 +141,16 @@ def evaluate(
 
 
 # ------------------------------------------------------------------ per-run figures
+def _raw(ds: Any) -> Any:
+    """The reader under a normalising torch view (raw pixels, for true colour), else None."""
+    inner = getattr(ds, "source", None)
+    return inner if inner is not None and getattr(ds, "normalize", False) else None
+
+
 def _image(ds: Any, index: int, source: str) -> Any:
-    return ds[int(index)][source]
+    """Image ``index`` of ``source``: raw pixels when the view normalises them, else the item's."""
+    raw = _raw(ds)
+    return (raw if raw is not None else ds)[int(index)][source]
 
 
 def _class_name(meta: dict[str, Any], label: int) -> str:
@@ -165,8 +173,10 @@ def _strip_rows(run: EvalRun, art: RunArtifacts, setup: DirectionSetup, config: 
                            backend=config.backend, num_threads=config.num_threads)
     instance = run.protocol == "instance"
 
+    joint = _raw(art.test) is not None and rgb is not None  # raw pixels: one stretch keeps true colour
+
     def show(img: Any, source: str) -> np.ndarray:
-        return to_display(img, rgb if source == "ms" else None)
+        return to_display(img, rgb if source == "ms" else None, joint=joint and source == "ms")
 
     rows = []
     for row, q in enumerate(chosen):
@@ -392,7 +402,8 @@ def _write_md(path: Path, title: str, runs: Sequence[EvalRun], tables: list[Any]
 _CSS = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222}
 table{border-collapse:collapse;margin:0.5em 0 1.5em}th,td{border:1px solid #ccc;padding:3px 8px;font-size:13px}
 th{background:#f3f3f3}td{text-align:right}td:first-child{text-align:left}img{max-width:100%;border:1px solid #eee}
-figure{margin:1em 0}figcaption{font-size:13px;color:#555}.caption{font-size:13px;color:#555}"""
+figure{margin:1em 1em 1em 0;display:inline-block;vertical-align:top}
+figcaption{font-size:13px;color:#555}.caption{font-size:13px;color:#555}"""
 
 
 def _write_html(path: Path, title: str, runs: Sequence[EvalRun], tables: list[Any],

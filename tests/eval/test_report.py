@@ -156,3 +156,11 @@ def test_to_display_stretches_each_band():
     # every band shows the same after its own stretch
     np.testing.assert_allclose(rgb[..., 0], rgb[..., 2])
     assert to_display(img[:1]).shape == (8, 8)
+
+
+def test_to_display_joint_stretch_keeps_the_colour_balance():
+    img = np.stack([np.arange(64.0).reshape(8, 8) * s for s in (1, 2, 4)])
+    rgb = to_display(img, (0, 1, 2), joint=True)
+    # one stretch over all three bands: band 0 (the darkest) stays darker than band 2
+    assert rgb[..., 0].mean() < rgb[..., 1].mean() < rgb[..., 2].mean()
+    assert rgb.min() == 0.0 and rgb.max() == 1.0
