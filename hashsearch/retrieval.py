@@ -40,7 +40,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 
@@ -325,6 +325,8 @@ class Retriever:
         self._owned: list[Any] = []
         self.targets: dict[str, _Target] = {}
         unsourced: list[Any] = []
+        self._any: _Target | None = None
+        items: list[tuple[str | None, Any]]
         if isinstance(store, Mapping):
             items = [(source_name(key), value) for key, value in store.items()]
         else:
@@ -355,8 +357,6 @@ class Retriever:
                 logger.warning("the store %s does not record its source: it is searched by queries of either source",
                                unsourced[0].path)
                 self._any = _Target(unsourced[0], None)
-            else:
-                self._any = None
         except BaseException:
             self.close()
             raise
@@ -377,10 +377,10 @@ class Retriever:
             store.close()
         self._owned.clear()
 
-    def __enter__(self) -> Retriever:
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def __repr__(self) -> str:
@@ -389,7 +389,8 @@ class Retriever:
 
     def input_shape(self, source: str) -> tuple[int, int, int]:
         """(C, S, S) of one image of ``source`` for this model."""
-        return tuple(self.encoder.network(source_name(source)).input_shape)  # type: ignore[return-value]
+        c, h, w = self.encoder.network(source_name(source)).input_shape
+        return int(c), int(h), int(w)
 
     def target(self, source: str) -> _Target:
         """The codes a query of ``source`` searches (those of the other source)."""

@@ -19,7 +19,7 @@ import typer
 
 from hashsearch.cli._common import cli_errors, emit
 
-__all__ = ["register", "query"]
+__all__ = ["query", "register"]
 
 logger = logging.getLogger("hashsearch")
 
@@ -43,7 +43,8 @@ def _infer_source(image: Any, retriever: Any) -> str:
     if not fits:
         raise ValueError(f"the image has {bands} band(s) and {h}x{w} pixels; this model takes PAN {shapes['pan']} "
                          f"and MS {shapes['ms']} images (C, S, S)")
-    raise ValueError(f"both networks take {bands}-band images of this size; say which source it is with --source pan|ms")
+    raise ValueError(f"both networks take {bands}-band images of this size; "
+                     "say which source it is with --source pan|ms")
 
 
 def _queries(image: Any, shape: tuple[int, int, int], stride: int | None) -> tuple[Any, Any]:
@@ -75,7 +76,8 @@ def query(
     source: str | None = typer.Option(None, "--source", help="pan | ms: the source of the image (default: from its "
                                       "band count)."),
     data: Path | None = typer.Option(None, "--data", help="Dataset the model was trained on, when it was trained on "
-                                     "normalised pixels (hashsearch train --data): its statistics normalise the query."),
+                                     "normalised pixels (hashsearch train --data): its statistics normalise the "
+                                     "query."),
     stride: int | None = typer.Option(None, "--stride", help="Step between tiles of a large scene (default: the "
                                       "patch side)."),
     show: Path | None = typer.Option(None, "--show", help="Write a PNG strip: each query tile and its results."),

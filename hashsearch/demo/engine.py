@@ -87,9 +87,9 @@ def _time_engine(
     add_s = time.perf_counter() - t0
     single_s = _median_time(lambda: search(queries[:1], config.k), config.single_repeats)
     t0 = time.perf_counter()
-    D, I = search(queries, config.k)
+    D, ids = search(queries, config.k)
     batch_s = time.perf_counter() - t0
-    return add_s, single_s, batch_s, D, I
+    return add_s, single_s, batch_s, D, ids
 
 
 def run_engine_demo(config: EngineDemoConfig = EngineDemoConfig()) -> dict[str, Any]:

@@ -44,10 +44,11 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -126,7 +127,7 @@ class DemoConfig:
     examples: int = 3
     k: int = 10
     figures: bool = True
-    embedding: str = "auto"
+    embedding: Literal["auto", "tsne", "pca"] = "auto"
     progress: bool = True
     synthetic_samples: int = 400
     synthetic_pan_size: int = 64
@@ -241,7 +242,7 @@ def _build_dataset(name: str, config: DemoConfig, root: Path, out: Path) -> bool
         try:
             DualSourceDataset(out, "all")
             return True
-        except Exception as exc:  # noqa: BLE001 - an unreadable leftover is rebuilt
+        except Exception as exc:  # an unreadable leftover is rebuilt
             logger.warning("rebuilding %s: %s", out, exc)
     if name == SYNTHETIC:
         from hashsearch.demo.synthetic import write_synthetic_dataset
@@ -315,10 +316,10 @@ def _sha256(path: Path) -> str:
 
 def _encode_archive(dataset: Path, checkpoint: Path, stores: dict[str, Path], config: DemoConfig) -> bool:
     """Encode the training split of both sources into one store each; returns whether they were reused."""
-    from hashsearch.data import open_dataset
+    from hashsearch.data import DualSourceDataset
     from hashsearch.store import CodeStore
 
-    raw_train = open_dataset(dataset, "train")
+    raw_train = DualSourceDataset(dataset, "train")
     sha = _sha256(checkpoint)
     if not config.fresh and all(p.exists() for p in stores.values()):
         try:
@@ -330,7 +331,7 @@ def _encode_archive(dataset: Path, checkpoint: Path, stores: dict[str, Path], co
                         and info.get("source") == src
             if ok:
                 return True
-        except Exception as exc:  # noqa: BLE001 - rebuilt below
+        except Exception as exc:  # rebuilt below
             logger.warning("re-encoding the archive: %s", exc)
     from hashsearch.training.datasets import DualSourceTorchDataset
     from hashsearch.training.encoder import Encoder
@@ -401,7 +402,7 @@ def _examples(outcome: DatasetOutcome, config: DemoConfig, checkpoint: Path, fig
     picks = sorted(picks)
     block = test.read(np.asarray(picks, dtype=np.int64))
     with Retriever(checkpoint, dict(outcome.stores), num_threads=config.threads) as retriever:
-        for src, dst, direction in _DIRECTIONS:
+        for src, _, direction in _DIRECTIONS:
             images = np.asarray(block[src])
             result = retriever.search(images, src, config.k)
             rows = []
@@ -466,6 +467,51 @@ def _write_summary(report: DemoReport, path: Path) -> Path:
 
 
 # ------------------------------------------------------------------ the run
+class _Stages:
+    """Announces, times and records the stages of one dataset."""
+
+    def __init__(self, outcome: DatasetOutcome, say: Stage) -> None:
+        self.outcome = outcome
+        self.say = say
+
+    @contextmanager
+    def __call__(self, label: str) -> Iterator[dict[str, bool]]:
+        t0 = time.perf_counter()
+        self.say(f"[{self.outcome.name}] {label} ...")
+        flag = {"reused": False}
+        yield flag
+        o = self.outcome
+        o.reused[label] = flag["reused"]
+        o.seconds[label] = round(time.perf_counter() - t0, 2)
+        self.say(f"[{o.name}] {label}: {'reused' if flag['reused'] else 'done'} in {o.seconds[label]:.1f} s")
+
+
+def _run_dataset(name: str, config: DemoConfig, root: Path, say: Stage) -> DatasetOutcome:
+    work = config.workdir
+    about = DEMO_DATASETS[name]["about"] if name in DEMO_DATASETS else \
+        "seeded fake textures (hashsearch.training.fake), NOT satellite imagery"
+    dataset = work / "data" / f"{name}.zarr"
+    o = DatasetOutcome(name=name, about=about, dataset=str(dataset))
+    stage = _Stages(o, say)
+    with stage("dataset") as done:
+        done["reused"] = _build_dataset(name, config, root, dataset)
+    from hashsearch.data import open_dataset
+
+    o.sizes = {"train": len(open_dataset(dataset, "train")), "test": len(open_dataset(dataset, "test"))}
+    with stage("train") as done:
+        checkpoint, done["reused"] = _train(name, config, dataset, work / "runs" / name)
+    o.checkpoint = str(checkpoint)
+    stores = {src: work / "archive" / f"{name}-{src}.zarr" for src in ("pan", "ms")}
+    o.stores = {k: str(v) for k, v in stores.items()}
+    with stage("archive") as done:
+        done["reused"] = _encode_archive(dataset, checkpoint, stores, config)
+    with stage("evaluate") as done:
+        done["reused"] = _evaluate(o, config, checkpoint, work / "report" / name)
+    with stage("examples"):
+        _examples(o, config, checkpoint, work / "figures")
+    return o
+
+
 def run_demo(config: DemoConfig = DemoConfig(), *, stage: Stage | None = None) -> DemoReport:
     """Run the demo (see the module docstring).
 
@@ -496,39 +542,7 @@ def run_demo(config: DemoConfig = DemoConfig(), *, stage: Stage | None = None) -
         import torch
 
         torch.set_num_threads(config.threads)
-    outcomes: list[DatasetOutcome] = []
-    for name in names:
-        about = DEMO_DATASETS[name]["about"] if name in DEMO_DATASETS else \
-            "seeded fake textures (hashsearch.training.fake), NOT satellite imagery"
-        dataset = work / "data" / f"{name}.zarr"
-        o = DatasetOutcome(name=name, about=about, dataset=str(dataset))
-
-        def timed(label: str, fn: Callable[[], bool], o: DatasetOutcome = o, name: str = name) -> None:
-            t0 = time.perf_counter()
-            say(f"[{name}] {label} ...")
-            o.reused[label] = bool(fn())
-            o.seconds[label] = round(time.perf_counter() - t0, 2)
-            say(f"[{name}] {label}: {'reused' if o.reused[label] else 'done'} in {o.seconds[label]:.1f} s")
-
-        timed("dataset", lambda: _build_dataset(name, config, root, dataset))
-        from hashsearch.data import open_dataset
-
-        o.sizes = {s: len(open_dataset(dataset, s)) for s in ("train", "test")}  # type: ignore[arg-type]
-        run_dir = work / "runs" / name
-        ckpt: dict[str, Path] = {}
-
-        def train(name: str = name, run_dir: Path = run_dir, ckpt: dict[str, Path] = ckpt) -> bool:
-            ckpt["path"], reused = _train(name, config, dataset, run_dir)
-            return reused
-
-        timed("train", train)
-        o.checkpoint = str(ckpt["path"])
-        stores = {src: work / "archive" / f"{name}-{src}.zarr" for src in ("pan", "ms")}
-        o.stores = {k: str(v) for k, v in stores.items()}
-        timed("archive", lambda: _encode_archive(dataset, ckpt["path"], stores, config))
-        timed("evaluate", lambda: _evaluate(o, config, ckpt["path"], work / "report" / name))
-        timed("examples", lambda: (_examples(o, config, ckpt["path"], work / "figures"), False)[1])
-        outcomes.append(o)
+    outcomes = [_run_dataset(name, config, root, say) for name in names]
     report = DemoReport(config={k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()},
                         outcomes=outcomes, skipped=skipped, report="", seconds=0.0)
     report.seconds = round(time.perf_counter() - start, 1)

@@ -31,7 +31,7 @@ def _dataset(path: str | None) -> Any:
         from hashsearch.data import open_dataset
 
         return open_dataset(path, "all")
-    except Exception as exc:  # noqa: BLE001 - the strip still shows the query and the ids
+    except Exception as exc:  # the strip still shows the query and the ids
         logger.warning("cannot open the archive's dataset %s to show the results (%s)", path, exc)
         return None
 
@@ -42,7 +42,7 @@ def write_strips(
     path: str | os.PathLike[str],
     *,
     title: str = "",
-    query_labels: Sequence[int] | None = None,
+    query_labels: Sequence[int] | np.ndarray | None = None,
     max_queries: int = 8,
     max_results: int = 8,
 ) -> Path:

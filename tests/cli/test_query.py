@@ -125,7 +125,7 @@ def test_query_without_the_training_normalisation_is_warned_about(archive, tmp_p
 
 
 def test_errors_are_one_line_and_exit_1(archive, tmp_path):
-    root, data = archive
+    root, _ = archive
     args = ["query", "-m", str(root / "run"), "-s", str(root / "ms.zarr")]
     np.save(tmp_path / "three.npy", np.zeros((3, PAN, PAN), np.uint16))
     np.save(tmp_path / "ms.npy", np.zeros((4, MS, MS), np.uint16))

@@ -25,7 +25,8 @@ def test_demo_finds_every_source_code_and_agrees_with_faiss(backend):
 
 
 def test_demo_without_faiss_and_odd_lengths():
-    report = run_engine_demo(EngineDemoConfig(n=700, nbits=24, nq=7, k=3, flips=2, single_repeats=1, compare_faiss=False))
+    report = run_engine_demo(EngineDemoConfig(n=700, nbits=24, nq=7, k=3, flips=2, single_repeats=1,
+                                              compare_faiss=False))
     assert report["found_source"] == 1.0
     assert "faiss_batch_s" not in report and "speedup_batch" not in report
 

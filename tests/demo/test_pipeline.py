@@ -24,9 +24,9 @@ torch = pytest.importorskip("torch")
 
 from hashsearch.demo.pipeline import DemoConfig, DemoDataMissing, run_demo  # noqa: E402
 
-TINY = dict(synthetic=True, synthetic_samples=48, synthetic_pan_size=32, synthetic_ms_size=8, synthetic_classes=4,
-            bits=16, epochs=2, batch_size=16, threads=1, baselines=(), examples=2, k=4, embedding="pca",
-            progress=False)
+TINY = {"synthetic": True, "synthetic_samples": 48, "synthetic_pan_size": 32, "synthetic_ms_size": 8,
+        "synthetic_classes": 4, "bits": 16, "epochs": 2, "batch_size": 16, "threads": 1, "baselines": (),
+        "examples": 2, "k": 4, "embedding": "pca", "progress": False}
 TINY_CLI = ["--synthetic", "--synthetic-samples", "48", "--synthetic-pan-size", "32", "--synthetic-ms-size", "8",
             "--synthetic-classes", "4", "--bits", "16", "--epochs", "2", "--batch-size", "16", "--threads", "1",
             "--baselines", "", "--examples", "2", "-k", "4", "--no-progress"]
