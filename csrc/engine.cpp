@@ -602,12 +602,17 @@ void pairwise(const KernelTable& kt, const uint8_t* a, int64_t na, const uint8_t
 uint64_t roofline(const KernelTable& kt, const uint8_t* a, int64_t na, const uint8_t* b, int64_t nb,
                   int64_t nbytes, int nthreads) {
   if (na <= 0 || nb <= 0) return 0;
-  const int64_t rows = std::max<int64_t>(4, ceil_div(na, kChunksPerThread * nthreads) & ~int64_t(3));
-  const int64_t tasks = ceil_div(na, rows);
+  // Query chunks, or database slices when there are too few queries to share out (one
+  // query: a streaming read of the database by every thread).
+  const int64_t slices = na >= kQueriesPerThread * nthreads ? 1 : std::min<int64_t>(nb, kChunksPerThread * nthreads);
+  const int64_t rows = slices > 1 ? na : std::max<int64_t>(4, ceil_div(na, kChunksPerThread * nthreads) & ~int64_t(3));
+  const int64_t len = ceil_div(nb, slices);
+  const int64_t tasks = ceil_div(na, rows) * slices;
   std::vector<uint64_t> part(tasks, 0);
   parallel_for(tasks, nthreads, [&](int64_t task) {
-    const int64_t r0 = task * rows, r1 = std::min(na, r0 + rows);
-    part[task] = kt.roofline(a + r0 * nbytes, r1 - r0, b, nb, nbytes);
+    const int64_t r0 = (task / slices) * rows, r1 = std::min(na, r0 + rows);
+    const int64_t c0 = (task % slices) * len, c1 = std::min(nb, c0 + len);
+    if (c0 < c1) part[task] = kt.roofline(a + r0 * nbytes, r1 - r0, b + c0 * nbytes, c1 - c0, nbytes);
   });
   uint64_t total = 0;
   for (uint64_t v : part) total += v;
