@@ -164,3 +164,26 @@ def test_to_display_joint_stretch_keeps_the_colour_balance():
     # one stretch over all three bands: band 0 (the darkest) stays darker than band 2
     assert rgb[..., 0].mean() < rgb[..., 1].mean() < rgb[..., 2].mean()
     assert rgb.min() == 0.0 and rgb.max() == 1.0
+
+
+def test_write_report_over_code_lengths(tmp_path):
+    from hashsearch.eval.protocols import EncodedSplits, evaluate_encoded
+    from hashsearch.eval.report import write_report
+    from hashsearch.eval.results import EvalRun
+
+    rng = np.random.default_rng(0)
+    runs = []
+    for nbits in (8, 16, 32):
+        labels = {"train": rng.integers(0, 3, 40), "test": rng.integers(0, 3, 10)}
+        codes = {s: {src: rng.integers(0, 256, (labels[s].size, nbits // 8), dtype=np.uint8) for src in ("pan", "ms")}
+                 for s in labels}
+        results, _ = evaluate_encoded(EncodedSplits(nbits, codes, labels), "class", FAST)
+        runs.append(EvalRun(name="random", method="random", bits=nbits, protocol="class", dataset={"name": "toy"},
+                            model={}, config=FAST.to_dict(), directions=results))
+    report = write_report(runs, tmp_path / "rep")
+    check_report_folder(tmp_path / "rep")
+    md = (tmp_path / "rep" / "report.md").read_text()
+    # one row per method, a column per direction and length
+    assert "| Method | PAN->MS l=8 | PAN->MS l=16 | PAN->MS l=32 | MS->PAN l=8 |" in md
+    assert (tmp_path / "rep" / "figures" / "precision_radius2.png").is_file()
+    assert report.name == "report.html" and "hashsearch evaluation: toy" in report.read_text()
