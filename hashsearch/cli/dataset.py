@@ -1,7 +1,9 @@
 """``hashsearch dataset``: tile scenes, build the real-data recipes, inspect datasets.
 
 - ``hashsearch dataset tile --pan P.tif --ms M.tif [--ms M2.tif ...] [--labels L.tif] --out D.zarr``
-- ``hashsearch dataset build nc-landsat7|eurosat-ms|fusebox-landsat7 --out D.zarr``
+- ``hashsearch dataset build RECIPE --out D.zarr [recipe options]``: one subcommand per
+  recipe of :data:`hashsearch.data.recipes.RECIPES`, its options built from the
+  recipe's config dataclass (``hashsearch dataset build RECIPE --help`` lists them)
 - ``hashsearch dataset info D.zarr|DSRSID.mat [--json]``
 
 rasterio, h5py and scipy (the ``data`` extra) are imported inside the commands.
@@ -9,14 +11,20 @@ rasterio, h5py and scipy (the ``data`` extra) are imported inside the commands.
 
 from __future__ import annotations
 
+import enum
 import inspect
 import time
+import types
+import typing
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import typer
+from typer.core import TyperGroup
 
 from hashsearch.cli._common import cli_errors, emit
+
 
 def register(app: typer.Typer) -> None:
     """Add the ``dataset`` command group to ``app``."""
@@ -26,7 +34,7 @@ def register(app: typer.Typer) -> None:
         no_args_is_help=True,
     )
     group.command("tile")(tile)
-    group.command("build")(build)
+    group.add_typer(_build_group(), name="build")
     group.command("info")(info)
     app.add_typer(group, name="dataset")
 
@@ -86,43 +94,119 @@ def tile(
     emit(_summary(path, time.perf_counter() - start), as_json)
 
 
-@cli_errors
-def build(
-    name: str = typer.Argument(..., help="Recipe: nc-landsat7, eurosat-ms or fusebox-landsat7."),
-    out: Path = typer.Option(..., "--out", "-o", help="Dataset to write (a Zarr folder)."),
-    data_root: Path | None = typer.Option(
-        None, "--data-root", help="Folder holding the data sets [default: $HASHSEARCH_DATA or ../shared/data]."
-    ),
-    ratio: int | None = typer.Option(None, help="nc-landsat7: PAN:MS ratio, 2 (native) or 4 (MS averaged 2x2)."),
-    patch_size: int | None = typer.Option(None, help="nc-landsat7, fusebox-landsat7: PAN patch side."),
-    stride: int | None = typer.Option(None, help="nc-landsat7, fusebox-landsat7: PAN step."),
-    min_purity: float | None = typer.Option(None, help="nc-landsat7: smallest majority-class share."),
-    test_fraction: float | None = typer.Option(None, help="Fraction of each class (fusebox: of scene groups) in test."),
-    seed: int | None = typer.Option(None, help="Seed of the split [default 0]."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing dataset."),
-    progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bars."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
-) -> None:
-    """Build a dataset from the real data (never downloads anything)."""
-    from hashsearch.data.recipes import RECIPES, build_recipe
+class _RecipeGroup(TyperGroup):
+    """``hashsearch dataset build``: one subcommand per recipe; an unknown name is a
+    one-line error (exit 1) that lists the recipes."""
 
-    if name not in RECIPES:
-        raise ValueError(f"unknown recipe {name!r}; one of {', '.join(RECIPES)}")
-    given = {
-        "ratio": ratio, "patch_size": patch_size, "stride": stride, "min_purity": min_purity,
-        "test_fraction": test_fraction, "seed": seed,
-    }
-    accepted = inspect.signature(RECIPES[name]).parameters
-    options: dict[str, Any] = {}
-    for key, value in given.items():
-        if value is None:
-            continue
-        if key not in accepted:
-            raise ValueError(f"--{key.replace('_', '-')} does not apply to the {name} recipe")
-        options[key] = value
-    start = time.perf_counter()
-    path = build_recipe(name, out, root=data_root, overwrite=overwrite, progress=progress, **options)
-    emit(_summary(path, time.perf_counter() - start), as_json)
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        name = args[0] if args else None
+        if name is not None and not name.startswith("-") and self.get_command(ctx, name) is None:
+            typer.echo(f"error: unknown recipe {name!r}; one of {', '.join(self.list_commands(ctx))}", err=True)
+            raise typer.Exit(1)
+        return super().resolve_command(ctx, args)
+
+
+#: Options every ``dataset build NAME`` command has (a recipe may not reuse these names).
+_COMMON = ("ctx", "out", "data_root", "overwrite", "progress", "as_json")
+
+
+def _cli_type(kind: Any) -> tuple[Any, Callable[[Any], Any]]:
+    """(annotation typer sees, parser of the given value) for a config field type."""
+    base = kind
+    if typing.get_origin(kind) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(kind) if a is not type(None)]
+        base = args[0] if len(args) == 1 else str
+    if typing.get_origin(base) is typing.Literal:
+        choices = enum.Enum("Choice", {str(v): str(v) for v in typing.get_args(base)})  # type: ignore[misc]
+        return choices | None, lambda v: v.value
+    if base is tuple or typing.get_origin(base) is tuple:
+        elems = [a for a in typing.get_args(base) if a is not Ellipsis] or [str]
+        convert = elems[0]
+
+        def parse(text: str) -> tuple[Any, ...]:
+            try:
+                return tuple(convert(v.strip()) for v in text.split(",") if v.strip())
+            except ValueError:
+                raise ValueError(f"expected comma-separated {convert.__name__} values, got {text!r}") from None
+
+        return str | None, parse
+    if base in (int, float, str, bool):
+        return base | None, lambda v: v
+    raise TypeError(f"recipe option type {kind!r} has no command-line form")
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, tuple):
+        return ",".join(str(v) for v in value)
+    return "none" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _recipe_command(recipe: Any, every: dict[str, Any]) -> Callable[..., None]:
+    """A Typer command for ``recipe``: the common options plus one per config field."""
+    hints = typing.get_type_hints(recipe.config)
+    parsers: dict[str, Callable[[Any], Any]] = {}
+    params = [
+        inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context),
+        inspect.Parameter("out", inspect.Parameter.KEYWORD_ONLY, annotation=Path, default=typer.Option(
+            ..., "--out", "-o", help="Dataset to write (a Zarr folder).")),
+        inspect.Parameter("data_root", inspect.Parameter.KEYWORD_ONLY, annotation=Path | None, default=typer.Option(
+            None, "--data-root", help="Folder holding the data sets.",
+            show_default="$HASHSEARCH_DATA or ../shared/data")),
+        inspect.Parameter("overwrite", inspect.Parameter.KEYWORD_ONLY, annotation=bool, default=typer.Option(
+            False, "--overwrite", help="Replace an existing dataset.")),
+        inspect.Parameter("progress", inspect.Parameter.KEYWORD_ONLY, annotation=bool, default=typer.Option(
+            True, "--progress/--no-progress", help="Progress bars.")),
+        inspect.Parameter("as_json", inspect.Parameter.KEYWORD_ONLY, annotation=bool, default=typer.Option(
+            False, "--json", help="Print one JSON object.")),
+    ]
+    for f in recipe.options():
+        if f.name in _COMMON:
+            raise TypeError(f"recipe {recipe.name}: option {f.name!r} clashes with a common option")
+        annotation, parsers[f.name] = _cli_type(hints[f.name])
+        flag = "--" + f.name.replace("_", "-")
+        decls = [f"{flag}/--no-{f.name.replace('_', '-')}"] if hints[f.name] is bool else [flag]
+        params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation,
+                                        default=typer.Option(None, *decls, help=f.metadata.get("help", ""),
+                                                             show_default=_show(f.default) if f.default is not None
+                                                             else False)))
+
+    def command(ctx: typer.Context, **values: Any) -> None:
+        from hashsearch.data.recipes import build_recipe
+
+        stray = [a for a in ctx.args if a.startswith("-")]
+        if stray or ctx.args:
+            word = (stray or ctx.args)[0]
+            key = word.lstrip("-").split("=")[0].replace("-", "_")
+            owners = [name for name, fields in every.items() if key in fields and name != recipe.name]
+            hint = f" ({word} is an option of {', '.join(owners)})" if owners else ""
+            raise ValueError(f"{word} does not apply to the {recipe.name} recipe{hint}; see "
+                             f"`hashsearch dataset build {recipe.name} --help`")
+        common = {k: values.pop(k) for k in _COMMON if k in values}
+        options = {k: parsers[k](v) for k, v in values.items() if v is not None}
+        start = time.perf_counter()
+        path = build_recipe(recipe.name, common["out"], root=common["data_root"], overwrite=common["overwrite"],
+                            progress=common["progress"], **options)
+        emit(_summary(path, time.perf_counter() - start), common["as_json"])
+
+    command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    command.__annotations__ = {p.name: p.annotation for p in params} | {"return": None}
+    command.__doc__ = f"{recipe.summary} Task: {recipe.task}."
+    return cli_errors(command)
+
+
+def _build_group() -> typer.Typer:
+    """``dataset build``: a subcommand per recipe of :data:`hashsearch.data.recipes.RECIPES`."""
+    from hashsearch.data.recipes import RECIPES
+
+    group = typer.Typer(
+        name="build", cls=_RecipeGroup, no_args_is_help=True,
+        help="Build a dataset from the real data in $HASHSEARCH_DATA (never downloads anything).",
+    )
+    every = {name: {f.name for f in r.options()} for name, r in RECIPES.items()}
+    for name, recipe in RECIPES.items():
+        group.command(name, context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+                      help=f"{recipe.summary} Task: {recipe.task}.")(_recipe_command(recipe, every))
+    return group
 
 
 @cli_errors
@@ -144,7 +228,7 @@ def info(
                 "num_samples": len(ds),
                 "pan": f"uint8 {ds.pan_shape}",
                 "ms": f"uint8 {ds.ms_shape}",
-                "classes": {name: int(c) for name, c in zip(ds.classes, counts)},
+                "classes": {name: int(c) for name, c in zip(ds.classes, counts, strict=True)},
             }
         emit(result, as_json)
         return

@@ -5,8 +5,9 @@
   (aligned by geotransform) into a dual-source dataset on disk.
 - :class:`DualSourceDataset` / :class:`DualDatasetWriter` — that on-disk format, a
   Zarr v3 group (pan, ms, label, split, footprints, CRS, provenance, statistics).
-- :func:`build_recipe` — datasets from the real data in ``$HASHSEARCH_DATA``:
-  "nc-landsat7", "eurosat-ms", "fusebox-landsat7".
+- :func:`build_recipe` — datasets from the real data in ``$HASHSEARCH_DATA``, one
+  module per recipe in :mod:`hashsearch.data.recipes` ("aid-subset", "eurosat-ms",
+  "fusebox-landsat7", "nc-landsat7", "pansharpening-pairs"); :data:`RECIPES` lists them.
 - :mod:`hashsearch.data.fake` — seeded fake inputs in the exact layouts, for tests.
 
 Every sample is ``{"pan": (Cp, Hp, Wp), "ms": (Cm, Hm, Wm), "label": int, "index": int}``

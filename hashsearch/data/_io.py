@@ -43,7 +43,7 @@ logger = logging.getLogger("hashsearch")
 
 def _cause(exc: BaseException) -> str:
     """The most specific message in an exception chain (GDAL's own reason comes as the cause)."""
-    messages = []
+    messages: list[str] = []
     seen: BaseException | None = exc
     while seen is not None and len(messages) < 5:
         text = str(seen).strip()

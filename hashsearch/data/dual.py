@@ -19,7 +19,8 @@ The image arrays are sharded (one inner chunk per sample, ``shard_samples`` samp
 per shard file) so one sample is read without decompressing its neighbours. The
 group attribute ``"hashsearch"`` holds the metadata: ``format`` ("hashsearch-dual"),
 ``format_version``, ``complete``, ``num_samples``, ``pan`` / ``ms`` (shape, dtype,
-band names, pixel size), ``ratio``, ``task`` ("class" or "instance"), ``classes``,
+band names, pixel size; ``ms.rgb`` the positions of the red, green and blue MS bands
+for true-colour display, or None), ``ratio``, ``task`` ("class" or "instance"), ``classes``,
 ``class_values`` (raw label values, when labels came from a raster), ``crs`` (WKT
 when all scenes share one, else None), ``scenes``, ``stats`` (per-band mean / std of
 each source over the train split, or all samples when there is no split),
@@ -46,7 +47,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from hashsearch import __version__
+from hashsearch._version import __version__
 from hashsearch.data._view import LabelledView, band_stats
 from hashsearch.data.errors import DataNotFoundError, IncompleteDatasetError, MalformedDataError
 from hashsearch.data.splits import split_per_class
@@ -61,6 +62,7 @@ __all__ = [
     "DualDatasetWriter",
     "DualSourceDataset",
     "dataset_info",
+    "rgb_indices",
     "split_array",
 ]
 
@@ -80,6 +82,15 @@ def split_array(n: int, train: np.ndarray, test: np.ndarray) -> np.ndarray:
     split = np.full(n, SPLIT_CODES["unassigned"], np.int8)
     split[train], split[test] = SPLIT_CODES["train"], SPLIT_CODES["test"]
     return split
+
+
+def rgb_indices(bands: Sequence[str]) -> list[int] | None:
+    """Positions of the bands named "red", "green" and "blue" (any case), in that order, or None."""
+    names = [str(b).lower() for b in bands]
+    try:
+        return [names.index("red"), names.index("green"), names.index("blue")]
+    except ValueError:
+        return None
 
 
 def _jsonable(value: Any) -> Any:
@@ -271,6 +282,7 @@ class DualDatasetWriter:
         task: Literal["class", "instance"] = "class",
         pan_bands: Sequence[str] | None = None,
         ms_bands: Sequence[str] | None = None,
+        ms_rgb: Sequence[int] | None = None,
         pan_pixel_size: Sequence[float] | None = None,
         ms_pixel_size: Sequence[float] | None = None,
         ratio: int | None = None,
@@ -289,6 +301,9 @@ class DualDatasetWriter:
             class_values: the raw label value of each class (e.g. raster codes).
             task: "class" (same label = relevant) or "instance" (unique label per pair).
             pan_bands, ms_bands: band names (defaults "b1", "b2", ...).
+            ms_rgb: positions of the MS bands that show red, green and blue (true
+                colour), stored as ``ms.rgb``; default: the bands named "red", "green"
+                and "blue" (:func:`rgb_indices`), else None.
             pan_pixel_size, ms_pixel_size: (x, y) ground pixel sizes in CRS units.
             ratio: PAN pixels per MS pixel along each axis.
             crs: WKT of the CRS shared by all samples, or None.
@@ -332,6 +347,12 @@ class DualDatasetWriter:
             "computed_on": "train" if train.size else "all",
             "count": int(stats_idx.size),
         }
+        if ms_rgb is None and ms_bands:
+            ms_rgb = rgb_indices(ms_bands)
+        if ms_rgb is not None:
+            ms_rgb = [int(v) for v in ms_rgb]
+            if len(ms_rgb) != 3 or not all(0 <= v < self.ms_shape[0] for v in ms_rgb):
+                raise ValueError(f"ms_rgb must be 3 band positions below {self.ms_shape[0]}, got {ms_rgb}")
         if classes is None and task == "class":
             classes = [str(v) for v in range(int(labels.max()) + 1)]
         meta = {
@@ -350,6 +371,7 @@ class DualDatasetWriter:
             "ms": {
                 "shape": list(self.ms_shape), "dtype": self.ms_dtype.name,
                 "bands": list(ms_bands) if ms_bands else [f"b{i + 1}" for i in range(self.ms_shape[0])],
+                "rgb": ms_rgb,
                 "pixel_size": list(ms_pixel_size) if ms_pixel_size is not None else None,
             },
             "ratio": ratio,
