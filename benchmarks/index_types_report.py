@@ -61,10 +61,16 @@ def kth_distance(n: int, nbits: int, k: int) -> int:
 
 
 def default_m(n: int, nbits: int) -> int:
-    """Substrings of multi-index hashing, about nbits / log2 n: the reference implementation's
-    table for 64 bits (m = 4 up to 1M codes, 3 up to 20M, 2 above), scaled to nbits."""
-    base = 4 if n <= 1_000_000 else 3 if n <= 20_000_000 else 2
-    return max(1, min(nbits, round(base * nbits / 64)))
+    """Substrings of multi-index hashing: the index's own choice (``hashsearch.index.mih.default_m``)
+    where it can be imported, else the reference implementation's table for 64 bits (m = 4 up
+    to 1M codes, 3 up to 20M, 2 above) scaled to nbits."""
+    try:
+        from hashsearch.index.mih import default_m as mih_default_m
+
+        return int(mih_default_m(nbits, n))
+    except (ImportError, RuntimeError):  # no MIH module, or no compiled core: the table
+        base = 4 if n <= 1_000_000 else 3 if n <= 20_000_000 else 2
+        return max(1, min(nbits, round(base * nbits / 64)))
 
 
 def mih_arithmetic(n: int, nbits: int, k: int, d: int | None = None) -> dict:

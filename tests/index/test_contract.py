@@ -37,7 +37,10 @@ def _exact_cases() -> list:
     cases.append(pytest.param(lambda nbits: index_factory(nbits, "BFlat", device="cpu"), id="BFlat"))
     mih = pytest.mark.skipif(not HAVE_MIH, reason="hashsearch.index.mih (issue 9, item 4) is not in this tree")
     cases.append(pytest.param(lambda nbits: index_factory(nbits, "MIH"), id="MIH", marks=mih))
-    cases.append(pytest.param(lambda nbits: index_factory(nbits, "MIH2"), id="MIH2", marks=mih))
+    # the tables answer every query (policy "mih"), not the flat fallback "auto" may choose
+    tables = {"policy": "mih", "num_threads": MAX_THREADS}
+    cases.append(pytest.param(lambda nbits: index_factory(nbits, "MIH", **tables), id="MIH-tables", marks=mih))
+    cases.append(pytest.param(lambda nbits: index_factory(nbits, "MIH4", **tables), id="MIH4-tables", marks=mih))
     return cases
 
 
