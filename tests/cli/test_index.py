@@ -63,16 +63,15 @@ def test_create_add_info_search_verify(tmp_path, run):
     queries = tied_codes(40, 64, 40, seed=41)
     np.save(tmp_path / "q.npy", queries)
     want = BinaryIndex.from_store(s, backend="numpy").search(queries, 7)
-    report = as_json(
-        run("index", "search", store, tmp_path / "q.npy", "-k", "7", "-o", tmp_path / "r.zarr", "--query-block", "16", "--json")
-    )
+    search_args = ("index", "search", store, tmp_path / "q.npy", "-k", "7", "-o", tmp_path / "r.zarr")
+    report = as_json(run(*search_args, "--query-block", "16", "--json"))
     assert report["complete"] and report["blocks"] == 3 and report["comparisons"] == 40 * 3100
     from hashsearch.search.batch import load_results
 
     got = load_results(tmp_path / "r.zarr")
     np.testing.assert_array_equal(got[0], want[0])
     np.testing.assert_array_equal(got[1], want[1])
-    resumed = as_json(run("index", "search", store, tmp_path / "q.npy", "-k", "7", "-o", tmp_path / "r.zarr", "--query-block", "16", "--json"))
+    resumed = as_json(run(*search_args, "--query-block", "16", "--json"))
     assert resumed["skipped"] == 3 and resumed["computed"] == 0
     run("index", "search", store, tmp_path / "q.npy", "-k", "7", "-o", tmp_path / "r.npz")
     with np.load(tmp_path / "r.npz") as npz:
@@ -115,7 +114,10 @@ def test_cli_errors_exit_1_with_one_line(tmp_path, run):
         (("index", "info", tmp_path / "nope.zarr"), "no code store"),
         (("index", "search", store, tmp_path / "codes.npy", "-o", tmp_path / "r.txt"), ".zarr"),
         (("index", "search", store, tmp_path / "narrow.npy", "-o", tmp_path / "r.zarr"), "fits neither"),
-        (("index", "search", store, tmp_path / "codes.npy", "-o", tmp_path / "r.zarr", "--memory-limit", "10"), "too small"),
+        (("index", "search", store, tmp_path / "codes.npy", "-o", tmp_path / "r.zarr", "--memory-limit", "10"),
+         "too small"),
+        (("index", "search", store, tmp_path / "codes.npy", "-o", tmp_path / "s.zarr", "--memory-limit", "lots"),
+         "cannot parse memory size"),
     ]
     for args, message in cases:
         result = run(*args, ok=False)
@@ -149,3 +151,24 @@ def test_locked_store_and_unlock(tmp_path, run):
         assert "error: " in run("index", "unlock", store, ok=False).stderr  # a live writer is not unlocked
     removed = as_json(run("index", "unlock", store, "--json"))
     assert removed["removed"] is None
+
+
+def test_search_memory_limit_default_and_meaning(tmp_path, run):
+    # One default (shown in the help) and one meaning: the limit of one query block's search,
+    # so the smallest limit CodeStore.search accepts for those queries runs the CLI search too.
+    import re
+
+    assert "512 MiB" in run("index", "search", "--help").stdout
+    store = tmp_path / "db.zarr"
+    codes = random_codes(2000, 64, seed=45)
+    with CodeStore.create(store, 64, shard_rows=256, chunk_rows=64) as s:
+        s.append(codes)
+    np.save(tmp_path / "q.npy", codes[:50])
+    with pytest.raises(ValueError, match="too small") as info:
+        CodeStore.open(store).search(codes[:50], 5, memory_limit=1)
+    need = int(re.search(r"at least (\d+) bytes", str(info.value)).group(1))
+    base = ("index", "search", store, tmp_path / "q.npy", "-k", "5", "--query-block", "50")
+    report = as_json(run(*base, "-o", tmp_path / "a.zarr", "--memory-limit", str(need), "--json"))
+    assert report["complete"] and report["blocks"] == 1
+    refused = run(*base, "-o", tmp_path / "b.zarr", "--memory-limit", str(need - 1), ok=False)
+    assert refused.exit_code == 1 and f"at least {need} bytes" in refused.stderr

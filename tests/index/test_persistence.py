@@ -63,7 +63,7 @@ def test_empty_index(tmp_path):
     BinaryIndex(8).save(tmp_path / "e.zarr")
     loaded = BinaryIndex.load(tmp_path / "e.zarr")
     assert loaded.ntotal == 0
-    d, i = loaded.search(np.zeros((1, 1), np.uint8), 2)
+    _d, i = loaded.search(np.zeros((1, 1), np.uint8), 2)
     assert (i == -1).all()
 
 

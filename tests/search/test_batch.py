@@ -17,8 +17,8 @@ from dask_cluster import shared_client
 
 from hashsearch import BinaryIndex, CodeStore
 from hashsearch.backends.numpy_backend import NumpyBackend
-from hashsearch.search.batch import batch_search, load_results
 from hashsearch.errors import IncompatibleStoreError, StoreError
+from hashsearch.search.batch import batch_search, load_results
 from hashsearch.synthetic import random_codes, tied_codes
 
 SRC = str(Path(__file__).resolve().parents[2])  # the repository root

@@ -10,8 +10,8 @@ import pytest
 from dask_cluster import shared_client
 
 from hashsearch import BinaryIndex, CodeStore, distributed
-from hashsearch.search.plan import result_bytes
 from hashsearch.errors import CorruptStoreError, StoreError
+from hashsearch.search.plan import result_bytes
 from hashsearch.synthetic import random_codes, tied_codes
 
 
@@ -39,7 +39,9 @@ def test_distributed_equals_out_of_core_equals_in_memory(client, tied_store, sha
     for k in (1, 10, 700, 7000):
         want = index.search(queries, k)
         local = store.search(queries, k, memory_limit=int((100_000 + result_bytes(12, k)) / 0.9))
-        dist = distributed.search(store, queries, k, client=client, shards_per_task=shards_per_task, split_every=split_every)
+        dist = distributed.search(
+            store, queries, k, client=client, shards_per_task=shards_per_task, split_every=split_every
+        )
         for got in (local, dist):
             np.testing.assert_array_equal(got[0], want[0])
             np.testing.assert_array_equal(got[1], want[1])
@@ -69,7 +71,7 @@ def test_only_committed_rows_are_searched(client, tmp_path, caplog):
         writer.append(codes[:512])
         writer.append(codes[512:])  # buffered, not committed
         with caplog.at_level(logging.WARNING, logger="hashsearch"):
-            d, i = distributed.search(writer, codes[550:552], 1, client=client)
+            _d, i = distributed.search(writer, codes[550:552], 1, client=client)
         assert "not committed" in caplog.text
         assert (i[:, 0] < 512).all()
 

@@ -63,6 +63,16 @@ def test_parse_memory_limit():
             parse_memory_limit(bad)
 
 
+def test_parse_bytes_examples():
+    parse_bytes = parse_memory_limit
+    assert parse_bytes(1000) == 1000 and parse_bytes("2 GiB") == 2 << 30 and parse_bytes("1.5MB") == 1_500_000
+    for bad in ("lots", "-1MB", 0):
+        with pytest.raises(ValueError):
+            parse_bytes(bad)
+    with pytest.raises(TypeError):
+        parse_bytes(True)
+
+
 def test_describe_bytes():
     assert describe_bytes(DEFAULT_MEMORY_LIMIT) == "512 MiB"
     assert describe_bytes(3 * 2**29) == "1.5 GiB" and describe_bytes(2048) == "2 KiB" and describe_bytes(800) == "800 B"
@@ -70,7 +80,7 @@ def test_describe_bytes():
 
 def test_the_named_minimum_is_the_minimum(tied_store):
     # The message names the smallest limit that works: that limit searches, one byte less is refused.
-    path, codes, ids = tied_store
+    path, codes, _ids = tied_store
     store = CodeStore.open(path)
     queries = codes[:9]
     need = minimum_limit(lambda limit: store.search(queries, 30, memory_limit=limit))
@@ -112,7 +122,7 @@ def test_one_meaning_for_the_store_the_batch_and_dask(request, tmp_path, tied_st
 
 
 def test_default_query_block_fits_the_limit(tied_store, tmp_path):
-    path, codes, _ = tied_store
+    path, _codes, _ = tied_store
     store = CodeStore.open(path)
     queries = tied_codes(5000, 64, 20, seed=51)
     need_one = minimum_limit(lambda limit: store.search(queries[:1], 10, memory_limit=limit))
@@ -170,7 +180,7 @@ def test_search_positions_of_a_row_range_and_merge(tied_store):
         search_positions(store.code_source, queries, 50, impl, memory_limit=200_000, start=lo, stop=hi)
         for lo, hi in ((0, 1000), (1000, 1001), (1001, 2900), (2900, 3000))
     ]
-    d, p = parts[1]
+    _d, p = parts[1]
     assert set(p[:, 0].tolist()) == {1000} and (p[:, 1:] == -1).all()
     merged = merge_parts(50, *parts)
     for a, b in zip(merged, whole, strict=True):

@@ -103,7 +103,8 @@ def test_config_defaults_and_checks():
     assert cfg.shard_rows % cfg.chunk_rows == 0 and cfg.shard_rows % cfg.aux_chunk_rows == 0
     assert cfg.chunk_rows * 8 <= 1 << 20 and cfg.aux_chunk_rows <= 16384
     assert StoreConfig(shard_rows=1000).resolved(64).chunk_rows == 1000
-    assert StoreConfig(shard_rows=300_000).resolved(64).shard_rows % StoreConfig(shard_rows=300_000).resolved(64).chunk_rows == 0
+    big = StoreConfig(shard_rows=300_000).resolved(64)
+    assert big.shard_rows % big.chunk_rows == 0
     with pytest.raises(ValueError, match="multiple of chunk_rows"):
         StoreConfig(shard_rows=100, chunk_rows=30).resolved(64)
     with pytest.raises(ValueError, match=">= 1"):
@@ -159,7 +160,7 @@ def test_round_trip(tmp_path, rng, nbits):
 def test_codes_are_uncompressed_and_ids_compressed(tmp_path):
     path = tmp_path / "codes.zarr"
     make_store(path, random_codes(4096, 64, seed=1), shard_rows=1024, chunk_rows=256)
-    size = lambda name: sum(f.stat().st_size for f in (path / name).rglob("*") if f.is_file())  # noqa: E731
+    size = lambda name: sum(f.stat().st_size for f in (path / name).rglob("*") if f.is_file())
     assert size("codes") >= 4096 * 8  # random bits: stored as they are
     assert size("ids") < 4096 * 8 / 4  # consecutive ids compress well
 
@@ -233,12 +234,12 @@ def test_rejected_appends_change_nothing(tmp_path, rng):
         (ValueError, dict(codes=codes[:10], ids=np.full(10, 999), **good)),  # duplicates
         (ValueError, dict(codes=codes[:10], ids=-np.arange(1, 11), **good)),
         (ValueError, dict(codes=codes[:10], ids=np.arange(1, 11), **good)),  # id 2, 4... stored (slow check)
-        (ValueError, dict(codes=codes[:10], labels=np.zeros(9, int), source="ms")),
-        (ValueError, dict(codes=codes[:10], source="ms")),  # labels missing
-        (TypeError, dict(codes=codes[:10], labels=np.zeros(10), source="ms")),
-        (ValueError, dict(codes=codes[:10], labels=np.zeros(10, int), source="mul")),
-        (ValueError, dict(codes=codes[:10], labels=np.zeros(10, int), source=np.full(10, 7))),
-        (ValueError, dict(codes=codes[:10], labels=np.zeros(10, int))),  # source missing
+        (ValueError, {"codes": codes[:10], "labels": np.zeros(9, int), "source": "ms"}),
+        (ValueError, {"codes": codes[:10], "source": "ms"}),  # labels missing
+        (TypeError, {"codes": codes[:10], "labels": np.zeros(10), "source": "ms"}),
+        (ValueError, {"codes": codes[:10], "labels": np.zeros(10, int), "source": "mul"}),
+        (ValueError, {"codes": codes[:10], "labels": np.zeros(10, int), "source": np.full(10, 7)}),
+        (ValueError, {"codes": codes[:10], "labels": np.zeros(10, int)}),  # source missing
     ]
     for error, kwargs in bad_calls:
         with pytest.raises(error):
@@ -301,9 +302,9 @@ def test_lock_of_a_killed_writer_is_released(tmp_path, caplog):
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-    with caplog.at_level(logging.WARNING, logger="hashsearch"):
-        with CodeStore.open(path, "a") as store:  # the kernel dropped the dead writer's flock
-            check_rows(store, 1000)
+    # the kernel dropped the dead writer's flock
+    with caplog.at_level(logging.WARNING, logger="hashsearch"), CodeStore.open(path, "a") as store:
+        check_rows(store, 1000)
     assert f"pid {proc.pid}" in caplog.text and "did not close" in caplog.text
 
 
@@ -375,7 +376,7 @@ def test_readers_never_see_half_an_append(tmp_path):
             counts.add(check_rows(reader, batch))
             counts.add(check_rows(CodeStore.open(path), batch))  # a fresh reader too
     finally:
-        out, err = proc.communicate(timeout=60)
+        _out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     reader.refresh()
     assert check_rows(reader, batch) == 40 * batch
@@ -581,8 +582,9 @@ def test_search_stays_within_memory_limit(tmp_path):
     np.save(tmp_path / "q.npy", queries)
     script = tmp_path / "probe.py"
     script.write_text(MEMORY_PROBE.format(src=SRC))
+    args = [str(path), str(tmp_path / "q.npy"), str(limit), str(tmp_path / "d.npy"), str(tmp_path / "i.npy")]
     out = subprocess.run(
-        [sys.executable, str(script), str(path), str(tmp_path / "q.npy"), str(limit), str(tmp_path / "d.npy"), str(tmp_path / "i.npy")],
+        [sys.executable, str(script), *args],
         capture_output=True,
         text=True,
         timeout=300,
@@ -626,54 +628,3 @@ def test_search_other_code_lengths_and_layouts(tmp_path, nbits, shard_rows, chun
         want = index.search(queries, 50)
         np.testing.assert_array_equal(got[0], want[0])
         np.testing.assert_array_equal(got[1], want[1])
-
-
-# -- streaming helpers --------------------------------------------------------------------
-def test_parse_bytes_and_block_plans():
-    from hashsearch.search.outofcore import parse_memory_limit as parse_bytes
-    from hashsearch.search.plan import plan_blocks
-
-    assert parse_bytes(1000) == 1000 and parse_bytes("2 GiB") == 2 << 30 and parse_bytes("1.5MB") == 1_500_000
-    for bad in ("lots", "-1MB", 0):
-        with pytest.raises(ValueError):
-            parse_bytes(bad)
-    with pytest.raises(TypeError):
-        parse_bytes(True)
-    plan = plan_blocks(10_000, 8, 1000, 100, memory_limit=100_000)  # 4 shards fit: blocks of shards
-    assert plan.block_rows % 1000 == 0 and plan.nblocks == -(-10_000 // plan.block_rows)
-    plan = plan_blocks(10_000, 8, 1000, 100, memory_limit=10_000)  # chunks only
-    assert plan.block_rows % 100 == 0 and plan.block_rows < 1000
-    assert list(plan.ranges())[-1][1] == 10_000
-    assert plan_blocks(10_000, 8, 1000, 100, memory_limit=10**9, max_rows=2500).block_rows == 2000
-
-
-def test_prefetch_reuses_buffers_and_propagates_errors():
-    from hashsearch.search.plan import prefetch
-
-    ranges = [(i, i + 1) for i in range(6)]
-    made = []
-
-    def make():
-        made.append(np.zeros(1))
-        return made[-1]
-
-    def fill(lo, hi, buf):
-        buf[0] = lo
-        return buf
-
-    seen = [(lo, float(data[0])) for lo, _, data in prefetch(ranges, fill, make)]
-    assert seen == [(i, float(i)) for i in range(6)] and len(made) == 2
-
-    def fail(lo, hi, buf):
-        if lo == 3:
-            raise OSError("disk gone")
-        return lo
-
-    got = []
-    with pytest.raises(OSError, match="disk gone"):
-        for lo, _, data in prefetch(ranges, fail):
-            got.append(data)
-    assert got == [0, 1, 2]
-    gen = prefetch(ranges, lambda lo, hi, buf: lo)
-    assert next(gen)[0] == 0
-    gen.close()  # stops the reader thread
