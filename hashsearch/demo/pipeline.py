@@ -259,12 +259,13 @@ def _build_dataset(name: str, config: DemoConfig, root: Path, out: Path) -> bool
 
 
 # ------------------------------------------------------------------ stage 2: train
-def _train_config(name: str, config: DemoConfig, train_set: Any) -> Any:
+def _train_config(name: str, config: DemoConfig, dataset: Path) -> Any:
+    from hashsearch.data import DualSourceDataset
     from hashsearch.training import TrainConfig
     from hashsearch.training.models import resolve_padding
 
-    item = train_set[0]
-    (cp, sp, _), (cm, sm, _) = tuple(item["pan"].shape), tuple(item["ms"].shape)
+    ds = DualSourceDataset(dataset, "train")
+    (cp, sp, _), (cm, sm, _) = ds.pan_shape, ds.ms_shape
     epochs = config.epochs if config.epochs is not None else DEMO_DATASETS.get(name, {}).get("epochs", 30)
     cfg = TrainConfig(bits=config.bits, epochs=epochs, batch_size=config.batch_size, lr=config.lr,
                       threads=config.threads, seed=config.seed).replace(
@@ -278,8 +279,7 @@ def _train(name: str, config: DemoConfig, dataset: Path, run_dir: Path) -> tuple
     from hashsearch.training.checkpoint import load_checkpoint
     from hashsearch.training.datasets import dual_source_splits
 
-    train_set, _ = dual_source_splits(dataset, preload=True)
-    cfg = _train_config(name, config, train_set)
+    cfg = _train_config(name, config, dataset)
     last = run_dir / "last.pt"
     if config.fresh and run_dir.exists():
         shutil.rmtree(run_dir)
@@ -289,6 +289,7 @@ def _train(name: str, config: DemoConfig, dataset: Path, run_dir: Path) -> tuple
         if int(state["epoch"]) >= cfg.epochs and _same_config(state["config"], cfg):
             return last, True
         resume = last
+    train_set, _ = dual_source_splits(dataset, preload=True)
     try:
         Trainer(cfg, train_set, checkpoint_dir=run_dir, progress=config.progress).fit(resume=resume)
     except ValueError as exc:
@@ -300,7 +301,8 @@ def _train(name: str, config: DemoConfig, dataset: Path, run_dir: Path) -> tuple
 
 def _same_config(saved: dict[str, Any], cfg: Any) -> bool:
     mine = cfg.to_dict()
-    return all(saved.get(k) == v for k, v in mine.items() if k not in ("threads", "device", "num_workers"))
+    runtime = ("epochs", "threads", "device", "num_workers")  # a longer run of the same model serves a shorter one
+    return all(saved.get(k) == v for k, v in mine.items() if k not in runtime)
 
 
 # ------------------------------------------------------------------ stage 3: archive
