@@ -54,6 +54,8 @@ def eval_command(
     fake_pan_size: int = typer.Option(256, "--fake-pan-size"),
     fake_ms_size: int = typer.Option(64, "--fake-ms-size"),
     fake_classes: int = typer.Option(8, "--fake-classes"),
+    test_per_class: int | None = typer.Option(None, "--test-per-class", help="DSRSID .mat: test pairs per class "
+                                              "of the standard split (as `hashsearch train`)."),
     out: Path = typer.Option(Path("reports/eval"), "--out", "-o", help="Report folder (created)."),
     bits: str | None = typer.Option(None, "--bits", help="Code lengths of the baselines fitted here, e.g. 16,32."),
     protocol: str = typer.Option("auto", "--protocol", help="auto (the dataset's task) | class | instance."),
@@ -107,7 +109,8 @@ def eval_command(
         dataset: Any = data if data is not None else _fake_splits(fake_samples, fake_classes, fake_pan_size,
                                                                    fake_ms_size)
         new, report = evaluate_and_report(models, dataset, out, config=config, bits=_ints(bits, "--bits"),
-                                          device=device, title=title)
+                                          device=device, title=title,
+                                          reader_options={"test_per_class": test_per_class} if test_per_class else None)
         if earlier:
             report = write_report(earlier + new, out, title=title, figures=figures)
         runs = earlier + new

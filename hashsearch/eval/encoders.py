@@ -106,8 +106,13 @@ def dataset_meta(dataset: Any) -> dict[str, Any]:
     return {}
 
 
-def open_splits(dataset: Any) -> tuple[Any, Any, dict[str, Any]]:
+def open_splits(dataset: Any, **reader_kwargs: Any) -> tuple[Any, Any, dict[str, Any]]:
     """``(train, test, meta)`` of a dataset path or a ``(train, test)`` pair.
+
+    Args:
+        dataset: a dataset path or a ``(train, test)`` pair.
+        **reader_kwargs: passed to the reader of a path (e.g. ``test_per_class`` and
+            ``seed`` of a DSRSID file's standard split).
 
     Raises:
         TypeError: anything else (a single dataset without a split).
@@ -115,7 +120,7 @@ def open_splits(dataset: Any) -> tuple[Any, Any, dict[str, Any]]:
     if isinstance(dataset, (str, os.PathLike)):
         from hashsearch.training.datasets import dual_source_splits
 
-        train, test = dual_source_splits(dataset)
+        train, test = dual_source_splits(dataset, **reader_kwargs)
         meta = dict(dataset_meta(train))
         meta.setdefault("path", str(dataset))
         return train, test, meta

@@ -481,6 +481,7 @@ def evaluate_and_report(
     bits: int | Sequence[int] | None = None,
     device: str = "cpu",
     title: str | None = None,
+    reader_options: dict[str, Any] | None = None,
 ) -> tuple[list[EvalRun], Path]:
     """Evaluate one model or several on a dataset and write the report folder.
 
@@ -497,6 +498,8 @@ def evaluate_and_report(
         bits: code length(s) of the baselines fitted here.
         device: where checkpoints' networks run ("cpu", "cuda", "auto").
         title: the report's title.
+        reader_options: passed to the dataset's reader when ``dataset`` is a path (e.g.
+            ``{"test_per_class": 100}`` for a DSRSID file's split).
 
     Returns:
         ``(runs, report_path)``: one :class:`~hashsearch.eval.results.EvalRun` per
@@ -509,7 +512,7 @@ def evaluate_and_report(
     lengths: list[int | None] = [None]
     if bits is not None:
         lengths = [int(bits)] if isinstance(bits, (int, np.integer)) else [int(b) for b in bits]
-    splits = open_splits(dataset)
+    splits = open_splits(dataset, **(reader_options or {}))
     out = Path(out_dir)
     runs: list[EvalRun] = []
     slugs: set[str] = set()

@@ -187,3 +187,18 @@ def test_write_report_over_code_lengths(tmp_path):
     assert "| Method | PAN->MS l=8 | PAN->MS l=16 | PAN->MS l=32 | MS->PAN l=8 |" in md
     assert (tmp_path / "rep" / "figures" / "precision_radius2.png").is_file()
     assert report.name == "report.html" and "hashsearch evaluation: toy" in report.read_text()
+
+
+def test_dsrsid_file_with_reader_options(tmp_path, oracle):
+    pytest.importorskip("h5py")
+    from hashsearch.data.fake import write_fake_dsrsid
+
+    path = write_fake_dsrsid(tmp_path / "dsrsid.mat", per_class=5, n_classes=8, pan_size=32, ms_size=8)
+    with pytest.raises(ValueError, match="too few"):  # the paper's 625 test pairs per class
+        evaluate_and_report(oracle, path, tmp_path / "x", config=FAST)
+    runs, _ = evaluate_and_report(oracle, path, tmp_path / "rep", config=FAST, reader_options={"test_per_class": 2})
+    (run,) = runs
+    assert run.protocol == "class" and run.dataset["test_size"] == 16 and run.dataset["train_size"] == 24
+    assert run.dataset["classes"][0] == "aquafarm" and run.dataset["ms"]["bands"] == ["blue", "green", "red", "nir"]
+    assert run.directions["MS->PAN"].map == 1.0
+    check_report_folder(tmp_path / "rep")
