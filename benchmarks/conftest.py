@@ -7,8 +7,10 @@
 - registers the ``large`` marker (1M-code cases), so ``-m "not large"`` is the quick
   subset;
 - prints, after the run, each group's time of ours over FAISS's (``native / faiss``
-  and ``numba / faiss``, < 1 is faster); ``benchmarks/report.py`` prints the same table
-  from a ``--benchmark-json`` file.
+  and ``numba / faiss``, < 1 is faster), the cost of k, and the Table IX comparison of
+  test_table9.py (ours beside the paper's figures and FAISS); ``benchmarks/report.py``
+  prints the same tables from a ``--benchmark-json`` file;
+- prints the pinned thread counts in the session header.
 """
 
 from __future__ import annotations
@@ -22,6 +24,11 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "large: benchmarks over 1M codes (deselect with -m 'not large')")
+
+
+def pytest_report_header(config) -> list[str]:
+    names = ("HASHSEARCH_BENCH_THREADS", "HASHSEARCH_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+    return ["benchmark threads: " + ", ".join(f"{name}={os.environ.get(name, '(unset)')}" for name in names)]
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
@@ -40,7 +47,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
             fastest, median = stats.min, stats.median
         except ValueError:  # the benchmark failed before recording a round
             continue
-        records.append({"group": bench.group, "params": dict(bench.params or {}), "min": fastest, "median": median})
+        records.append({"group": bench.group, "params": dict(bench.params or {}), "min": fastest, "median": median,
+                        "extra_info": dict(getattr(bench, "extra_info", None) or {})})
     rows = report.ratio_rows(records)
     if rows:
         terminalreporter.write_sep("-", "time ratios to FAISS IndexBinaryFlat (min of rounds; < 1 = faster than FAISS)")
@@ -50,6 +58,13 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     if k_rows:
         terminalreporter.write_sep("-", "cost of k: time at k over the same backend's time at the smallest k")
         for line in report.format_k_rows(k_rows):
+            terminalreporter.write_line(line)
+    t9 = report.table9_rows(records)
+    if t9:
+        threads = sorted({r["threads"] for r in t9 if r["threads"] is not None})
+        pinned = ", ".join(map(str, threads))
+        terminalreporter.write_sep("-", f"Table IX at l = 32: ours ({pinned} threads) beside the paper and FAISS")
+        for line in report.format_table9(t9):
             terminalreporter.write_line(line)
 
 

@@ -1,4 +1,4 @@
-"""Print the time ratios of our backends to FAISS from a pytest-benchmark JSON file.
+"""Print the time ratios of our backends to FAISS (and the Table IX comparison) from a pytest-benchmark JSON file.
 
 Usage::
 
@@ -18,7 +18,17 @@ import json
 from collections import defaultdict
 from collections.abc import Iterable
 
-__all__ = ["format_k_rows", "format_rows", "k_scaling_rows", "main", "ratio_rows"]
+__all__ = [
+    "TABLE9_LABELS",
+    "format_k_rows",
+    "format_rows",
+    "format_table9",
+    "k_scaling_rows",
+    "main",
+    "ratio_rows",
+    "records_from_json",
+    "table9_rows",
+]
 
 
 def ratio_rows(records: Iterable[dict]) -> list[dict]:
@@ -112,6 +122,91 @@ def format_k_rows(rows: list[dict]) -> list[str]:
     return lines
 
 
+#: Table IX's rows in the paper's order, with their labels.
+TABLE9_LABELS = {
+    "train": "training (30 x 75,000 pairs)",
+    "hash-query-pan": "hash one PAN query",
+    "hash-query-ms": "hash one MS query",
+    "hash-archive-ms": "hash the MS archive (75,000; PAN->MS)",
+    "hash-archive-pan": "hash the PAN archive (75,000; MS->PAN)",
+    "distances": "distances, 1 query x 75,000 codes",
+    "rank-topk": "rank: top-10 (paper: full sort)",
+    "rank-full": "rank: full sort of 75,000",
+}
+
+#: Implementations in column order.
+TABLE9_IMPLS = ("native", "numba", "numpy", "faiss", "torch")
+
+
+def table9_rows(records: Iterable[dict]) -> list[dict]:
+    """The Table IX comparison from the records of ``benchmarks/test_table9.py``.
+
+    Args:
+        records: dicts with ``min`` (seconds) and ``extra_info`` holding
+            ``table9_row``, ``impl``, ``scale``, ``paper_seconds`` and ``threads``
+            (other records are ignored).
+
+    Returns:
+        One dict per (row, impl), in the paper's row order: row, label, impl,
+        seconds (the row's quantity: fastest round x scale), paper (the paper's
+        seconds), speedup (paper / ours), vs_faiss (ours / FAISS's time, when FAISS
+        ran the row), threads, extra (the benchmark's extra_info).
+    """
+    found: dict[tuple[str, str], dict] = {}
+    for rec in records:
+        info = rec.get("extra_info") or {}
+        row, impl = info.get("table9_row"), info.get("impl")
+        if row is None or impl is None:
+            continue
+        found[(row, impl)] = {"row": row, "label": TABLE9_LABELS.get(row, row), "impl": impl,
+                              "seconds": rec["min"] * float(info.get("scale", 1.0)),
+                              "paper": float(info["paper_seconds"]), "threads": info.get("threads"), "extra": info}
+    order = {row: i for i, row in enumerate(TABLE9_LABELS)}
+    impl_order = {impl: i for i, impl in enumerate(TABLE9_IMPLS)}
+    rows = sorted(found.values(), key=lambda r: (order.get(r["row"], 99), impl_order.get(r["impl"], 99), r["impl"]))
+    for r in rows:
+        r["speedup"] = r["paper"] / r["seconds"] if r["seconds"] > 0 else float("inf")
+        faiss = found.get((r["row"], "faiss"))
+        r["vs_faiss"] = r["seconds"] / faiss["seconds"] if faiss and r["impl"] != "faiss" else None
+    return rows
+
+
+def format_seconds(seconds: float) -> str:
+    """A duration with a unit that keeps 3 significant digits (us, ms, s, min or h)."""
+    if seconds < 1e-3:
+        return f"{seconds * 1e6:.3g} us"
+    if seconds < 1:
+        return f"{seconds * 1e3:.3g} ms"
+    if seconds < 120:
+        return f"{seconds:.3g} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.3g} min"
+    return f"{seconds / 3600:.3g} h"
+
+
+def format_table9(rows: list[dict]) -> list[str]:
+    """Lines of a fixed-width table of :func:`table9_rows` output."""
+    lines = [f"{'Table IX row (l = 32)':<40} {'impl':<7} {'ours':>10} {'paper':>10} {'paper/ours':>10} "
+             f"{'ours/faiss':>10} {'threads':>7}"]
+    for r in rows:
+        vs = f"{r['vs_faiss']:.3f}" if r["vs_faiss"] is not None else ""
+        lines.append(
+            f"{r['label']:<40} {r['impl']:<7} {format_seconds(r['seconds']):>10} {format_seconds(r['paper']):>10} "
+            f"{r['speedup']:>9.3g}x {vs:>10} {r['threads'] if r['threads'] is not None else '':>7}"
+        )
+    lines.append("paper: MATLAB on an NVIDIA GTX 745 (Table IX of Li et al., TGRS 2018), quoted, not measured")
+    return lines
+
+
+def records_from_json(data: dict) -> list[dict]:
+    """The records of a pytest-benchmark JSON document (group, params, min, median, extra_info)."""
+    return [
+        {"group": b.get("group") or "", "params": b.get("params") or {}, "min": b["stats"]["min"],
+         "median": b["stats"]["median"], "extra_info": b.get("extra_info") or {}}
+        for b in data.get("benchmarks", [])
+    ]
+
+
 def main(argv: list[str] | None = None) -> None:
     """Command line entry: print the ratio table of a pytest-benchmark JSON file."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -119,17 +214,18 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     with open(args.json_file) as f:
         data = json.load(f)
-    records = [
-        {"group": b.get("group") or "", "params": b.get("params") or {}, "min": b["stats"]["min"],
-         "median": b["stats"]["median"]}
-        for b in data.get("benchmarks", [])
-    ]
+    records = records_from_json(data)
     for line in format_rows(ratio_rows(records)):
         print(line)  # noqa: T201 - a command-line report
     k_rows = k_scaling_rows(records)
     if k_rows:
         print()  # noqa: T201
         for line in format_k_rows(k_rows):
+            print(line)  # noqa: T201
+    t9 = table9_rows(records)
+    if t9:
+        print()  # noqa: T201
+        for line in format_table9(t9):
             print(line)  # noqa: T201
 
 
