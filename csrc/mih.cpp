@@ -71,36 +71,40 @@ constexpr double kPriorProbes = 16.0;  // weight of the average occupancy in the
 // by it, while one whose neighbours turn up in the first steps is not given up early.
 constexpr double kGiveUpShare = 0.1;
 
+constexpr int kMaxSubstringBits = 64;
 constexpr int kBatch = 16;                 // values enumerated per prefetch batch
 constexpr int64_t kMinPending = 64;        // tail rows merged at once (at least)...
 constexpr int64_t kMaxPending = 65536;     // ...and at most, whatever the index size
 constexpr uint32_t kMaxRows = UINT32_MAX - 1;
 
 double binomial(int32_t n, int32_t k) {
+  constexpr int W = kMaxSubstringBits + 1;
   static const auto table = [] {
-    std::vector<double> t(33 * 33, 0.0);
-    for (int a = 0; a <= 32; ++a) {
-      t[a * 33] = 1.0;
-      for (int b = 1; b <= a; ++b) t[a * 33 + b] = t[(a - 1) * 33 + b - 1] + (b <= a - 1 ? t[(a - 1) * 33 + b] : 0.0);
+    std::vector<double> t(W * W, 0.0);
+    for (int a = 0; a < W; ++a) {
+      t[a * W] = 1.0;
+      for (int b = 1; b <= a; ++b) t[a * W + b] = t[(a - 1) * W + b - 1] + (b <= a - 1 ? t[(a - 1) * W + b] : 0.0);
     }
     return t;
   }();
-  return (k < 0 || k > n) ? 0.0 : table[n * 33 + k];
+  return (k < 0 || k > n) ? 0.0 : table[n * W + k];
 }
 
 // Substring [offset, offset + bits) of a code (bit i of the code is bit i % 8 of byte i / 8).
-inline uint32_t substring(const uint8_t* code, int32_t offset, int32_t bits) {
+inline uint64_t substring(const uint8_t* code, int32_t offset, int32_t bits) {
   const int32_t byte = offset >> 3, shift = offset & 7;
-  const int32_t need = (shift + bits + 7) >> 3;  // at most 5 bytes
+  const int32_t need = (shift + bits + 7) >> 3;  // at most 9 bytes
   uint64_t v = 0;
-  for (int32_t i = 0; i < need; ++i) v |= uint64_t(code[byte + i]) << (8 * i);
-  return static_cast<uint32_t>((v >> shift) & ((uint64_t(1) << bits) - 1));
+  for (int32_t i = 0; i < std::min(need, 8); ++i) v |= uint64_t(code[byte + i]) << (8 * i);
+  v >>= shift;
+  if (need == 9) v |= uint64_t(code[byte + 8]) << (64 - shift);
+  return bits == 64 ? v : v & ((uint64_t(1) << bits) - 1);
 }
 
-inline int popcount32(uint32_t x) {  // SWAR: this TU has no popcnt instruction
-  x = x - ((x >> 1) & 0x55555555u);
-  x = (x & 0x33333333u) + ((x >> 2) & 0x33333333u);
-  return static_cast<int>((((x + (x >> 4)) & 0x0F0F0F0Fu) * 0x01010101u) >> 24);
+inline int popcount64(uint64_t x) {  // SWAR: this TU has no popcnt instruction
+  x = x - ((x >> 1) & 0x5555555555555555ull);
+  x = (x & 0x3333333333333333ull) + ((x >> 2) & 0x3333333333333333ull);
+  return static_cast<int>((((x + (x >> 4)) & 0x0F0F0F0F0F0F0F0Full) * 0x0101010101010101ull) >> 56);
 }
 
 inline void prefetch(const void* p) { __builtin_prefetch(p); }
@@ -127,12 +131,14 @@ void gather(uint8_t* dst, const uint8_t* codes, int64_t nbytes, const uint32_t* 
   }
 }
 
-inline uint64_t slot_hash(uint32_t key, int32_t slot_bits) {
-  return (uint64_t(key) * 0x9E3779B97F4A7C15ull) >> (64 - slot_bits);
+inline uint64_t slot_hash(uint64_t key, int32_t slot_bits) {
+  return ((key ^ (key >> 29)) * 0x9E3779B97F4A7C15ull) >> (64 - slot_bits);
 }
 
 // The bucket of `key`: positions [*b, *e) of t.positions; false when there is none.
-inline bool find_bucket(const MihTable& t, uint32_t key, uint32_t* b, uint32_t* e) {
+// Sparse slots: value << 32 | bucket + 1 for values of up to 32 bits, else bucket + 1
+// (the value is then compared in keys); 0 is an empty slot.
+inline bool find_bucket(const MihTable& t, uint64_t key, uint32_t* b, uint32_t* e) {
   if (t.dense) {
     *b = t.starts[key];
     *e = t.starts[key + 1];
@@ -143,8 +149,8 @@ inline bool find_bucket(const MihTable& t, uint32_t key, uint32_t* b, uint32_t* 
   for (uint64_t h = slot_hash(key, t.slot_bits);; h = (h + 1) & mask) {
     const uint64_t s = t.slots[h];
     if (s == 0) return false;
-    if (static_cast<uint32_t>(s >> 32) == key) {
-      const uint32_t idx = static_cast<uint32_t>(s) - 1;
+    const uint32_t idx = static_cast<uint32_t>(s) - 1;
+    if (t.bits <= 32 ? (s >> 32) == key : t.keys[idx] == key) {
       *b = t.starts[idx];
       *e = t.starts[idx + 1];
       return true;
@@ -153,7 +159,7 @@ inline bool find_bucket(const MihTable& t, uint32_t key, uint32_t* b, uint32_t* 
 }
 
 // Prefetch what find_bucket reads first for `key`.
-inline void prefetch_bucket(const MihTable& t, uint32_t key) {
+inline void prefetch_bucket(const MihTable& t, uint64_t key) {
   if (t.dense) {
     prefetch(&t.starts[key]);
   } else if (!t.slots.empty()) {
@@ -171,7 +177,7 @@ void build_slots(MihTable& t) {
   for (int64_t i = 0; i < nkeys; ++i) {
     uint64_t h = slot_hash(t.keys[i], sb);
     while (t.slots[h] != 0) h = (h + 1) & mask;
-    t.slots[h] = (uint64_t(t.keys[i]) << 32) | uint64_t(i + 1);
+    t.slots[h] = (t.bits <= 32 ? t.keys[i] << 32 : 0) | uint64_t(i + 1);
   }
 }
 
@@ -220,7 +226,7 @@ void merge_table(MihTable& t, const uint8_t* codes, int64_t nbytes, int64_t from
     std::vector<uint32_t> values(add);
     std::vector<uint32_t> cursor(nb, 0);
     for (int64_t i = 0; i < add; ++i) {
-      values[i] = substring(codes + (from + i) * nbytes, t.offset, t.bits);
+      values[i] = static_cast<uint32_t>(substring(codes + (from + i) * nbytes, t.offset, t.bits));
       ++cursor[values[i]];
     }
     t.starts.resize(nb + 1);
@@ -239,20 +245,28 @@ void merge_table(MihTable& t, const uint8_t* codes, int64_t nbytes, int64_t from
     for (int64_t i = 0; i < add; ++i) t.positions[cursor[values[i]]++] = static_cast<uint32_t>(from + i);
     return;
   }
-  std::vector<uint64_t> fresh(add);
-  for (int64_t i = 0; i < add; ++i) {
-    fresh[i] = (uint64_t(substring(codes + (from + i) * nbytes, t.offset, t.bits)) << 32) | uint64_t(from + i);
+  // the new rows' (value, position) ordered by value, then position
+  std::vector<std::pair<uint64_t, uint32_t>> fresh(add);
+  if (t.bits <= 32) {
+    std::vector<uint64_t> packed(add);
+    for (int64_t i = 0; i < add; ++i) {
+      packed[i] = (substring(codes + (from + i) * nbytes, t.offset, t.bits) << 32) | uint64_t(from + i);
+    }
+    radix_sort_by_value(packed, t.bits);
+    for (int64_t i = 0; i < add; ++i) fresh[i] = {packed[i] >> 32, static_cast<uint32_t>(packed[i])};
+  } else {
+    for (int64_t i = 0; i < add; ++i) {
+      fresh[i] = {substring(codes + (from + i) * nbytes, t.offset, t.bits), static_cast<uint32_t>(from + i)};
+    }
+    std::sort(fresh.begin(), fresh.end());
   }
-  radix_sort_by_value(fresh, t.bits);
-  std::vector<uint32_t> old_keys;
+  std::vector<uint64_t> old_keys;
   old_keys.swap(t.keys);
   const size_t nold = old_keys.size();
   size_t a = 0, b = 0;
   uint32_t at = 0;
   while (a < nold || b < fresh.size()) {
-    const uint32_t key = (b >= fresh.size() || (a < nold && old_keys[a] <= static_cast<uint32_t>(fresh[b] >> 32)))
-                             ? old_keys[a]
-                             : static_cast<uint32_t>(fresh[b] >> 32);
+    const uint64_t key = (b >= fresh.size() || (a < nold && old_keys[a] <= fresh[b].first)) ? old_keys[a] : fresh[b].first;
     t.keys.push_back(key);
     t.starts.push_back(at);
     if (a < nold && old_keys[a] == key) {
@@ -260,8 +274,8 @@ void merge_table(MihTable& t, const uint8_t* codes, int64_t nbytes, int64_t from
       at += old_starts[a + 1] - old_starts[a];
       ++a;
     }
-    while (b < fresh.size() && static_cast<uint32_t>(fresh[b] >> 32) == key) {
-      t.positions[at++] = static_cast<uint32_t>(fresh[b]);
+    while (b < fresh.size() && fresh[b].first == key) {
+      t.positions[at++] = fresh[b].second;
       ++b;
     }
   }
@@ -273,7 +287,7 @@ void merge_table(MihTable& t, const uint8_t* codes, int64_t nbytes, int64_t from
 void filter_table(MihTable& t, const uint8_t* keep, const std::vector<uint32_t>& remap) {
   const int64_t nb = t.nbuckets();
   std::vector<uint32_t> starts;
-  std::vector<uint32_t> keys;
+  std::vector<uint64_t> keys;
   starts.reserve(nb + 1);
   uint32_t at = 0;
   for (int64_t v = 0; v < nb; ++v) {
@@ -322,14 +336,16 @@ int32_t mih_default_m(int32_t nbits, int64_t n) {
   const double log2n = n > 1 ? std::log2(double(n)) : 0.0;
   const double want = std::min(32.0, std::max(16.0, log2n - 4.0));  // substring bits
   int32_t m = static_cast<int32_t>(std::floor(double(nbits) / want + 1e-9));
-  m = std::max(m, (nbits + 31) / 32);
+  m = std::max(m, (nbits + 31) / 32);  // the rule keeps substrings within 32 bits
   return std::max(1, std::min(m, nbits));
 }
 
 MultiIndex::MultiIndex(int32_t nbits, int32_t m) : nbits_(nbits) {
   if (nbits < 8 || nbits % 8 != 0) throw std::invalid_argument("nbits must be a positive multiple of 8");
-  if (m < (nbits + 31) / 32 || m > nbits) {
-    throw std::invalid_argument("m must be between " + std::to_string((nbits + 31) / 32) + " (substrings of at most 32 bits) and " +
+  const int32_t low = (nbits + kMaxSubstringBits - 1) / kMaxSubstringBits;
+  if (m < low || m > nbits) {
+    throw std::invalid_argument("m must be between " + std::to_string(low) + " (substrings of at most " +
+                                std::to_string(kMaxSubstringBits) + " bits) and " +
                                 std::to_string(nbits) + " for " + std::to_string(nbits) + "-bit codes, got " + std::to_string(m));
   }
   tables_.resize(m);
@@ -400,7 +416,7 @@ struct MultiIndex::Query {
   std::vector<uint32_t> fresh;  // positions first seen in the current step
   std::vector<uint8_t> gathered;
   std::vector<int32_t> gdist;
-  std::vector<uint32_t> qkeys;
+  std::vector<uint64_t> qkeys;
   std::vector<uint64_t> result;  // the answer: distance << 32 | position, ordered
   int64_t lookups = 0, hits = 0;
   int32_t max_radius = -1;
@@ -491,7 +507,7 @@ bool MultiIndex::probe(const KernelTable& kt, const uint8_t* codes, const uint8_
     // in batches (map entries, then bucket heads prefetched a batch ahead), or, when the
     // table has fewer buckets than such values, a scan of its buckets.
     q.fresh.clear();
-    const uint32_t qk = q.qkeys[j];
+    const uint64_t qk = q.qkeys[j];
     int64_t hits = 0;
     auto visit = [&](uint32_t b, uint32_t e) {
       hits += e - b;
@@ -508,18 +524,21 @@ bool MultiIndex::probe(const KernelTable& kt, const uint8_t* codes, const uint8_
     const double values = binomial(tab.bits, s);
     int64_t lookups = 0;
     if (values <= double(tab.nbuckets())) {
-      uint32_t keys[kBatch], b[kBatch], e[kBatch];
-      const uint64_t limit = uint64_t(1) << tab.bits;
-      uint64_t mask = (uint64_t(1) << s) - 1;
-      while (mask < limit) {
+      uint64_t keys[kBatch];
+      uint32_t b[kBatch], e[kBatch];
+      // masks of tab.bits bits with s set, in increasing order (Gosper's hack)
+      uint64_t mask = s == 64 ? ~uint64_t(0) : (uint64_t(1) << s) - 1;
+      bool more = true;
+      while (more) {
         int c = 0;
-        for (; c < kBatch && mask < limit; ++c) {
-          keys[c] = qk ^ static_cast<uint32_t>(mask);
+        for (; c < kBatch && more; ++c) {
+          keys[c] = qk ^ mask;
           prefetch_bucket(tab, keys[c]);
           if (mask == 0) {
-            mask = limit;  // s == 0: the query's own value only
+            more = false;  // s == 0: the query's own value only
           } else {
-            const uint64_t r = mask + (mask & (~mask + 1));  // Gosper: next value with s bits set
+            const uint64_t r = mask + (mask & (~mask + 1));
+            more = r != 0 && (tab.bits == 64 || r < (uint64_t(1) << tab.bits));  // r == 0: past 64 bits
             mask = r | (((r ^ mask) >> 2) >> __builtin_ctzll(mask));
           }
         }
@@ -534,8 +553,8 @@ bool MultiIndex::probe(const KernelTable& kt, const uint8_t* codes, const uint8_
     } else {
       const int64_t nbk = tab.nbuckets();
       for (int64_t v = 0; v < nbk; ++v) {
-        const uint32_t key = tab.dense ? static_cast<uint32_t>(v) : tab.keys[v];
-        if (popcount32(key ^ qk) == s) visit(tab.starts[v], tab.starts[v + 1]);
+        const uint64_t key = tab.dense ? static_cast<uint64_t>(v) : tab.keys[v];
+        if (popcount64(key ^ qk) == s) visit(tab.starts[v], tab.starts[v + 1]);
       }
       lookups = nbk;
       spent += double(nbk) * kScanCost;

@@ -48,11 +48,12 @@ struct MihStats {
 // from value to bucket.
 struct MihTable {
   int32_t offset = 0;  // first bit of the substring in the code
-  int32_t bits = 0;    // substring length, 1..32
+  int32_t bits = 0;    // substring length, 1..64
   bool dense = true;
   std::vector<uint32_t> starts;     // dense: (2^bits + 1,); sparse: (nkeys + 1,)
-  std::vector<uint32_t> keys;       // sparse: (nkeys,) distinct values, ascending
-  std::vector<uint64_t> slots;      // sparse: (2^slot_bits,) value << 32 | bucket + 1, 0 = empty
+  std::vector<uint64_t> keys;       // sparse: (nkeys,) distinct values, ascending
+  std::vector<uint64_t> slots;      // sparse: (2^slot_bits,) value << 32 | bucket + 1 (values
+                                    // of more than 32 bits: bucket + 1), 0 = empty
   int32_t slot_bits = 0;
   std::vector<uint32_t> positions;  // (indexed,) grouped by bucket
 
@@ -63,7 +64,9 @@ struct MihTable {
 
 class MultiIndex {
  public:
-  // nbits: code length (multiple of 8); m: substrings, ceil(nbits / 32) <= m <= nbits.
+  // nbits: code length (multiple of 8); m: substrings, ceil(nbits / 64) <= m <= nbits.
+  // Substrings of up to 32 bits are the fast case (Norouzi's choice never goes beyond);
+  // longer ones work, with sparse tables searched mostly by bucket scans.
   // Throws std::invalid_argument otherwise.
   MultiIndex(int32_t nbits, int32_t m);
 

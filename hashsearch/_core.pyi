@@ -98,7 +98,10 @@ class MultiIndex:
     """
 
     def __init__(self, nbits: int, m: int) -> None:
-        """nbits: multiple of 8; m: substrings, ceil(nbits / 32) <= m <= nbits (ValueError otherwise)."""
+        """nbits: multiple of 8; m: substrings, ceil(nbits / 64) <= m <= nbits (ValueError otherwise).
+
+        Substrings of up to 32 bits are the fast case (mih_default_m never goes beyond).
+        """
     @property
     def nbits(self) -> int: ...
     @property
