@@ -26,9 +26,44 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "large: benchmarks over 1M codes (deselect with -m 'not large')")
 
 
+def pytest_benchmark_update_machine_info(config, machine_info):
+    """Add what hashsearch runs here to the JSON's ``machine_info["hashsearch"]`` (make_docs.py reads it)."""
+    machine_info["hashsearch"] = engine_info()
+
+
+def engine_info() -> dict:
+    """Version, SIMD path, build, thread settings and library versions of this process."""
+    import importlib.metadata
+
+    info: dict = {}
+    try:
+        import hashsearch
+        from hashsearch.backends import default_num_threads
+
+        info.update(version=hashsearch.__version__, simd_level=hashsearch.simd_level(),
+                    simd_levels=hashsearch.simd_levels(), backends=hashsearch.available_backends(),
+                    default_num_threads=default_num_threads())
+        from hashsearch import _core
+
+        info["build"] = dict(_core.build_info().items())
+    except Exception as exc:  # the report must not break a benchmark run
+        info["error"] = f"{type(exc).__name__}: {exc}"
+    versions = {}
+    for dist in ("numpy", "numba", "faiss-cpu", "faiss-gpu", "zarr", "dask", "torch", "pytest-benchmark"):
+        try:
+            versions[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    info["versions"] = versions
+    info["threads_env"] = {name: os.environ.get(name) for name in _THREAD_VARS}
+    return info
+
+
+_THREAD_VARS = ("HASHSEARCH_BENCH_THREADS", "HASHSEARCH_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
 def pytest_report_header(config) -> list[str]:
-    names = ("HASHSEARCH_BENCH_THREADS", "HASHSEARCH_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")
-    return ["benchmark threads: " + ", ".join(f"{name}={os.environ.get(name, '(unset)')}" for name in names)]
+    return ["benchmark threads: " + ", ".join(f"{name}={os.environ.get(name, '(unset)')}" for name in _THREAD_VARS)]
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
