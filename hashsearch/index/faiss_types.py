@@ -211,6 +211,10 @@ class FaissIndex(IndexType):
         """Codes and ids (structure overheads per type are added by subclasses)."""
         return self.ntotal * (self.code_size + 8)
 
+    def info(self) -> dict[str, Any]:
+        """:meth:`IndexType.info` plus the FAISS class inside and whether the index is memory-mapped."""
+        return {**super().info(), "faiss_class": self.faiss_class, "memory_mapped": self._mmapped}
+
     # -- changes ----------------------------------------------------------------------
     def _check_writable(self, what: str) -> None:
         if self._mmapped:
@@ -294,6 +298,22 @@ class FaissIndex(IndexType):
         if pos < 0:
             raise KeyError(f"id {id} is not in the index")
         return np.asarray(self._storage().reconstruct(pos), dtype=np.uint8).reshape(self.code_size)
+
+    def reconstruct_batch(self, ids: Any) -> np.ndarray:
+        """Copies of the codes stored under ``ids``: uint8 (m, code_size).
+
+        Raises:
+            TypeError: ids are not integers.
+            KeyError: one of the ids is not in the index.
+        """
+        pos = self._find_positions(ids)
+        if (pos < 0).any():
+            raise KeyError(f"id {np.asarray(ids).ravel()[np.argmax(pos < 0)]} is not in the index")
+        storage = self._storage()
+        out = np.empty((pos.size, self.code_size), dtype=np.uint8)
+        for i, p in enumerate(pos.tolist()):
+            out[i] = storage.reconstruct(p)
+        return out
 
     # -- searching --------------------------------------------------------------------
     def search(self, queries: Any, k: int) -> tuple[np.ndarray, np.ndarray]:

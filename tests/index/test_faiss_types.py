@@ -117,6 +117,11 @@ def test_remove_ids_keeps_the_other_codes_ids_and_order(description, tmp_path):
         np.testing.assert_array_equal(index.reconstruct(int(ids[keep][i])), codes[keep][i])
     with pytest.raises(KeyError):
         index.reconstruct(int(gone[3]))
+    np.testing.assert_array_equal(index.reconstruct_batch(ids[keep][[3, 1, 2]]), codes[keep][[3, 1, 2]])
+    with pytest.raises(KeyError, match=str(gone[0])):
+        index.reconstruct_batch([int(ids[keep][0]), int(gone[0])])
+    info = index.info()
+    assert info["faiss_class"] == index.faiss_class and info["memory_mapped"] is False
     # every remaining code is found under its own id (the id map survived the removal)
     dist, found = index.search(codes[keep][:50], 1)
     assert (dist[:, 0] == 0).all()
