@@ -11,9 +11,12 @@
 //           vpopcntq, then vpermt2q + add pairs the two halves of each code
 //   W = 32  256-bit codes (and 136..248-bit, expanded), 8 per step from 4 registers,
 //           two levels of vpermt2q + add
-// and codes longer than 32 bytes take the generic path (LongCodes): 64-byte chunks
-// accumulated vertically per code, then a vpermt2q + add tree turns 8 accumulators into 8
-// distances. Several queries (G) share every loaded step; each compares its distances
+// Codes of 33..128 bytes (264..1024 bits) are register-tiled (WideLanes<NW>): a step loads
+// 8 codes of NW 64-byte words (the last one masked when the length is not a multiple of
+// 64 bytes) and each of 4 queries XORs, popcounts and adds them word by word, then a
+// vpermt2q + add tree (reduce8) turns the 8 partial sums into 8 distances; longer codes
+// take the generic path (LongCodes), the same tree over per-code 64-byte loops.
+// Several queries (G) share every loaded step; each compares its distances
 // with its own threshold and stores the mask; hits are recorded after each chunk
 // (record_vector) and the k nearest ordered at the end (select), both with register-form
 // compresses of 32-bit selection keys.
