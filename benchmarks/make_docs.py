@@ -162,8 +162,8 @@ def _impl_name(impl: str) -> str:
 def _measured(row: dict) -> str:
     info = row["extra"]
     parts = []
-    if info.get("unit"):
-        scale = float(info.get("scale", 1.0))
+    scale = float(info.get("scale", 1.0))
+    if info.get("unit") and scale != 1.0:
         unit_s = row["seconds"] / scale if scale else row["seconds"]
         parts.append(f"{report.format_seconds(unit_s)} per {info['unit']}")
     if info.get("pairs_per_s"):
