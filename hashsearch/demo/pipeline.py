@@ -262,15 +262,17 @@ def _build_dataset(name: str, config: DemoConfig, root: Path, out: Path) -> bool
 def _train_config(name: str, config: DemoConfig, dataset: Path) -> Any:
     from hashsearch.data import DualSourceDataset
     from hashsearch.training import TrainConfig
-    from hashsearch.training.models import resolve_padding
+    from hashsearch.training.models import DHCNN, MUL_STAGES, PAN_STAGES
 
     ds = DualSourceDataset(dataset, "train")
     (cp, sp, _), (cm, sm, _) = ds.pan_shape, ds.ms_shape
     epochs = config.epochs if config.epochs is not None else DEMO_DATASETS.get(name, {}).get("epochs", 30)
-    cfg = TrainConfig(bits=config.bits, epochs=epochs, batch_size=config.batch_size, lr=config.lr,
-                      threads=config.threads, seed=config.seed).replace(
-        pan_bands=cp, pan_size=sp, ms_bands=cm, ms_size=sm, padding="auto")
-    return cfg.replace(model=resolve_padding(cfg.model))
+    # The paper's unpadded layers where the patches fit them, else every layer padded
+    # (what padding="auto" chooses, said once here instead of as a warning).
+    fits = sp >= DHCNN.min_patch_size(PAN_STAGES) and sm >= DHCNN.min_patch_size(MUL_STAGES)
+    return TrainConfig(bits=config.bits, epochs=epochs, batch_size=config.batch_size, lr=config.lr,
+                       threads=config.threads, seed=config.seed).replace(
+        pan_bands=cp, pan_size=sp, ms_bands=cm, ms_size=sm, padding="valid" if fits else "same")
 
 
 def _train(name: str, config: DemoConfig, dataset: Path, run_dir: Path) -> tuple[Path, bool]:
@@ -395,13 +397,8 @@ def _examples(outcome: DatasetOutcome, config: DemoConfig, checkpoint: Path, fig
     test = open_dataset(outcome.dataset, "test")
     train_labels = np.asarray(open_dataset(outcome.dataset, "train").labels)
     labels = np.asarray(test.labels)
-    rng = np.random.default_rng(config.seed)
-    picks: list[int] = []
-    for c in rng.permutation(np.unique(labels)):  # one query per class, as far as they go
-        if len(picks) == config.examples:
-            break
-        picks.append(int(rng.choice(np.flatnonzero(labels == c))))
-    picks = sorted(picks)
+    rng = np.random.default_rng(config.seed)  # a seeded random sample: as the classes occur, good and bad
+    picks = sorted(rng.choice(labels.size, size=min(config.examples, labels.size), replace=False).tolist())
     block = test.read(np.asarray(picks, dtype=np.int64))
     with Retriever(checkpoint, dict(outcome.stores), num_threads=config.threads) as retriever:
         for src, _, direction in _DIRECTIONS:
