@@ -67,7 +67,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import tempfile
+import uuid
 import warnings
 from pathlib import Path
 from typing import Any, ClassVar
@@ -391,8 +391,8 @@ class FaissIndex(IndexType):
         path = Path(os.fspath(path))
         if path.exists() and not overwrite:
             raise FileExistsError(f"{path} exists (pass overwrite=True to replace it)")
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
+        # a fresh name in the same directory (FAISS creates it with the umask's permissions)
+        tmp = str(path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp"))
         try:
             faiss.write_index_binary(self._index, tmp)
             os.replace(tmp, path)
