@@ -247,7 +247,7 @@ def search(
     code_store, opened = _as_store(store, storage_options)
     try:
         q = as_codes(queries, code_store.nbits, "queries")
-        k = check_k(k)
+        k = check_k(k, code_store.ntotal, q.shape[0])
         if split_every < 2:
             raise ValueError(f"split_every must be >= 2, got {split_every}")
         task = task_backend(backend, num_threads)

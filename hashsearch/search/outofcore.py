@@ -345,7 +345,7 @@ def search(
         (D int32 (nq, k), I int64 (nq, k)) ids, padded with 2**31 - 1 / -1.
     """
     q = as_codes(queries, nbits, "queries")
-    k = check_k(k)
+    k = check_k(k, source.ntotal, q.shape[0])
     limit = parse_memory_limit(memory_limit)
     impl = resolve_backend(backend, num_threads)
     distances, positions = search_positions(source, q, k, impl, memory_limit=limit, progress=progress)

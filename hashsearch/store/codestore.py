@@ -2,8 +2,8 @@
 
 :class:`CodeStore` is the facade users hold; the work is done by its parts:
 
-- :mod:`.layout`: the format (arrays, metadata schema, format version), creating
-  and opening the layout, :class:`StoreConfig`;
+- :mod:`.metadata`: the attributes (schema, format version, checks) and
+  :class:`StoreConfig`; :mod:`.layout`: the arrays, creating and opening a store;
 - :mod:`.writer`: buffered appends, commits and crash recovery (the
   consistency rules are written down there), under the lock of :mod:`._lock`;
 - :mod:`.reader`: reading rows and blocks, mapping result positions to ids;
