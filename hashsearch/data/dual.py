@@ -593,10 +593,16 @@ class DualSourceDataset(LabelledView):
 
 
 def dataset_info(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Summarise a dual-source dataset: sizes, shapes, class counts per split, CRS, stats.
+    """Summarise a dual-source dataset: what it holds and where it came from.
 
     Returns:
-        A JSON-ready dict (the CLI's ``hashsearch dataset info``).
+        A JSON-ready dict (the CLI's ``hashsearch dataset info``): ``path``, ``format``,
+        ``num_samples``, ``task``, ``pan`` / ``ms`` (dtype, shape, band names),
+        ``ms_rgb``, ``pixel_size``, ``ratio``, ``splits`` (samples per split) and
+        ``split_rule``, ``crs``, ``scenes`` (count), ``sensors`` and
+        ``pairs_per_scene`` (when the scenes record them), ``stats``, ``recipe``,
+        ``recipe_options``, ``source``, ``created``, ``size_bytes``; then ``classes``
+        (train / test / total per class) for task "class", else ``distinct_labels``.
     """
     path = Path(path).expanduser()
     group, meta = _open_group(path)
@@ -610,15 +616,26 @@ def dataset_info(path: str | os.PathLike[str]) -> dict[str, Any]:
         "task": meta.get("task"),
         "pan": f"{meta['pan']['dtype']} {tuple(meta['pan']['shape'])} bands={meta['pan']['bands']}",
         "ms": f"{meta['ms']['dtype']} {tuple(meta['ms']['shape'])} bands={meta['ms']['bands']}",
+        "ms_rgb": meta["ms"].get("rgb"),
+        "pixel_size": {"pan": meta["pan"].get("pixel_size"), "ms": meta["ms"].get("pixel_size")},
         "ratio": meta.get("ratio"),
         "splits": per_split,
+        "split_rule": {k: v for k, v in (meta.get("splits") or {}).items() if k != "codes"},
         "crs": meta.get("crs_id") or (meta["crs"][:60] + "..." if meta.get("crs") else None),
         "scenes": len(meta.get("scenes") or []),
         "stats": meta["stats"],
         "recipe": meta["provenance"].get("recipe"),
+        "recipe_options": meta["provenance"].get("recipe_options"),
+        "source": meta["provenance"].get("source"),
         "created": meta["provenance"].get("created"),
         "size_bytes": sum(f.stat().st_size for f in path.rglob("*") if f.is_file()),
     }
+    scenes = meta.get("scenes") or []
+    sensors = [s.get("sensor") for s in scenes if isinstance(s, dict) and "sensor" in s]
+    if sensors:
+        info["sensors"] = {str(k or "not stated"): sensors.count(k) for k in dict.fromkeys(sensors)}
+    if scenes and len(scenes) <= 50 and all(isinstance(s, dict) and "pairs" in s for s in scenes):
+        info["pairs_per_scene"] = {str(s.get("name", k)): int(s["pairs"]) for k, s in enumerate(scenes)}
     if meta.get("task") == "class" and meta.get("classes"):
         classes = meta["classes"]
         info["classes"] = {

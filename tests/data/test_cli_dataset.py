@@ -87,3 +87,60 @@ def test_build_nc_landsat7(need_real, tmp_path: Path) -> None:
     ds = DualSourceDataset(out)
     assert summary["num_samples"] == len(ds) and ds.ms_shape == (4, 8, 8) and ds.meta["ratio"] == 4
     assert summary["classes"]["forest"] == int(np.sum(ds.labels == 4))
+
+
+def test_build_has_one_subcommand_per_recipe_with_its_own_options() -> None:
+    from hashsearch.data.recipes import RECIPES
+
+    code, stdout, _ = _run("dataset", "build", "--help")
+    assert code == 0 and all(name in stdout for name in RECIPES)
+    code, stdout, _ = _run("dataset", "build", "pansharpening-pairs", "--help")
+    assert code == 0 and "--bands" in stdout and "--register" in stdout and "--ratio" not in stdout
+    code, stdout, _ = _run("dataset", "build", "nc-landsat7", "--help")
+    assert code == 0 and "--ratio" in stdout and "--min-purity" in stdout and "--bands" not in stdout
+
+
+def test_build_option_errors(tmp_path: Path) -> None:
+    code, _, stderr = _run("dataset", "build", "eurosat-ms", "--out", str(tmp_path / "o"), "--ratio", "4")
+    assert code == 1 and "--ratio is an option of aid-subset, nc-landsat7" in stderr
+    code, _, stderr = _run("dataset", "build", "pansharpening-pairs", "--out", str(tmp_path / "o"),
+                           "--bands", "some")
+    assert code == 2 and "some" in stderr  # not a choice: click's usage error
+    code, _, stderr = _run("dataset", "build", "fusebox-landsat7", "--out", str(tmp_path / "o"),
+                           "--pan-shift", "a,b")
+    assert code == 1 and "comma-separated int" in stderr
+    code, _, stderr = _run("dataset", "build", "aid-subset", "--out", str(tmp_path / "o"), "--crop", "100",
+                           "--pan-size", "30")
+    assert code == 1 and "multiple of pan_size" in stderr
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.realdata
+def test_build_pansharpening_then_info(need_real, tmp_path: Path) -> None:
+    need_real("pansharpening-pairs")
+    out = tmp_path / "wv2.zarr"
+    code, stdout, stderr = _run("dataset", "build", "pansharpening-pairs", "--out", str(out), "--scenes", "wv2",
+                                "--bands", "all", "--patch-size", "32", "--no-progress", "--json")
+    assert code == 0, stderr
+    summary = json.loads(stdout)
+    assert summary["num_samples"] == 1600 and summary["task"] == "instance"
+    code, stdout, _ = _run("dataset", "info", str(out), "--json")
+    info = json.loads(stdout)
+    assert code == 0 and info["ms"].startswith("uint16 (8, 8, 8) bands=['coastal', 'blue'")
+    assert info["ms_rgb"] == [4, 2, 1] and info["sensors"] == {"WorldView-2": 1}
+    assert info["recipe"] == "pansharpening-pairs" and info["recipe_options"]["bands"] == "all"
+    assert info["pairs_per_scene"] == {"wv2": 1600} and info["distinct_labels"] == 1600
+    assert sum(info["splits"].values()) == 1600 and info["split_rule"]["rule"].startswith("by region")
+
+
+@pytest.mark.realdata
+def test_build_fusebox_tuple_options(need_real, tmp_path: Path) -> None:
+    need_real("fusebox-landsat7")
+    out = tmp_path / "fb.zarr"
+    code, _, stderr = _run("dataset", "build", "fusebox-landsat7", "--out", str(out), "--scenes", "1,2",
+                                "--pan-shift", "0,0", "--patch-size", "32", "--ms-bands", "red,nir",
+                                "--no-progress", "--json")
+    assert code == 0, stderr
+    ds = DualSourceDataset(out)
+    assert ds.ms_shape == (2, 16, 16) and ds.meta["ms"]["bands"] == ["red", "nir"] and ds.meta["ms"]["rgb"] is None
+    assert ds.array("pan_origin")[0].tolist() == [0, 0] and len(ds) == 2 * 25 * 25
