@@ -338,7 +338,7 @@ class MultiIndexHashing(IndexType):
             TypeError, ValueError: bad queries or k.
         """
         q = as_codes(queries, self.nbits, "queries")
-        k = check_k(k)
+        k = check_k(k, self.ntotal, q.shape[0])
         distances = np.empty((q.shape[0], k), dtype=np.int32)
         positions = np.empty((q.shape[0], k), dtype=np.int64)
         stats = self._core.knn(self._flat.codes, q, k, distances, positions, self.num_threads, self.policy)

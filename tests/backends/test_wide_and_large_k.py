@@ -7,8 +7,9 @@
   sampled threshold, records hits densely and orders them at the end; checked
   against the oracle, ties included.
 - ``k`` far above ``ntotal`` is refused with a ValueError that gives k, ntotal and
-  the result's size, before any allocation (``hashsearch._validate.check_k``), by the
-  index and the functional search; a k moderately above ntotal still pads.
+  the result's size, before any allocation (``hashsearch._validate.check_k``), by
+  every entry point (the index types, the functional search, the store's out-of-core
+  search and the Dask search); a k moderately above ntotal still pads.
 """
 
 from __future__ import annotations
@@ -83,3 +84,25 @@ def test_check_k_limit_is_on_the_padding():
     assert check_k(2**40) == 2**40
     with pytest.raises(ValueError, match=">= 1"):
         check_k(0, ntotal=5)
+
+
+def test_k_far_above_ntotal_is_refused_by_every_entry_point(tmp_path):
+    # The store's out-of-core search, the Dask search (before any cluster starts) and
+    # the index types all refuse it with check_k's message.
+    from hashsearch import CodeStore, distributed, index_factory
+
+    codes = random_codes(1000, 64, seed=4)
+    queries = random_codes(2, 64, seed=5)
+    with CodeStore.create(tmp_path / "a.zarr", nbits=64) as store:
+        store.append(codes)
+    store = CodeStore.open(tmp_path / "a.zarr")
+    with pytest.raises(ValueError, match="far above ntotal=1000"):
+        store.search(queries, 2**40)
+    with pytest.raises(ValueError, match="far above ntotal=1000"):
+        distributed.search(store, queries, 2**40)
+    for spec in ("Flat", "MIH", "BFlat"):
+        index = index_factory(64, spec)
+        index.add(codes)
+        with pytest.raises(ValueError, match="far above ntotal=1000"):
+            index.search(queries, 2**40)
+    assert store.ntotal == 1000
