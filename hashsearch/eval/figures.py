@@ -29,6 +29,7 @@ import numpy as np
 from hashsearch.eval.results import EvalRun
 
 __all__ = [
+    "colour_levels",
     "plot_embedding",
     "plot_pr_curves",
     "plot_query_strips",
@@ -271,13 +272,31 @@ def _stretch(band: np.ndarray) -> np.ndarray:
     return np.clip((band - lo) / (hi - lo), 0, 1)
 
 
-def to_display(image: Any, rgb: tuple[int, int, int] | None = None, *, joint: bool = False) -> np.ndarray:
+def colour_levels(images: Sequence[Any], rgb: tuple[int, int, int]) -> tuple[np.ndarray, float]:
+    """One display stretch for the colour bands of a set of images (e.g. a sample of a dataset).
+
+    Each colour band's dark level is its 2nd percentile over all the images (haze,
+    sensor offsets); the three bands share one gain, the 98th percentile of all three
+    above their dark levels. Shown with these levels, patches keep their brightness
+    relative to each other and the balance between bands: true colour for raw pixels.
+
+    Returns:
+        ``(offsets float64 (3,), gain)`` for :func:`to_display`'s ``levels``.
+    """
+    stack = np.stack([np.asarray(im.cpu() if hasattr(im, "cpu") else im, dtype=np.float64)[list(rgb)]
+                      for im in images])  # (n, 3, H, W)
+    offsets = np.percentile(stack, 2, axis=(0, 2, 3))
+    gain = float(np.percentile(stack - offsets[None, :, None, None], 98))
+    return offsets, gain if gain > 0 else 1e-6
+
+
+def to_display(image: Any, rgb: tuple[int, int, int] | None = None, *,
+               levels: tuple[np.ndarray, float] | None = None) -> np.ndarray:
     """An image (C, H, W) as a displayable float array: (H, W) grey or (H, W, 3) colour in [0, 1].
 
-    Each band is stretched between its 2nd and 98th percentiles (so any per-band
-    affine normalisation of the pixels shows the same). With ``joint`` the three
-    colour bands share one stretch (their percentiles taken together), which keeps
-    the balance between them: true colour, for raw pixels in comparable units. With
+    Each band is stretched between its own 2nd and 98th percentiles (so any per-band
+    affine normalisation of the pixels shows the same), unless ``levels`` (from
+    :func:`colour_levels`) give one stretch for the colour bands: true colour. With
     ``rgb`` the three bands are the colour channels; without, three or more bands
     show the first three, one band shows grey.
     """
@@ -290,8 +309,9 @@ def to_display(image: Any, rgb: tuple[int, int, int] | None = None, *, joint: bo
     if idx is None:
         return _stretch(arr[0])
     colour = arr[list(idx)]
-    if joint:
-        return _stretch(colour).transpose(1, 2, 0)
+    if levels is not None:
+        offsets, gain = levels
+        return np.clip((colour - np.asarray(offsets)[:, None, None]) / gain, 0, 1).transpose(1, 2, 0)
     return np.stack([_stretch(band) for band in colour], axis=-1)
 
 

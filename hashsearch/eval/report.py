@@ -160,8 +160,8 @@ def _class_name(meta: dict[str, Any], label: int) -> str:
 
 def _strip_rows(run: EvalRun, art: RunArtifacts, setup: DirectionSetup, config: EvalConfig,
                 rgb: tuple[int, int, int] | None) -> list[dict[str, Any]]:
-    from hashsearch.eval.figures import to_display
-    from hashsearch.functional import knn_search
+    from hashsearch.eval.figures import colour_levels, to_display
+    from hashsearch.functional import hamming_distances, knn_search
 
     nq = setup.query_codes.shape[0]
     if nq == 0 or config.strip_queries == 0:
@@ -173,16 +173,25 @@ def _strip_rows(run: EvalRun, art: RunArtifacts, setup: DirectionSetup, config: 
                            backend=config.backend, num_threads=config.num_threads)
     instance = run.protocol == "instance"
 
-    joint = _raw(art.test) is not None and rgb is not None  # raw pixels: one stretch keeps true colour
+    levels = None
+    if rgb is not None and _raw(art.test) is not None:  # raw pixels: one stretch from a sample keeps true colour
+        sample = rng.choice(len(art.test), size=min(64, len(art.test)), replace=False)
+        levels = colour_levels([_image(art.test, int(i), "ms") for i in sample], rgb)
 
     def show(img: Any, source: str) -> np.ndarray:
-        return to_display(img, rgb if source == "ms" else None, joint=joint and source == "ms")
+        return to_display(img, rgb if source == "ms" else None, levels=levels if source == "ms" else None)
 
     rows = []
     for row, q in enumerate(chosen):
         qi = int(setup.query_index[q])
         qkey = int(setup.query_keys[q])
-        q_title = f"{setup.query_source.upper()} query #{qi}" + ("" if instance else f"\n{_class_name(art.meta, qkey)}")
+        if instance:  # where the query's own pair is: its rank under the engine's rule (ties by position)
+            d_all = hamming_distances(setup.query_codes[q : q + 1], setup.db_codes, nbits=art.encoded.nbits)[0]
+            own = int(np.flatnonzero(setup.db_keys == qkey)[0])
+            rank = int(np.sum(d_all < d_all[own]) + np.sum(d_all[:own] == d_all[own])) + 1
+            q_title = f"{setup.query_source.upper()} query #{qi}\npair at rank {rank}"
+        else:
+            q_title = f"{setup.query_source.upper()} query #{qi}\n{_class_name(art.meta, qkey)}"
         results, titles, correct = [], [], []
         for d, p in zip(dist[row], pos[row], strict=True):
             ds = art.train if setup.db_split[p] == TRAIN else art.test
@@ -343,7 +352,8 @@ def _tables(runs: Sequence[EvalRun]) -> list[tuple[str, str, list[str], list[lis
     if gap_rows:
         tables.append(("Quantization gap",
                        "MAP of the real-valued features ranked by cosine similarity beside the MAP of their sign "
-                       "codes ranked by Hamming distance: what binarisation costs.",
+                       "codes ranked by Hamming distance: what binarisation costs (instance matching: MAP = MRR, one "
+                       "relevant item).",
                        ["Method", "l", "Direction", "codes MAP", "features MAP (cosine)", "gap"], gap_rows))
     rows = [[r.name, str(r.bits)] + [_fmt(r.timings.get(k), 2) for k in ("fit", "encode", "rank", "figures", "total")]
             for r in runs]

@@ -158,12 +158,19 @@ def test_to_display_stretches_each_band():
     assert to_display(img[:1]).shape == (8, 8)
 
 
-def test_to_display_joint_stretch_keeps_the_colour_balance():
-    img = np.stack([np.arange(64.0).reshape(8, 8) * s for s in (1, 2, 4)])
-    rgb = to_display(img, (0, 1, 2), joint=True)
-    # one stretch over all three bands: band 0 (the darkest) stays darker than band 2
-    assert rgb[..., 0].mean() < rgb[..., 1].mean() < rgb[..., 2].mean()
-    assert rgb.min() == 0.0 and rgb.max() == 1.0
+def test_colour_levels_keep_the_balance_between_bands():
+    from hashsearch.eval.figures import colour_levels
+
+    # band b of every image is 10 + b * 20 + its pixel ramp: dark levels differ, the ramps do not
+    ramp = np.arange(64.0).reshape(8, 8)
+    images = [np.stack([10 + b * 20 + ramp * k for b in range(3)]) for k in (1, 2)]
+    offsets, gain = colour_levels(images, (0, 1, 2))
+    np.testing.assert_allclose(offsets, np.percentile(np.stack(images), 2, axis=(0, 2, 3)))
+    bright, dim = (to_display(im, (0, 1, 2), levels=(offsets, gain)) for im in images[::-1])
+    # the offsets remove each band's dark level: the three channels show alike
+    np.testing.assert_allclose(bright[..., 0], bright[..., 2])
+    # one stretch for all images: the dimmer image stays dimmer
+    assert dim.mean() < bright.mean() and bright.max() == 1.0
 
 
 def test_write_report_over_code_lengths(tmp_path):
@@ -202,3 +209,13 @@ def test_dsrsid_file_with_reader_options(tmp_path, oracle):
     assert run.dataset["classes"][0] == "aquafarm" and run.dataset["ms"]["bands"] == ["blue", "green", "red", "nir"]
     assert run.directions["MS->PAN"].map == 1.0
     check_report_folder(tmp_path / "rep")
+
+
+def test_instance_strips_say_where_the_pair_is(instance_dataset, oracle):
+    run, art = evaluate(oracle, instance_dataset, config=FAST.replace(distractors=True))
+    rows = _strip_rows(run, art, art.setups["MS->PAN"], FAST, rgb=None)
+    for row in rows:
+        # perfect codes: the pair is alone at distance 0, first, and the only right result
+        assert row["query_title"].endswith("pair at rank 1")
+        assert row["correct"] == [True, False, False, False]
+        assert row["titles"][0] == "d=0 pair"
