@@ -183,7 +183,7 @@ def add(
                     fields.append("source")
                 n = len(src)
                 with tqdm(total=n, unit="codes", unit_scale=True, disable=not _show_progress(progress)) as bar:
-                    for block in src.iter_blocks(max(src.config.shard_rows, batch_rows), fields=fields):
+                    for block in src.iter_blocks(max(src.config.sizes()[0], batch_rows), fields=fields):
                         src_names = None
                         if block.source is not None:
                             src_names = np.asarray(src.source_names, dtype=object)[block.source]

@@ -120,7 +120,7 @@ def read_store_arrays(store: CodeStore) -> StoredArrays:
 
 def _read_all(store: CodeStore, field: str, out: np.ndarray) -> np.ndarray:
     """Every row of one field into ``out``, :data:`_LOAD_SHARDS` shards per read."""
-    step = store.config.shard_rows * _LOAD_SHARDS
+    step = store.config.sizes()[0] * _LOAD_SHARDS
     for lo in range(0, out.shape[0], step):
         hi = min(out.shape[0], lo + step)
         store.read_into(field, lo, hi, out[lo:hi])

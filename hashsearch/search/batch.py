@@ -148,7 +148,7 @@ class _Queries:
         assert arr is not None
         step = max(1, (16 << 20) // max(1, arr.shape[1]))
         for lo in range(0, arr.shape[0], step):
-            h.update(memoryview(np.ascontiguousarray(arr[lo : lo + step])).cast("B"))
+            h.update(np.ascontiguousarray(arr[lo : lo + step]).data.cast("B"))
         return {"sha256": h.hexdigest(), "nrows": int(arr.shape[0])}
 
     def close(self) -> None:
@@ -162,8 +162,8 @@ def _database_fingerprint(db: Any) -> dict[str, Any]:
     if isinstance(db, CodeStore):
         return {"store": db.uuid, "nrows": db.committed_rows, "path": db.location.describe()}
     h = hashlib.sha256()
-    h.update(memoryview(np.ascontiguousarray(db.codes)).cast("B"))
-    h.update(memoryview(np.ascontiguousarray(db.ids)).cast("B"))
+    h.update(np.ascontiguousarray(db.codes).data.cast("B"))
+    h.update(np.ascontiguousarray(db.ids).data.cast("B"))
     return {"index_sha256": h.hexdigest(), "nrows": db.ntotal}
 
 
@@ -245,7 +245,7 @@ def _open_output(
                 f"{where}: these results were computed for other inputs ({', '.join(mismatched)} differ); "
                 "use another output or overwrite=True"
             )
-        group = zarr.open_group(zstore, mode="r+", zarr_format=3, use_consolidated=False)
+        group: Any = zarr.open_group(zstore, mode="r+", zarr_format=3, use_consolidated=False)
         done = np.asarray(group["done"][:], dtype=np.uint8)
         if done.shape != (nblocks,):
             raise IncompatibleStoreError(f"{location.describe('done')}: {done.shape[0]} blocks, expected {nblocks}")
@@ -254,7 +254,7 @@ def _open_output(
     if root is not None and root.exists() and doc is None and (root.is_file() or any(root.iterdir())):
         raise StoreError(f"{location.describe()} exists and is not a Zarr group; refusing to write into it")
     group = zarr.create_group(zstore, attributes={"hashsearch_batch": attrs}, zarr_format=3, overwrite=True)
-    common = {"fill_value": 0, "config": {"write_empty_chunks": True}, "compressors": None}
+    common: dict[str, Any] = {"fill_value": 0, "config": {"write_empty_chunks": True}, "compressors": None}
     for name, dtype in (("D", "int32"), ("I", "int64")):
         group.create_array(
             name, shape=(nq, k), dtype=dtype, chunks=(query_block, k), dimension_names=("query", "rank"), **common
@@ -281,7 +281,7 @@ def load_results(output: Any, *, storage_options: dict[str, Any] | None = None) 
     attrs = ((doc or {}).get("attributes") or {}).get("hashsearch_batch")
     if not isinstance(attrs, dict) or attrs.get("format") != RESULTS_FORMAT:
         raise StoreError(f"{location.describe('zarr.json')}: not a batch-results group")
-    group = zarr.open_group(zstore, mode="r", zarr_format=3, use_consolidated=False)
+    group: Any = zarr.open_group(zstore, mode="r", zarr_format=3, use_consolidated=False)
     done = np.asarray(group["done"][:])
     if not done.all():
         raise StoreError(

@@ -267,7 +267,7 @@ def search(
             )
         uuid = code_store.uuid
         with connect(client) as dask_client:
-            shard_rows = int(code_store.config.shard_rows)  # type: ignore[arg-type]
+            shard_rows = code_store.config.sizes()[0]
             if shards_per_task is None:
                 tasks_wanted = 4 * total_threads(dask_client)
                 nshards = -(-nrows // shard_rows)

@@ -360,7 +360,7 @@ class ShardChecker:
             r0, r1 = max(lo, c * rows), min(hi, (c + 1) * rows)
             if r1 - r0 == rows:  # a whole chunk: straight into the destination
                 dest = out[r0 - lo : r1 - lo].reshape(-1)
-                buffers = [memoryview(dest), crc] if crc else [memoryview(dest)]
+                buffers: list[Any] = [dest.data, crc] if crc else [dest.data]
                 if os.preadv(fd, buffers, offset) != stored:
                     return False
                 if crc and _crc32c(_readonly(dest)) != int.from_bytes(crc, "little"):

@@ -576,7 +576,7 @@ class CodeStore:
     def info(self) -> dict[str, Any]:
         """A JSON-friendly summary (what ``hashsearch index info`` prints)."""
         meta = self._state.meta
-        shard = int(self.config.shard_rows)  # type: ignore[arg-type]
+        shard = self._state.shard_rows
         committed = self._state.committed
         return {
             "path": self.location.describe(),

@@ -167,16 +167,17 @@ def create_layout(zstore: Any, meta: dict[str, Any], cfg: StoreConfig) -> None:
     from zarr.codecs import Crc32cCodec, ZstdCodec
 
     group = zarr.create_group(zstore, attributes={"hashsearch": meta}, zarr_format=3)
+    shard, chunk, aux_chunk = cfg.sizes()
     crc = [Crc32cCodec()] if cfg.checksum else []
     zstd = [ZstdCodec(level=cfg.compression_level), *crc]
-    nbytes = meta["code_size"]
-    common = {"fill_value": 0, "config": {"write_empty_chunks": True}}
+    nbytes = int(meta["code_size"])
+    common: dict[str, Any] = {"fill_value": 0, "config": {"write_empty_chunks": True}}
     group.create_array(
         "codes",
         shape=(0, nbytes),
         dtype="uint8",
-        shards=(cfg.shard_rows, nbytes),
-        chunks=(cfg.chunk_rows, nbytes),
+        shards=(shard, nbytes),
+        chunks=(chunk, nbytes),
         compressors=crc or None,
         filters=None,
         dimension_names=("row", "byte"),
@@ -192,8 +193,8 @@ def create_layout(zstore: Any, meta: dict[str, Any], cfg: StoreConfig) -> None:
             name,
             shape=(0,),
             dtype=dtype,
-            shards=(cfg.shard_rows,),
-            chunks=(cfg.aux_chunk_rows,),
+            shards=(shard,),
+            chunks=(aux_chunk,),
             compressors=zstd,
             filters=None,
             dimension_names=("row",),
@@ -235,7 +236,7 @@ class StoreArrays:
             raise CorruptStoreError(f"{location.describe('zarr.json')}: cannot open the group ({exc})") from exc
         names = [f for f in FIELDS if f in ("codes", "ids") or meta.get(f)]
         code_size = int(meta["nbits"]) // 8
-        shard = config.shard_rows
+        shard = config.sizes()[0]
         self.arrays: dict[str, Any] = {}
         self.checkers: dict[str, ShardChecker] = {}
         for name in names:
@@ -246,6 +247,8 @@ class StoreArrays:
                 raise CorruptStoreError(f"{where}: array {name!r} missing") from None
             except Exception as exc:
                 raise CorruptStoreError(f"{where}: cannot open array {name!r} ({exc})") from exc
+            if not isinstance(arr, zarr.Array):
+                raise CorruptStoreError(f"{where}: {name!r} is a group, expected an array")
             if writable:
                 arr = arr.with_config({"write_empty_chunks": True})
             ndim = 2 if name == "codes" else 1
@@ -281,7 +284,7 @@ class StoreState:
         location, zstore: where the store lives, and its zarr Store.
         mode: ``"r"`` or ``"a"``.
         meta: the committed ``hashsearch`` attributes.
-        config: the layout.
+        config: the layout; ``shard_rows``, ``chunk_rows``: its sizes.
         committed: the committed row count (``meta["nrows"]``).
         files: the open arrays.
         id_policy: the ids as this object knows them (for the writer, including
@@ -293,12 +296,15 @@ class StoreState:
     mode: str
     meta: dict[str, Any]
     config: StoreConfig = field(init=False)
+    shard_rows: int = field(init=False)
+    chunk_rows: int = field(init=False)
     committed: int = field(init=False)
     files: StoreArrays = field(init=False)
     id_policy: IdPolicy = field(init=False)
 
     def __post_init__(self) -> None:
         self.config = config_from_metadata(self.meta)
+        self.shard_rows, self.chunk_rows, _ = self.config.sizes()
         self.committed = int(self.meta["nrows"])
         self.id_policy = id_policy_from_metadata(self.meta)
         self.open_files()

@@ -100,6 +100,17 @@ class StoreConfig:
     compression_level: int = 1
     source_names: tuple[str, ...] = ("pan", "ms")
 
+    def sizes(self) -> tuple[int, int, int]:
+        """``(shard_rows, chunk_rows, aux_chunk_rows)`` of a resolved config.
+
+        Raises:
+            ValueError: a size is still None (call :meth:`resolved` first).
+        """
+        shard, chunk, aux = self.shard_rows, self.chunk_rows, self.aux_chunk_rows
+        if shard is None or chunk is None or aux is None:
+            raise ValueError("the layout is not resolved yet: call StoreConfig.resolved(nbits) first")
+        return shard, chunk, aux
+
     def resolved(self, nbits: int) -> StoreConfig:
         """A copy with every default filled in for ``nbits``-bit codes, checked.
 

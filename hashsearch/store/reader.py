@@ -17,6 +17,7 @@ This module owns :class:`StoreBlock`, :class:`RowBuffer` and
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -29,6 +30,7 @@ from hashsearch._validate import check_int
 from hashsearch.errors import CorruptStoreError
 from hashsearch.search.outofcore import positions_to_ids
 from hashsearch.search.plan import prefetch
+from hashsearch.store._zarrio import ShardChecker
 from hashsearch.store.layout import FIELDS, StoreState
 from hashsearch.store.metadata import id_policy_from_metadata, read_metadata
 
@@ -94,6 +96,10 @@ def read_with_retries(read: Callable[[], Any], where: Callable[[], str]) -> Any:
         raise CorruptStoreError(f"{where()} ({exc})") from exc
 
 
+def _rows_message(checker: ShardChecker, shard: int, lo: int, hi: int) -> str:
+    return f"{checker.describe(shard)}: cannot read rows {lo}..{hi - 1}"
+
+
 class StoreReader:
     """Reads the rows of one open store (and of its writer's buffer, if any).
 
@@ -117,11 +123,11 @@ class StoreReader:
 
     @property
     def shard_rows(self) -> int:
-        return int(self.state.config.shard_rows)  # type: ignore[arg-type]
+        return self.state.shard_rows
 
     @property
     def chunk_rows(self) -> int:
-        return int(self.state.config.chunk_rows)  # type: ignore[arg-type]
+        return self.state.chunk_rows
 
     @property
     def ntotal(self) -> int:
@@ -183,10 +189,8 @@ class StoreReader:
             base = pos // shard * shard
             if not checker.read_direct(pos // shard, pos - base, hi - base, target):
                 read_with_retries(
-                    lambda lo=pos, hi=hi, target=target: arr.get_basic_selection(
-                        slice(lo, hi), out=NDBuffer.from_numpy_array(target)
-                    ),
-                    lambda lo=pos, hi=hi: f"{checker.describe(lo // shard)}: cannot read rows {lo}..{hi - 1}",
+                    functools.partial(arr.get_basic_selection, slice(pos, hi), out=NDBuffer.from_numpy_array(target)),
+                    functools.partial(_rows_message, checker, pos // shard, pos, hi),
                 )
             pos = hi
         return out

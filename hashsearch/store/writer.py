@@ -73,7 +73,7 @@ class StoreWriter:
     def __init__(self, state: StoreState, lock: WriteLock) -> None:
         self.state = state
         self.lock = lock
-        shard = int(state.config.shard_rows)  # type: ignore[arg-type]
+        shard = state.shard_rows
         # rows < buffer.start are on disk; the buffer holds [buffer.start, buffer.stop)
         self.buffer = RowBuffer(start=state.committed // shard * shard)
         self.reader = StoreReader(state, self.buffer)
@@ -131,7 +131,7 @@ class StoreWriter:
         columns = self.buffer.columns
         if columns:
             return
-        rows = int(self.state.config.shard_rows)  # type: ignore[arg-type]
+        rows = self.state.shard_rows
         for name, arr in self.state.files.arrays.items():
             columns[name] = np.empty((rows, *tuple(arr.shape[1:])), arr.dtype)
 
@@ -233,7 +233,7 @@ class StoreWriter:
         return found
 
     def _push(self, columns: dict[str, np.ndarray], m: int) -> None:
-        shard = int(self.state.config.shard_rows)  # type: ignore[arg-type]
+        shard = self.state.shard_rows
         buf = self.buffer
         pos = 0
         if buf.length:
@@ -273,7 +273,7 @@ class StoreWriter:
                 arr.resize((stop, *tuple(arr.shape[1:])))
         for name, arr in files.arrays.items():
             arr[start:stop] = columns[name]
-        shard = int(self.state.config.shard_rows)  # type: ignore[arg-type]
+        shard = self.state.shard_rows
         for checker in files.checkers.values():
             for s in range(start // shard, (stop - 1) // shard + 1):
                 checker.forget(s)
