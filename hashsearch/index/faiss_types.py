@@ -414,7 +414,8 @@ class FaissIndex(IndexType):
         Raises:
             FileNotFoundError: no file at ``path``.
             CorruptStoreError: the file is not a FAISS binary index.
-            IncompatibleStoreError: it holds another index type than ``cls``, or no id map.
+            IncompatibleStoreError: it holds another index type than ``cls``, no id map,
+                or ids that are negative or repeated (a foreign file).
         """
         _require_faiss()
         path = Path(os.fspath(path))
@@ -449,9 +450,17 @@ class FaissIndex(IndexType):
         index._ids_cache = None
         index._lookup = None
         index._index = raw
-        index._read_params(inner)
+        try:
+            index._read_params(inner)
+        except RuntimeError as exc:  # e.g. an IVF whose labels are not sequential (no direct map)
+            raise IncompatibleStoreError(f"{where}: FAISS cannot use this {target.__name__} as saved: {exc}") from exc
         ids = index.ids
         n = ids.shape[0]
+        # IndexBinaryIDMap2 takes any int64 ids; the library's are distinct and non-negative
+        if n and int(ids.min()) < 0:
+            raise IncompatibleStoreError(f"{where} holds a negative id ({int(ids.min())}); ids must be >= 0")
+        if n and np.unique(ids).size != n:
+            raise IncompatibleStoreError(f"{where} holds repeated ids; ids must be unique")
         increasing = n < 2 or bool((np.diff(ids) > 0).all())
         positions = increasing and (n == 0 or (int(ids[0]) == 0 and int(ids[-1]) == n - 1))
         max_id = int(ids.max()) if n else -1

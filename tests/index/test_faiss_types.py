@@ -235,6 +235,19 @@ def test_load_refuses_foreign_and_mismatched_files(tmp_path):
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary left
 
 
+@pytest.mark.parametrize(("ids", "match"), [([3, 3, 1], "repeated ids"), ([0, -7, 1], "negative id")])
+def test_load_refuses_foreign_files_with_ids_the_library_cannot_keep(tmp_path, ids, match):
+    # IndexBinaryIDMap2 stores any int64 ids; a foreign file's repeated ids would make
+    # remove_ids drop more codes than asked (FAISS removes every copy) and ids ambiguous
+    foreign = faiss.IndexBinaryIDMap2(faiss.IndexBinaryFlat(64))
+    foreign.add_with_ids(random_codes(3, 64, seed=1), np.array(ids, dtype=np.int64))
+    path = tmp_path / "foreign.faiss"
+    faiss.write_index_binary(foreign, str(path))
+    for mmap in (False, True):
+        with pytest.raises(IncompatibleStoreError, match=match):
+            ft.FaissIndex.load(path, mmap=mmap)
+
+
 _MMAP_SCRIPT = textwrap.dedent(
     """
     import sys
