@@ -86,11 +86,15 @@ def test_corrupt_block_of_a_real_geotiff_names_file_band_and_window(need_real, t
 
 
 @pytest.mark.realdata
-def test_truncated_mat_and_jpeg_name_the_file(need_real, tmp_path: Path) -> None:
+def test_truncated_mat_names_the_file(need_real, tmp_path: Path) -> None:
     mat = _truncate(need_real("fusebox-landsat7") / "cropped" / "1_ms.mat", tmp_path / "1_ms.mat", 0.5)
     with pytest.raises(MalformedDataError, match="could not be read as a MATLAB v5 file") as info:
         load_mat(mat, ["cropped_im"], "FuseBox MS")
     assert str(mat) in str(info.value)
+
+
+@pytest.mark.realdata
+def test_truncated_jpeg_names_the_file(need_real, tmp_path: Path) -> None:
     jpg = _truncate(need_real("aid-subset") / "Airport" / "airport_1.jpg", tmp_path / "airport_1.jpg", 0.5)
     with pytest.raises(MalformedDataError, match="truncated") as info:
         read_image(jpg, "AID")

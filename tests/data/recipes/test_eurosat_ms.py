@@ -48,3 +48,28 @@ def test_eurosat_ms(need_real, tmp_path: Path) -> None:
     np.testing.assert_array_equal(ds[100]["pan"], pan)
     np.testing.assert_array_equal(ds[100]["ms"], ms)
     assert ds[100]["label"] == classes.index(name.split("/")[0])
+
+
+def test_eurosat_pair_small_pan_sizes() -> None:
+    # Every band constant except B04 (red), 100 and 101 alternating along columns:
+    # averaging 2 x 2 or more gives 100.5 exactly, which rounds half up to 101.
+    tile = np.zeros((13, 64, 64), np.uint16)
+    for k, v in zip((1, 2, 7), (1000, 2000, 4000), strict=True):  # B02, B03, B08
+        tile[k] = v
+    tile[3] = 100 + (np.arange(64) % 2)
+    for size in (32, 16):
+        pan, ms = eurosat_pair(tile, pan_size=size)
+        assert pan.shape == (1, size, size) and ms.shape == (4, size // 4, size // 4)
+        assert ms[:, 0, 0].tolist() == [1000, 2000, 101, 4000]
+        # 0.169 * 1000 + 0.191 * 2000 + 0.303 * 100.5 + 0.337 * 4000 = 169 + 382 + 30.45 + 1348 = 1929.45
+        assert (pan == 1929).all()
+    with pytest.raises(ValueError, match="cannot give"):
+        eurosat_pair(tile, pan_size=24)
+
+
+@pytest.mark.realdata
+def test_eurosat_ms_32(need_real, tmp_path: Path) -> None:
+    need_real("eurosat-ms")
+    ds = DualSourceDataset(build_recipe("eurosat-ms", tmp_path / "eu32.zarr", pan_size=32, progress=False))
+    assert ds.pan_shape == (1, 32, 32) and ds.ms_shape == (4, 8, 8) and len(ds) == 469
+    assert ds.meta["pan"]["pixel_size"] == [20.0, 20.0] and ds.meta["ms"]["rgb"] == [2, 1, 0]
