@@ -166,6 +166,17 @@ def test_without_data_it_says_where_and_offers_synthetic(tmp_path):
     assert "--synthetic" in result.stderr and "HASHSEARCH_DATA" in result.stderr
 
 
+def test_a_missing_dataset_is_skipped_with_the_reason_not_replaced(tmp_path):
+    from hashsearch.demo.pipeline import _select_datasets
+
+    (tmp_path / "eurosat-ms").mkdir()
+    names, skipped, root = _select_datasets(DemoConfig(data_root=tmp_path))
+    assert names == ["eurosat-ms"] and root == tmp_path
+    assert skipped == {"nc-landsat7": f"no nc-landsat7/ folder under {tmp_path}"}
+    names, skipped, _ = _select_datasets(DemoConfig(data_root=tmp_path, synthetic=True))
+    assert names == ["synthetic"] and skipped == {}
+
+
 def test_bad_settings_are_rejected(tmp_path):
     with pytest.raises(ValueError, match="unknown demo dataset"):
         DemoConfig(datasets=("dsrsid",))
