@@ -429,6 +429,11 @@ def _img(path: str) -> str:
     return f'<img alt="{html.escape(Path(path).name)}" src="data:image/png;base64,{data}" style="max-width:100%">'
 
 
+def _reuse_note(report: DemoReport) -> str:
+    reused = sorted({stage for o in report.outcomes for stage, r in o.reused.items() if r})
+    return f" ({', '.join(reused)} reused from an earlier run)" if reused else ""
+
+
 def _write_summary(report: DemoReport, path: Path) -> Path:
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'><title>hashsearch demo</title>"
@@ -436,7 +441,8 @@ def _write_summary(report: DemoReport, path: Path) -> Path:
         "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}th:first-child,td:first-child"
         "{text-align:left}</style></head><body>",
         "<h1>hashsearch demo: cross-source retrieval on real imagery</h1>",
-        f"<p>hashsearch {html.escape(__version__)}; {report.seconds:.0f} s. A PAN image's binary code finds MS "
+        f"<p>hashsearch {html.escape(__version__)}; this run took {report.seconds:.0f} s{_reuse_note(report)}. "
+        "A PAN image's binary code finds MS "
         "images of the same kind of ground in the archive, and the other way round. MAP over the test queries "
         "of each source against the training archive of the other (relevant: same class), every method from "
         "this run.</p>",
@@ -449,8 +455,8 @@ def _write_summary(report: DemoReport, path: Path) -> Path:
             parts.append(f"<tr><td>{html.escape(method)}</td><td>{m['PAN->MS']:.4f}</td><td>{m['MS->PAN']:.4f}</td>"
                          "</tr>")
         if o.chance:
-            parts.append(f"<tr><td><i>random ranking</i></td><td>{o.chance['PAN->MS']:.4f}</td>"
-                         f"<td>{o.chance['MS->PAN']:.4f}</td></tr>")
+            parts.append("<tr><td><i>random ranking (share of relevant items)</i></td>"
+                         f"<td>{o.chance['PAN->MS']:.4f}</td><td>{o.chance['MS->PAN']:.4f}</td></tr>")
         parts.append("</table>")
         if o.report:
             rel = os.path.relpath(o.report, path.parent)
