@@ -3,18 +3,23 @@
 Every group (codes, queries, n, bits, k) holds one benchmark per index type,
 built from :func:`hashsearch.index_factory` strings and searched in the same run,
 on the same data, with the same thread count (``HASHSEARCH_BENCH_THREADS``,
-default 1: FAISS's OpenMP pool and our kernels alike). Each benchmark records in
-``extra_info``: recall@k against the exact flat scan (a returned code counts when
-its distance is at most the exact k-th distance, so tie order does not matter),
-the share of queries whose nearest distance is exact, the build time, the
-index's own memory estimate (``info()["memory_bytes"]``) and the queries per round.
+default 1: FAISS's OpenMP pool, our flat kernels and multi-index hashing alike).
+Each benchmark records in ``extra_info``: recall@k against the exact flat scan (a
+returned code counts when its distance is at most the exact k-th distance, so tie
+order does not matter), the share of queries whose nearest distance is exact, the
+build time, the index's own memory estimate (``info()["memory_bytes"]``), the
+queries per round and, for multi-index hashing, which path answered
+(``search_path``: "mih", "flat" or "mixed", from ``last_stats``: the evidence of its
+fallback).
 
 Data (all seeded, :mod:`hashsearch.synthetic`):
 
 - ``uniform`` codes, with ``uniform`` queries (no near neighbour) and ``near-f``
   queries: stored codes with f = 0, 2, 4, 8 random bits flipped;
-- ``clustered`` codes (clusters of about 16 codes within ~4 bits of their centre,
-  like trained hashing codes), ``near-centre`` queries within 2 bits of a centre;
+- ``clustered`` codes (clusters of about 16 codes, each bit flipped from the centre
+  with probability 2 / nbits: about 2 bits from it, nearly all within 4, like trained
+  hashing codes), ``near-centre`` queries: stored codes with 2 more bits flipped
+  (about 4 bits from their centre);
 - ``model`` codes: a ``.npy`` of packed codes from a trained encoder (for example
   ``hashsearch encode`` of the fake-data trainer's model), when
   ``HASHSEARCH_BENCH_MODEL_CODES`` names one; queries are stored codes, 2 bits flipped.
@@ -158,7 +163,8 @@ def built_index(state: dict, description: str, nbits: int) -> tuple[IndexType, f
     indexes = state["indexes"]
     if description not in indexes:
         faiss.omp_set_num_threads(CONFIG.threads)
-        params = {"num_threads": CONFIG.threads} if description == "Flat" else {}
+        # our types take their threads as a parameter (FAISS's come from omp_set_num_threads)
+        params = {"num_threads": CONFIG.threads} if description == "Flat" or description.startswith("MIH") else {}
         index = index_factory(nbits, description, **params)
         start = time.perf_counter()
         index.add(state["codes"])
@@ -209,11 +215,12 @@ def test_search(benchmark, n, nbits, codes_kind, query_kind, k, description):
     dist, ids = benchmark.pedantic(index.search, args=(q, k), rounds=3, iterations=1, warmup_rounds=1)
     rec, top1 = recall(dist, ids, exact_dist)
     info = index.info()
+    stats = getattr(index, "last_stats", None) or {}
     benchmark.extra_info.update(
         index_type=description,
         codes=codes_kind,
         queries=query_kind,
-        n=n,
+        n=int(state["codes"].shape[0]),  # a model's codes may be fewer than asked
         bits=nbits,
         k=k,
         nq=int(q.shape[0]),
@@ -224,6 +231,8 @@ def test_search(benchmark, n, nbits, codes_kind, query_kind, k, description):
         build_s=build_s,
         memory_bytes=info["memory_bytes"],
         params=info["params"],
+        search_path=stats.get("path"),
+        search_reason=stats.get("reason"),
     )
     assert dist.shape == ids.shape == (q.shape[0], k)
     if info["exact"]:

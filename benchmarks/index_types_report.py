@@ -11,8 +11,9 @@ the output file is replaced (the hand-written table of factory strings and
 semantics above it stays); a file without the markers gets them appended. The
 section holds, per data set (codes, queries, n, bits), one table of every index
 type: latency per query (median of the rounds over the queries per round), its
-speed-up over the exact flat scan ``Flat`` of the same run, recall@k, memory and
-build time; then the pigeonhole arithmetic of multi-index hashing on uniform
+speed-up over the exact flat scan ``Flat`` of the same run, recall@k (for
+multi-index hashing also the path that answered: "mih", "flat" after its fallback,
+or "mixed"), memory and build time; then the pigeonhole arithmetic of multi-index hashing on uniform
 codes (where it cannot win, whatever the implementation).
 """
 
@@ -148,7 +149,9 @@ def render(recs: list[dict]) -> str:
                     cells.append("—")
                     continue
                 speed = f"{flat[k] / rec['us_per_query']:.2f}×" if k in flat and rec["us_per_query"] > 0 else "—"
-                cells.append(f"{rec['us_per_query']:.1f}, {speed}, {rec['recall']:.3f}")
+                # multi-index hashing says which path answered (its fallback to the flat kernel shows here)
+                path = f", ran {rec['search_path']}" if rec.get("search_path") else ""
+                cells.append(f"{rec['us_per_query']:.1f}, {speed}, {rec['recall']:.3f}{path}")
             any_rec = next(iter(by_type[name].values()))
             cells += [_fmt_bytes(any_rec.get("memory_bytes")), f"{any_rec.get('build_s', float('nan')):.1f} s"]
             lines.append("| " + " | ".join(cells) + " |")
