@@ -46,7 +46,8 @@ What the wrappers add to FAISS, so that every type keeps the library's semantics
 - widths that are not a multiple of 8 are refused before FAISS sees them;
 - **faiss-gpu**: :class:`FaissFlat` searches a ``GpuIndexBinaryFlat`` copy when
   faiss-gpu is importable and a GPU is present; FAISS's GPU k-selection stops at
-  k = 2048, so larger k run on the CPU index with a ``RuntimeWarning``.
+  2048 neighbours and the exact cut asks for k + 1, so k >= 2048 runs on the CPU
+  index with a ``RuntimeWarning``.
 
 Why :class:`FaissHash` is ``IndexBinaryMultiHash`` with one table and not
 ``IndexBinaryHash``: the two search the same buckets (the first ``b`` bits,
@@ -553,13 +554,14 @@ class FaissFlat(FaissIndex):
             raise RuntimeError(f"FAISS removed {removed} codes, expected {positions.size}")
         self._changed()
 
-    def _searcher(self, k: int) -> Any:
-        """The FAISS index a k-NN search with ``k`` columns runs on (GPU copy or CPU)."""
+    def _searcher(self, ask: int, k: int) -> Any:
+        """The FAISS index a k-NN search asking FAISS for ``ask`` columns (k or k + 1) runs on."""
         if self._device != "gpu":
             return self._inner
-        if k > GPU_MAX_K:
+        if ask > GPU_MAX_K:
             warnings.warn(
-                f"k={k} exceeds faiss-gpu's limit of {GPU_MAX_K}; searching on the CPU index instead",
+                f"k={k} needs {ask} neighbours from FAISS (k + 1 where ties may cross the cut), above "
+                f"faiss-gpu's limit of {GPU_MAX_K}; searching on the CPU index instead",
                 RuntimeWarning,
                 stacklevel=4,
             )
@@ -583,7 +585,7 @@ class FaissFlat(FaissIndex):
         if nq == 0 or kk == 0:
             return distances, positions
         ask = kk + 1 if kk < n else kk
-        d, p = self._searcher(ask).search(q, ask)
+        d, p = self._searcher(ask, kk).search(q, ask)
         d, p = order_by_distance_position(np.asarray(d, dtype=np.int32), p.astype(np.int64, copy=False))
         if ask > kk:
             cut = d[:, kk - 1]

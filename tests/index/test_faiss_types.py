@@ -189,12 +189,15 @@ def test_parameters_are_checked():
         index.nprobe = 0
 
 
-def test_gpu_k_limit_falls_back_to_the_cpu_index_with_a_warning():
+@pytest.mark.parametrize("k", [ft.GPU_MAX_K, ft.GPU_MAX_K + 1])
+def test_gpu_k_limit_falls_back_to_the_cpu_index_with_a_warning(k):
     index, codes = filled("BFlat", n=3000)
-    want = index.search(codes[:3], ft.GPU_MAX_K + 1)
-    index._device = "gpu"  # as on a machine with faiss-gpu; k above the limit never touches the GPU
-    with pytest.warns(RuntimeWarning, match="faiss-gpu's limit of 2048"):
-        got = index.search(codes[:3], ft.GPU_MAX_K + 1)
+    want = index.search(codes[:3], k)
+    # as on a machine with faiss-gpu: k = 2048 asks FAISS for 2049 (the exact cut), so neither
+    # k touches the GPU (a GPU search would fail, and with no faiss-gpu here it would raise)
+    index._device = "gpu"
+    with pytest.warns(RuntimeWarning, match=f"k={k} needs {k + 1} neighbours.*faiss-gpu's limit of 2048"):
+        got = index.search(codes[:3], k)
     for g, w in zip(got, want, strict=True):
         np.testing.assert_array_equal(g, w)
 
