@@ -80,8 +80,14 @@ SEARCH_IMPLS = ["native", "numba", "numpy", "faiss"]
 def _record(benchmark, row: str, impl: str, scale: float = 1.0, **extra) -> None:
     benchmark.group = f"table9 {row}"
     benchmark.extra_info.update(
-        table9_row=row, impl=impl, threads=THREADS, paper_seconds=PAPER_SECONDS[row],
-        paper_platform="MATLAB, NVIDIA GTX 745 (the paper's Table IX)", scale=scale, bits=BITS, **extra,
+        table9_row=row,
+        impl=impl,
+        threads=THREADS,
+        paper_seconds=PAPER_SECONDS[row],
+        paper_platform="MATLAB, NVIDIA GTX 745 (the paper's Table IX)",
+        scale=scale,
+        bits=BITS,
+        **extra,
     )
 
 
@@ -149,8 +155,9 @@ def test_train(benchmark, torch_mod, trainer):
     benchmark.pedantic(step, rounds=3, iterations=1, warmup_rounds=1)
     seconds = _seconds(benchmark)
     if seconds is not None:
-        benchmark.extra_info.update(pairs_per_s=round(BATCH / seconds, 1),
-                                    projected_hours=round(steps * seconds / 3600, 2))
+        benchmark.extra_info.update(
+            pairs_per_s=round(BATCH / seconds, 1), projected_hours=round(steps * seconds / 3600, 2)
+        )
 
 
 @pytest.fixture(scope="module")
@@ -181,8 +188,9 @@ def test_hash_archive(benchmark, torch_mod, encoder, source):
     shape = PAN_SHAPE if source == "pan" else MS_SHAPE
     images = torch_mod.rand((n, *shape), generator=torch_mod.Generator().manual_seed(4))
     _record(benchmark, f"hash-archive-{source}", "torch", scale=V / n, unit=f"{n} images", subset=n, archive=V)
-    codes = benchmark.pedantic(lambda: encoder.encode(images, source, batch_size=256), rounds=3, iterations=1,
-                               warmup_rounds=1)
+    codes = benchmark.pedantic(
+        lambda: encoder.encode(images, source, batch_size=256), rounds=3, iterations=1, warmup_rounds=1
+    )
     assert np.asarray(codes).shape == (n, BITS // 8)
     seconds = _seconds(benchmark)
     if seconds is not None:
@@ -245,6 +253,7 @@ def test_rank(benchmark, impl, row, archive_codes, query_code, faiss_index):
     k = TOPK if row == "rank-topk" else V
     _record(benchmark, row, impl, k=k, unit=f"one query, k={k}")
     if impl == "faiss":
+
         def run():
             faiss.omp_set_num_threads(THREADS)
             return faiss_index.search(query_code, k)
