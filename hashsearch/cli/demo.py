@@ -97,7 +97,7 @@ def demo(
                 lines.append(f"    {row['class']} query (test index {row['query_index']}): "
                              f"{row['precision']:.0%} same class; first 5: {shown}")
         lines.append(f"  query it: hashsearch query --model {Path(o.checkpoint).parent} --store {o.stores['ms']} "
-                     "PAN_IMAGE.npy")
+                     f"{o.query_files.get('pan', 'PAN_IMAGE.npy')}")
         lines.append(f"  full report: {o.report}")
     for name, why in report.skipped.items():
         lines.append(f"(skipped {name}: {why})")

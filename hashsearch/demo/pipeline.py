@@ -166,6 +166,8 @@ class DatasetOutcome:
         chance: direction -> MAP of a random ranking (the share of relevant items).
         examples: direction -> one dict per example query (class, top-k classes, precision).
         strips: direction -> PNG of the example retrievals.
+        query_files: source -> a ``.npy`` holding the first example query of that source
+            (pixel units), ready for ``hashsearch query``.
         report: the dataset's report.html.
         reused: stage -> whether it was reused from an earlier run.
         seconds: stage -> wall time.
@@ -181,6 +183,7 @@ class DatasetOutcome:
     chance: dict[str, float] = field(default_factory=dict)
     examples: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     strips: dict[str, str] = field(default_factory=dict)
+    query_files: dict[str, str] = field(default_factory=dict)
     report: str = ""
     reused: dict[str, bool] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
@@ -400,6 +403,11 @@ def _examples(outcome: DatasetOutcome, config: DemoConfig, checkpoint: Path, fig
     rng = np.random.default_rng(config.seed)  # a seeded random sample: as the classes occur, good and bad
     picks = sorted(rng.choice(labels.size, size=min(config.examples, labels.size), replace=False).tolist())
     block = test.read(np.asarray(picks, dtype=np.int64))
+    for src in ("pan", "ms"):
+        path = figures.parent / "examples" / f"{outcome.name}-{src}-query.npy"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.save(path, np.asarray(block[src][0]))
+        outcome.query_files[src] = str(path)
     with Retriever(checkpoint, dict(outcome.stores), num_threads=config.threads) as retriever:
         for src, _, direction in _DIRECTIONS:
             images = np.asarray(block[src])

@@ -126,6 +126,11 @@ def test_cli_demo_prints_the_maps_and_the_report_path_last(tmp_path):
     assert re.search(r"SIDHCNN\s+\d\.\d{4}\s+\d\.\d{4}", result.stdout)
     assert "PAN->MS examples (hashsearch.Retriever" in result.stdout
     assert "[synthetic] train ..." in result.stderr  # stage lines on stderr
+    command = next(line for line in lines if "query it: " in line).split("query it: ")[1].split()
+    assert command[:2] == ["hashsearch", "query"]
+    shown = runner.invoke(app, [*command[1:], "-k", "2", "--json"])  # the printed command runs as it is
+    assert shown.exit_code == 0, shown.output
+    assert json.loads(shown.stdout)["target"] == "ms"
     again = runner.invoke(app, ["demo", "--workdir", str(work), *TINY_CLI, "--json"])
     assert again.exit_code == 0, again.output
     report = json.loads(again.stdout)
