@@ -116,16 +116,14 @@ def eval_command(
         runs = earlier + new
     else:
         report = write_report(earlier, out, title=title, figures=figures)
-    result = {
-        "report": str(report), "results": str(report.parent / "results.json"),
-        "runs": [{"name": r.name, "bits": r.bits, "protocol": r.protocol, "method": r.method,
-                  **{k: round(v, 4) for k, v in r.headline().items()},
-                  "seconds": r.timings.get("total")} for r in runs],
-    }
+    rows: list[dict[str, Any]] = [{"name": r.name, "bits": r.bits, "protocol": r.protocol, "method": r.method,
+                                   **{k: round(v, 4) for k, v in r.headline().items()},
+                                   "seconds": r.timings.get("total")} for r in runs]
+    result = {"report": str(report), "results": str(report.parent / "results.json"), "runs": rows}
     if as_json:
         emit(result, True)
         return
-    for r in result["runs"]:
+    for r in rows:
         numbers = ", ".join(f"{k} {v}" for k, v in r.items() if k not in ("name", "bits", "protocol", "method"))
         typer.echo(f"{r['name']} (l = {r['bits']}, {r['protocol']}): {numbers}")
     typer.echo(f"report: {report}")
