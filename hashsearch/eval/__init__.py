@@ -16,7 +16,7 @@ Modules (import direction downward only; no cycles):
 Stable API (other parts of hashsearch and the demo call these; arguments may only
 be added, as keyword arguments with defaults)::
 
-    from hashsearch.eval.report import evaluate_and_report
+    from hashsearch.eval.report import evaluate_and_report   # also: from hashsearch.eval import ...
     runs, report_path = evaluate_and_report(
         model,                 # checkpoint path | Encoder | fitted baseline | "cca" | "scm" | duck model,
                                # or a list of them
@@ -38,3 +38,19 @@ never ``cli``.
 """
 
 from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["EvalConfig", "EvalRun", "evaluate", "evaluate_and_report", "load_results", "write_report"]
+
+_LAZY = {"evaluate": "report", "evaluate_and_report": "report", "write_report": "report",
+         "EvalConfig": "results", "EvalRun": "results", "load_results": "results"}
+
+
+def __getattr__(name: str) -> Any:
+    """``from hashsearch.eval import evaluate_and_report`` without importing the pipeline up front."""
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f"hashsearch.eval.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'hashsearch.eval' has no attribute {name!r}")
