@@ -317,11 +317,19 @@ def test_bad_input_is_refused_and_leaves_the_index_unchanged(description):
         index.search(q, 0)
     with pytest.raises(TypeError, match="k must be an int"):
         index.search(q, 2.0)
-    if description != "BHNSW16":
-        with pytest.raises(ValueError, match="radius must be >= 0"):
-            index.range_search(q, -1)
-        with pytest.raises(TypeError, match="radius must be an int"):
-            index.range_search(q, 1.5)
+    with pytest.raises(ValueError, match=r"k=1099511627776 is far above ntotal=300"):
+        index.search(q, 2**40)  # refused before a 36 TiB result is allocated
+    with pytest.raises(ValueError, match="shape"):
+        index.search(q[None], 5)  # (1, 3, 8): not a batch of codes
+    with pytest.raises(ValueError, match="shape"):
+        index.add(codes[None, :2])
+    with pytest.raises(TypeError, match="integers"):
+        index.add(codes[:2], ids=[2003.0, 2004.0])
+    # the radius is checked first, on HNSW too (which then has no range search)
+    with pytest.raises(ValueError, match="radius must be >= 0"):
+        index.range_search(q, -1)
+    with pytest.raises(TypeError, match="radius must be an int"):
+        index.range_search(q, 1.5)
     with pytest.raises(TypeError):
         index.remove_ids([1.5])
     with pytest.raises(TypeError, match="id must be an int"):
