@@ -40,6 +40,7 @@
 #include <algorithm>
 #include <atomic>
 #include <climits>
+#include <cstdlib>
 #include <cmath>
 #include <cstring>
 #include <memory>
@@ -51,7 +52,42 @@
 #include "engine.h"
 #include "thread_pool.h"
 
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
+
 namespace hashsearch {
+
+namespace {
+constexpr size_t kHugePage = size_t(2) << 20;
+constexpr size_t kHugeMin = size_t(4) << 20;  // smaller arrays: the ordinary allocator
+}  // namespace
+
+template <class T>
+T* HugePageAllocator<T>::allocate(size_t n) {
+  const size_t bytes = n * sizeof(T);
+  if (bytes < kHugeMin) return std::allocator<T>().allocate(n);
+  const size_t rounded = (bytes + kHugePage - 1) / kHugePage * kHugePage;
+  void* p = nullptr;
+  if (posix_memalign(&p, kHugePage, rounded) != 0) throw std::bad_alloc();
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  madvise(p, rounded, MADV_HUGEPAGE);  // advice only: failure leaves ordinary pages
+#endif
+  return static_cast<T*>(p);
+}
+
+template <class T>
+void HugePageAllocator<T>::deallocate(T* p, size_t n) {
+  if (n * sizeof(T) < kHugeMin) {
+    std::allocator<T>().deallocate(p, n);
+  } else {
+    std::free(p);
+  }
+}
+
+template struct HugePageAllocator<uint32_t>;
+template struct HugePageAllocator<uint64_t>;
+
 namespace {
 
 // Costs of the cost model, in nanoseconds of one thread as measured on an AVX-512 server
@@ -72,6 +108,7 @@ constexpr double kPriorProbes = 16.0;  // weight of the average occupancy in the
 constexpr double kGiveUpShare = 0.1;
 
 constexpr int kMaxSubstringBits = 64;
+constexpr int kPrefetchValues = 32;  // bucket heads of the next step fetched ahead
 constexpr int kBatch = 16;                 // values enumerated per prefetch batch
 constexpr int64_t kMinPending = 64;        // tail rows merged at once (at least)...
 constexpr int64_t kMaxPending = 65536;     // ...and at most, whatever the index size
@@ -216,9 +253,9 @@ void merge_table(MihTable& t, const uint8_t* codes, int64_t nbytes, int64_t from
     from = 0;
   }
   const int64_t add = to - from;
-  std::vector<uint32_t> old_pos;
+  HugeVector<uint32_t> old_pos;
   old_pos.swap(t.positions);
-  std::vector<uint32_t> old_starts;
+  HugeVector<uint32_t> old_starts;
   old_starts.swap(t.starts);
   t.positions.resize(to);
   if (t.dense) {
@@ -286,7 +323,7 @@ void merge_table(MihTable& t, const uint8_t* codes, int64_t nbytes, int64_t from
 // Keep the positions p with keep[p] (renumbered by remap[p]) in table t.
 void filter_table(MihTable& t, const uint8_t* keep, const std::vector<uint32_t>& remap) {
   const int64_t nb = t.nbuckets();
-  std::vector<uint32_t> starts;
+  HugeVector<uint32_t> starts;
   std::vector<uint64_t> keys;
   starts.reserve(nb + 1);
   uint32_t at = 0;
@@ -409,7 +446,7 @@ double MultiIndex::flat_cost(int64_t nq) const {
 
 // Per-thread state of one query (reused from query to query).
 struct MultiIndex::Query {
-  std::vector<uint64_t> seen;   // bitset over positions; all clear between queries
+  HugeVector<uint64_t> seen;    // bitset over positions; all clear between queries
   std::vector<uint32_t> found;  // every code verified, its position...
   std::vector<int32_t> dist;    // ...and its distance
   std::vector<int64_t> hist;    // (nbits + 1,) codes found per distance
@@ -459,6 +496,22 @@ bool MultiIndex::probe(const KernelTable& kt, const uint8_t* codes, const uint8_
   }
   q.qkeys.resize(mm);
   for (int32_t j = 0; j < mm; ++j) q.qkeys[j] = substring(query, tables_[j].offset, tables_[j].bits);
+  // The bucket heads of the next step are fetched while a step runs (they are random
+  // accesses into tables far larger than the caches); those of the first step now.
+  auto prefetch_step = [&](int64_t t) {
+    const int32_t s = static_cast<int32_t>(t / mm), j = static_cast<int32_t>(t % mm);
+    const MihTable& tab = tables_[j];
+    if (s > tab.bits || binomial(tab.bits, s) > double(tab.nbuckets())) return;
+    uint64_t mask = s == 64 ? ~uint64_t(0) : (uint64_t(1) << s) - 1;
+    for (int c = 0; c < kPrefetchValues; ++c) {
+      prefetch_bucket(tab, q.qkeys[j] ^ mask);
+      if (mask == 0) return;
+      const uint64_t r = mask + (mask & (~mask + 1));
+      if (r == 0 || (tab.bits < 64 && r >= (uint64_t(1) << tab.bits))) return;
+      mask = r | (((r ^ mask) >> 2) >> __builtin_ctzll(mask));
+    }
+  };
+  prefetch_step(0);
 
   double spent = 0.0;
   int64_t below = 0;  // codes found at distance < bound
@@ -480,29 +533,32 @@ bool MultiIndex::probe(const KernelTable& kt, const uint8_t* codes, const uint8_
     const int32_t s = static_cast<int32_t>(t / mm), j = static_cast<int32_t>(t % mm);
     const MihTable& tab = tables_[j];
     if (policy == MihPolicy::kAuto) {
-      // The steps still needed: up to the one proving the radius, or the current k-th
-      // distance (at least this step while fewer than k codes are known).
-      int64_t last = t;
-      if (range) {
-        last = radius;
-      } else if (int64_t(q.found.size()) >= k) {
-        int64_t c = 0;
-        int64_t dk = 0;
-        while (dk <= nbits_ && (c += q.hist[dk]) < k) ++dk;
-        last = std::max(t, dk);
-      }
       // entries per probed bucket: what the probes so far saw, pulled towards the
       // average occupancy while they are few
       const double prior = double(indexed_) / std::ldexp(1.0, tab.bits);
       const double rate = (double(q.hits) + kPriorProbes * prior) / (double(q.lookups) + kPriorProbes);
       const double next = step_cost(t, rate);
-      double remaining = next;
-      for (int64_t u = t + 1; u <= last && spent + remaining <= budget; ++u) {
-        if (u / mm > tables_[u % mm].bits) break;
-        remaining += step_cost(u, rate);
+      if (spent + next > kGiveUpShare * budget) {  // else giving up cannot be worth it yet
+        // The steps still needed: up to the one proving the radius, or the current k-th
+        // distance (at least this step while fewer than k codes are known).
+        int64_t last = t;
+        if (range) {
+          last = radius;
+        } else if (int64_t(q.found.size()) >= k) {
+          int64_t c = 0;
+          int64_t dk = 0;
+          while (dk <= nbits_ && (c += q.hist[dk]) < k) ++dk;
+          last = std::max(t, dk);
+        }
+        double remaining = next;
+        for (int64_t u = t + 1; u <= last && spent + remaining <= budget; ++u) {
+          if (u / mm > tables_[u % mm].bits) break;
+          remaining += step_cost(u, rate);
+        }
+        if (spent + remaining > budget) return false;
       }
-      if (spent + remaining > budget && spent + next > kGiveUpShare * budget) return false;
     }
+    prefetch_step(t + 1);
     // Probe every bucket at distance s from the query's substring j: values enumerated
     // in batches (map entries, then bucket heads prefetched a batch ahead), or, when the
     // table has fewer buckets than such values, a scan of its buckets.
@@ -518,6 +574,7 @@ bool MultiIndex::probe(const KernelTable& kt, const uint8_t* codes, const uint8_
         if (!(w & bit)) {
           w |= bit;
           q.fresh.push_back(p);
+          prefetch(codes + int64_t(p) * nb);
         }
       }
     };
