@@ -5,16 +5,17 @@ trained with the corrected objective of SPEC §2 by Algorithm 1, turn PAN and MS
 images into source-invariant binary codes searched by :class:`hashsearch.BinaryIndex`.
 
 - :mod:`.config` — :class:`TrainConfig`, the Table IV presets and Tables V–VII sweeps.
-- :mod:`.models` — :class:`PanDHCNN`, :class:`MulDHCNN`.
+- :mod:`.models` — :class:`PanDHCNN`, :class:`MulDHCNN` (any band count; small patches via ``padding="auto"``).
 - :mod:`.pairwise` — the fused pairwise likelihood kernel (:func:`pairwise_nll`).
 - :mod:`.losses` — the loss terms IRSC, IASC, BQC, FDC (one ``nn.Module`` each), their registry :data:`TERMS`.
 - :mod:`.objective` — :class:`WeightedLoss` over named terms, :class:`SIDHCNNLoss`, :func:`build_loss`.
 - :mod:`.checkpoint` — atomic checkpoint files, :func:`load_checkpoint`.
 - :mod:`.trainer` — :class:`Trainer` (Algorithm 1, checkpoints, resume).
 - :mod:`.encoder` — :class:`Encoder` (checkpoint -> packed codes, CodeStore provenance).
-- :mod:`.fake` — seeded fake dual-source data.
-- :mod:`.metrics` — :func:`mean_average_precision` of Hamming ranking.
-- :mod:`.experiments` — train-and-evaluate runs (PAN→MS / MS→PAN MAP), ablations, sweeps.
+- :mod:`.fake` — seeded fake dual-source data (class or instance task).
+- :mod:`.metrics` — :func:`mean_average_precision`, re-exported from :mod:`hashsearch.eval.metrics`.
+- :mod:`.experiments` — train-and-evaluate runs by the dataset's task (class: MAP; instance:
+  recall@1/@10, MRR; both directions), ablations, sweeps.
 - :mod:`.baselines` — DCMH, and CCA-ITQ / SCM on GIST descriptors.
 
 Importing this package imports torch; :mod:`hashsearch` itself never does.
@@ -51,7 +52,15 @@ from .losses import (
 )
 from .objective import LossTerms, SIDHCNNLoss, WeightedLoss, build_loss
 from .pairwise import pairwise_nll
-from .experiments import CrossSourceResult, evaluate_cross_source, run_experiment, run_experiments, split_dataset
+from .experiments import (
+    CrossSourceResult,
+    dataset_task,
+    evaluate_codes,
+    evaluate_cross_source,
+    run_experiment,
+    run_experiments,
+    split_dataset,
+)
 from .metrics import average_precisions, mean_average_precision
 from .models import DHCNN, MUL_STAGES, PAN_STAGES, MulDHCNN, PanDHCNN, build_networks
 from .checkpoint import load_checkpoint
@@ -88,6 +97,8 @@ __all__ = [
     "build_loss",
     "build_networks",
     "closed_form_gradient",
+    "dataset_task",
+    "evaluate_codes",
     "evaluate_cross_source",
     "fake_dual_source",
     "load_checkpoint",

@@ -13,6 +13,11 @@ independent sensor noise. Values are float32 around 0..1.
 
 Items follow the training contract: ``{"pan": float32 tensor (Cp, Hp, Wp),
 "ms": float32 tensor (Cm, Hm, Wm), "label": int, "index": int}``.
+
+``task="class"`` (default) labels every pair with its class (class retrieval, as
+DSRSID); ``task="instance"`` labels pair i with i (a pair id, as a tiled scene
+without labels: instance matching), the classes still shaping the ground. The
+dataset's ``task`` attribute says which, as a stored dataset's metadata does.
 """
 
 from __future__ import annotations
@@ -45,6 +50,8 @@ class FakeDualSource(Dataset):
         difficulty: 0..1; scales the per-sample jitter (orientation, frequency,
             contrast) relative to the gap between classes. 0.5 keeps classes
             separable but not trivially so.
+        task: "class" (label = class) or "instance" (label = pair id i; see the
+            module docstring).
 
     Item i is the same for the same arguments on every machine (NumPy PCG64).
     """
@@ -61,6 +68,7 @@ class FakeDualSource(Dataset):
         seed: int = 0,
         noise: float = 0.05,
         difficulty: float = 0.5,
+        task: str = "class",
     ) -> None:
         for name, value in (("n", n), ("num_classes", num_classes), ("pan_size", pan_size), ("ms_size", ms_size),
                             ("pan_bands", pan_bands), ("ms_bands", ms_bands)):
@@ -69,6 +77,8 @@ class FakeDualSource(Dataset):
             raise ValueError(f"pan_size ({pan_size}) must be a multiple of ms_size ({ms_size})")
         if noise < 0 or not 0 <= difficulty <= 1:
             raise ValueError(f"noise must be >= 0 and difficulty in [0, 1], got {noise}, {difficulty}")
+        if task not in ("class", "instance"):
+            raise ValueError(f"task must be 'class' or 'instance', got {task!r}")
         self.n = n
         self.num_classes = num_classes
         self.pan_size, self.ms_size = pan_size, ms_size
@@ -77,7 +87,10 @@ class FakeDualSource(Dataset):
         self.noise = float(noise)
         self.difficulty = float(difficulty)
         rng = np.random.default_rng([seed, 0x5EED])
-        self.labels = rng.permutation(np.arange(n, dtype=np.int64) % num_classes)
+        self.task = task
+        #: int64 (n,) the class of every pair (the ground it shows).
+        self.class_of = rng.permutation(np.arange(n, dtype=np.int64) % num_classes)
+        self.labels = self.class_of if task == "class" else np.arange(n, dtype=np.int64)
         k = num_classes
         # Class parameters: orientations spread over [0, π), two frequency levels (cycles per
         # patch, low enough to survive the MS block mean), spectral gains per band.
@@ -100,7 +113,7 @@ class FakeDualSource(Dataset):
         if not -self.n <= i < self.n:
             raise IndexError(f"index {i} out of range for {self.n} samples")
         i = int(i) % self.n
-        c = int(self.labels[i])
+        c = int(self.class_of[i])
         rng = np.random.default_rng([self.seed, 1, i])
         d = self.difficulty
         theta = self._theta[c] + rng.normal(0, d * np.pi / (3 * self.num_classes))
@@ -118,7 +131,7 @@ class FakeDualSource(Dataset):
         pan = ground.mean(axis=0)[None] * self._pan_gain[:, None, None]
         pan = pan + rng.normal(0, self.noise, size=pan.shape)
         ms = ms + rng.normal(0, self.noise, size=ms.shape)
-        return pan.astype(np.float32), ms.astype(np.float32), c
+        return pan.astype(np.float32), ms.astype(np.float32), int(self.labels[i])
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         pan, ms, label = self.sample(int(i))
@@ -130,7 +143,7 @@ class FakeDualSource(Dataset):
         ms = np.empty((self.n, self.ms_bands, self.ms_size, self.ms_size), np.float32)
         for i in range(self.n):
             pan[i], ms[i], _ = self.sample(i)
-        return InMemoryDualSource(pan, ms, self.labels)
+        return InMemoryDualSource(pan, ms, self.labels, task=self.task)
 
 
 class InMemoryDualSource(Dataset):
@@ -140,9 +153,14 @@ class InMemoryDualSource(Dataset):
         pan: float (V, Cp, Hp, Wp) array or tensor.
         ms: float (V, Cm, Hm, Wm).
         labels: int (V,).
+        task: "class" (labels are classes) or "instance" (labels are pair ids).
     """
 
-    def __init__(self, pan: Any, ms: Any, labels: Sequence[int] | np.ndarray | torch.Tensor) -> None:
+    def __init__(self, pan: Any, ms: Any, labels: Sequence[int] | np.ndarray | torch.Tensor, *,
+                 task: str = "class") -> None:
+        if task not in ("class", "instance"):
+            raise ValueError(f"task must be 'class' or 'instance', got {task!r}")
+        self.task = task
         self.pan = torch.as_tensor(pan)
         self.ms = torch.as_tensor(ms)
         self.labels = np.asarray(torch.as_tensor(labels).cpu(), dtype=np.int64).reshape(-1)

@@ -394,8 +394,21 @@ def build_networks(bits: int, model: ModelConfig | None = None) -> tuple[PanDHCN
     """Both networks for a code length and input geometry (weights: :meth:`DHCNN.reset_parameters`).
 
     ``padding="auto"`` is resolved by :func:`resolve_padding`.
+
+    Raises:
+        ValueError: ``padding="valid"`` with a PAN or MS patch too small for the unpadded
+            layers (the message names both minimums and the settings that work).
     """
     model = resolve_padding(model or ModelConfig())
+    if model.padding == "valid":
+        need_pan, need_ms = DHCNN.min_patch_size(PAN_STAGES), DHCNN.min_patch_size(MUL_STAGES)
+        if model.pan_size < need_pan or model.ms_size < need_ms:
+            raise ValueError(
+                f"padding='valid' (no padding, as in the paper) needs PAN patches of at least {need_pan}×{need_pan} "
+                f"and MS patches of at least {need_ms}×{need_ms} pixels, got PAN {model.pan_size}×{model.pan_size} "
+                f"and MS {model.ms_size}×{model.ms_size}; use padding='same' (pads every layer and takes any size) "
+                "or padding='auto' (the paper's layers where they fit, 'same' otherwise)"
+            )
     pan = PanDHCNN(bits, model.pan_bands, model.pan_size, padding=model.padding)
     ms = MulDHCNN(bits, model.ms_bands, model.ms_size, padding=model.padding)
     return pan, ms

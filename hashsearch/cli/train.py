@@ -3,9 +3,17 @@
 torch and :mod:`hashsearch.training` are imported inside the commands only, so
 ``hashsearch --help`` and every search command work without the ``train`` extra.
 
+What a run reports follows the dataset's ``task``
+(:mod:`hashsearch.training.experiments`): class data (DSRSID, labelled tiles) MAP
+PAN->MS and MS->PAN (``map_pan2ms``, ``map_ms2pan``); instance data (tiled scenes
+without labels, ``--fake-task instance``) recall@1, recall@10 and MRR in both
+directions (``recall@1_pan2ms``, ..., ``mrr_ms2pan``) and the gallery size, never a MAP.
+
 Examples::
 
     hashsearch train --fake --epochs 2 --bits 16 --out runs/demo
+    hashsearch train --fake --fake-pan-size 32 --fake-ms-size 8 --fake-ms-bands 8 --out runs/small
+    hashsearch train --fake --fake-task instance --out runs/pairs      # reports recall@1/@10, MRR
     hashsearch train --data dsrsid.zarr --config sidhcnn.toml --alpha 0.1 --out runs/a01
     hashsearch train --fake --epochs 2 ablation --out runs/table4
     hashsearch train --data d.zarr sweep --param alpha --values 0,0.1,1,10
@@ -55,6 +63,8 @@ class _Common:
     fake_pan_size: int = 256
     fake_ms_size: int = 64
     fake_classes: int = 8
+    fake_ms_bands: int = 4
+    fake_task: str = "class"
     out: Path = Path("runs/sidhcnn")
     overrides: dict[str, Any] = field(default_factory=dict)
     padding: str = "auto"
@@ -82,7 +92,8 @@ def _load_data(common: _Common) -> tuple[Any, Any]:
         from hashsearch.training.fake import fake_dual_source
 
         data = fake_dual_source(common.fake_samples, num_classes=common.fake_classes,
-                                pan_size=common.fake_pan_size, ms_size=common.fake_ms_size)
+                                pan_size=common.fake_pan_size, ms_size=common.fake_ms_size,
+                                ms_bands=common.fake_ms_bands, task=common.fake_task)
         return split_dataset(data, 0.25, seed=0)
     raise ValueError("no training data: give --data <dual-source dataset> or --fake")
 
@@ -117,11 +128,22 @@ def _base_config(common: _Common, train_set: Any) -> Any:
 
 
 def _result_row(res: Any) -> dict[str, Any]:
-    return {"name": res.name, "bits": res.bits, "map_pan2ms": round(res.map_pan2ms, 4),
-            "map_ms2pan": round(res.map_ms2pan, 4),
+    """A CrossSourceResult as one flat row: the protocol's metrics (map_* or recall@k_* and mrr_*)."""
+    return {"name": res.name, "bits": res.bits, "protocol": res.protocol,
+            **{key: round(value, 4) for key, value in res.summary().items()},
+            "database_size": res.database_size,
             "train_seconds": None if res.train_seconds is None else round(res.train_seconds, 1),
             "pairs_per_s": None if res.pairs_per_s is None else round(res.pairs_per_s, 1),
             "checkpoint": res.checkpoint}
+
+
+def _metric_columns(protocol: str) -> list[tuple[str, str]]:
+    """(row key, header) of the metric columns of a protocol's table."""
+    from hashsearch.training.experiments import DIRECTION_KEYS, PROTOCOL_METRICS
+
+    short = {"map": "MAP", "recall@1": "R@1", "recall@10": "R@10", "mrr": "MRR"}
+    return [(f"{metric}_{key}", f"{short.get(metric, metric)} {direction}")
+            for metric in PROTOCOL_METRICS[protocol] for direction, key in DIRECTION_KEYS.items()]
 
 
 def _run_configs(common: _Common, configs: dict[str, Any], train_set: Any, test_set: Any) -> list[dict[str, Any]]:
@@ -137,11 +159,17 @@ def _emit_table(rows: list[dict[str, Any]], common: _Common, extra: dict[str, An
         return
     for key, value in (extra or {}).items():
         typer.echo(f"{key}: {value}")
-    typer.echo(f"{'name':<16} {'bits':>4} {'PAN->MS':>8} {'MS->PAN':>8} {'train s':>8} {'pairs/s':>8}")
+    protocol = rows[0]["protocol"] if rows else "class"
+    columns = _metric_columns(protocol)
+    width = max(8, *(len(h) for _, h in columns))
+    if rows:
+        typer.echo(f"protocol: {protocol} (database of {rows[0]['database_size']} items per query)")
+    typer.echo(f"{'name':<16} {'bits':>4} " + " ".join(f"{h:>{width}}" for _, h in columns)
+               + f" {'train s':>8} {'pairs/s':>8}")
     for r in rows:
-        typer.echo(f"{r['name']:<16} {r['bits']:>4} {r['map_pan2ms']:>8.4f} {r['map_ms2pan']:>8.4f} "
-                   f"{r['train_seconds'] if r['train_seconds'] is not None else '-':>8} "
-                   f"{r['pairs_per_s'] if r['pairs_per_s'] is not None else '-':>8}")
+        typer.echo(f"{r['name']:<16} {r['bits']:>4} " + " ".join(f"{r[k]:>{width}.4f}" for k, _ in columns)
+                   + f" {r['train_seconds'] if r['train_seconds'] is not None else '-':>8}"
+                   f" {r['pairs_per_s'] if r['pairs_per_s'] is not None else '-':>8}")
 
 
 def register(app: typer.Typer) -> None:
@@ -165,6 +193,9 @@ def register(app: typer.Typer) -> None:
         fake_pan_size: int = typer.Option(256, "--fake-pan-size"),
         fake_ms_size: int = typer.Option(64, "--fake-ms-size"),
         fake_classes: int = typer.Option(8, "--fake-classes"),
+        fake_ms_bands: int = typer.Option(4, "--fake-ms-bands", help="MS bands of the fake data."),
+        fake_task: str = typer.Option("class", "--fake-task", help="class (labels = classes: MAP) | instance "
+                                      "(labels = pair ids: recall@k, MRR)."),
         out: Path = typer.Option(Path("runs/sidhcnn"), "--out", "-o", help="Checkpoint / results folder."),
         alpha: float | None = typer.Option(None, "--alpha", help="Weight of IASC."),
         beta: float | None = typer.Option(None, "--beta", help="Weight of BQC."),
@@ -176,20 +207,26 @@ def register(app: typer.Typer) -> None:
         seed: int | None = typer.Option(None, "--seed"),
         threads: int | None = typer.Option(None, "--threads", help="torch CPU threads (default: all usable cores)."),
         device: str | None = typer.Option(None, "--device", help="cpu | cuda | cuda:N | auto."),
-        padding: str = typer.Option("auto", "--padding", help="valid | same | auto (same when patches are small)."),
+        padding: str = typer.Option("auto", "--padding", help="valid (the paper's, PAN >= 241 and MS >= 57 px) | "
+                                    "same (any patch size) | auto (valid where both fit, else same)."),
         resume: Path | None = typer.Option(None, "--resume", help="Continue from a checkpoint (file or folder)."),
         progress: bool = typer.Option(True, "--progress/--no-progress"),
         as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
     ) -> None:
-        """Train SIDHCNN on a dataset (or fake data), evaluate PAN->MS / MS->PAN MAP, keep checkpoints."""
+        """Train SIDHCNN on a dataset (or fake data), evaluate PAN->MS / MS->PAN, keep checkpoints.
+
+        Reports MAP for class data, recall@1 / recall@10 / MRR for instance data (the dataset's task).
+        """
         _require_torch()
         overrides = {k: v for k, v in {"alpha": alpha, "beta": beta, "gamma": gamma, "bits": bits, "epochs": epochs,
                                         "lr": lr, "batch_size": batch_size, "seed": seed, "threads": threads,
                                         "device": device}.items() if v is not None}
         if padding not in ("auto", "valid", "same"):
             raise ValueError(f"--padding must be auto, valid or same, got {padding!r}")
-        common = _Common(config, preset, data, fake, fake_samples, fake_pan_size, fake_ms_size, fake_classes, out,
-                         overrides, padding, progress, as_json)
+        if fake_task not in ("class", "instance"):
+            raise ValueError(f"--fake-task must be class or instance, got {fake_task!r}")
+        common = _Common(config, preset, data, fake, fake_samples, fake_pan_size, fake_ms_size, fake_classes,
+                         fake_ms_bands, fake_task, out, overrides, padding, progress, as_json)
         ctx.obj = common
         if ctx.invoked_subcommand is not None:
             return
@@ -202,7 +239,7 @@ def register(app: typer.Typer) -> None:
         result = Trainer(cfg, train_set, checkpoint_dir=out, progress=progress).fit(resume=resume)
         device_name = str(next(result.pan_net.parameters()).device)
         res = evaluate_cross_source(Encoder.from_networks(result.pan_net, result.ms_net, device=device_name),
-                                    train_set, test_set, name=cfg.method)
+                                    train_set, test_set, name=cfg.method, progress=progress)
         res.checkpoint = str(result.checkpoint) if result.checkpoint else None
         last = result.history[-1] if result.history else None
         res.train_seconds = sum(h.seconds for h in result.history)
@@ -280,7 +317,7 @@ def _run_gist_baseline(method: str, bits: int, train_set: Any, test_set: Any, co
     import time
 
     from hashsearch.training.baselines import CCAITQ, GistConfig, SCMSeq, gist_dataset
-    from hashsearch.training.metrics import mean_average_precision
+    from hashsearch.training.experiments import dataset_task, evaluate_codes
     from hashsearch.training.trainer import dataset_labels
 
     start = time.perf_counter()
@@ -294,14 +331,14 @@ def _run_gist_baseline(method: str, bits: int, train_set: Any, test_set: Any, co
     train_labels = dataset_labels(train_set)
     test_labels = dataset_labels(test_set)
     model.fit(desc["train", "pan"], desc["train", "ms"], train_labels)
-    p2m = mean_average_precision(model.encode(desc["test", "pan"], "pan"), test_labels,
-                                 model.encode(desc["train", "ms"], "ms"), train_labels)
-    m2p = mean_average_precision(model.encode(desc["test", "ms"], "ms"), test_labels,
-                                 model.encode(desc["train", "pan"], "pan"), train_labels)
+    seconds = time.perf_counter() - start
+    codes = {split: {key: model.encode(desc[split, key], key) for key in ("pan", "ms")} for split in ("train", "test")}
+    protocol = dataset_task(test_set) or dataset_task(train_set) or "class"
+    res = evaluate_codes(codes, train_labels, test_labels, bits, protocol=protocol, name=model.name)
     common.out.mkdir(parents=True, exist_ok=True)
-    path = model.save(common.out / f"{method}.npz")
-    return {"name": model.name, "bits": bits, "map_pan2ms": round(p2m, 4), "map_ms2pan": round(m2p, 4),
-            "train_seconds": round(time.perf_counter() - start, 1), "pairs_per_s": None, "checkpoint": str(path)}
+    res.checkpoint = str(model.save(common.out / f"{method}.npz"))
+    res.train_seconds = seconds
+    return _result_row(res)
 
 
 @cli_errors

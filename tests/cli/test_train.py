@@ -1,4 +1,5 @@
-"""``hashsearch train`` / ``hashsearch encode``: tiny fake runs, sweeps, baselines, errors, torch stays lazy."""
+"""``hashsearch train`` / ``hashsearch encode``: tiny fake runs, small patches, metrics per task, sweeps, baselines,
+errors, torch stays lazy."""
 
 from __future__ import annotations
 
@@ -100,11 +101,72 @@ def test_sweep_ablation_and_baselines(runner, tmp_path):
     assert table.exit_code == 0 and "PAN->MS" in table.output
 
 
+SMALL = ["--fake", "--fake-samples", "48", "--fake-pan-size", "32", "--fake-ms-size", "8", "--fake-ms-bands", "8",
+         "--fake-classes", "4", "--bits", "16", "--epochs", "1", "--batch-size", "16", "--threads", "1",
+         "--no-progress"]
+
+
+def test_small_ms_patches_with_eight_bands_train(runner, tmp_path):
+    """GF-2-like pairs tiled finely: PAN 32×32, MS 8×8 (here 8 bands) train with padding 'auto'."""
+    out = tmp_path / "small"
+    res = _json(runner.invoke(app, ["train", *SMALL, "--out", str(out), "--json"]))
+    assert res["protocol"] == "class" and 0 <= res["map_pan2ms"] <= 1 and 0 <= res["map_ms2pan"] <= 1
+    cfg = json.loads((out / "result.json").read_text())["config"]["model"]
+    assert cfg == {"pan_bands": 1, "pan_size": 32, "ms_bands": 8, "ms_size": 8, "padding": "same"}
+    # The paper's unpadded layers cannot take 8×8 MS patches: the refusal says what to change.
+    r = runner.invoke(app, ["train", *SMALL, "--padding", "valid", "--out", str(tmp_path / "v")])
+    assert r.exit_code == 1
+    text = " ".join(r.output.split())
+    assert "padding='valid'" in text and "PAN patches of at least 241×241" in text
+    assert "MS patches of at least 57×57" in text
+    assert "got PAN 32×32 and MS 8×8; use padding='same'" in text and "padding='auto'" in text
+
+
+def test_instance_data_reports_recall_and_mrr_never_map(runner, tmp_path):
+    out = tmp_path / "pairs"
+    res = _json(runner.invoke(app, ["train", *SMALL, "--fake-task", "instance", "--out", str(out), "--json"]))
+    assert res["protocol"] == "instance" and res["database_size"] == 12  # the 12 test pairs of the other source
+    for direction in ("pan2ms", "ms2pan"):
+        assert 0 <= res[f"recall@1_{direction}"] <= res[f"recall@10_{direction}"] <= 1
+        assert res[f"mrr_{direction}"] >= 1 / 12  # the pair is somewhere in a gallery of 12
+    assert not [k for k in res if k.startswith("map")]
+    saved = json.loads((out / "result.json").read_text())
+    assert saved["protocol"] == "instance" and "map_pan2ms" not in saved
+    table = runner.invoke(app, ["train", *SMALL, "--fake-task", "instance", "--out", str(tmp_path / "t"), "sweep",
+                                "--param", "gamma", "--values", "1"])
+    assert table.exit_code == 0, table.output
+    assert "protocol: instance" in table.output and "R@1 PAN->MS" in table.output and "MRR MS->PAN" in table.output
+    assert "MAP" not in table.output
+    res = _json(runner.invoke(app, ["train", *SMALL, "--fake-task", "instance", "--out", str(tmp_path / "c"),
+                                    "--json", "baseline", "cca"]))
+    assert res["results"][0]["protocol"] == "instance" and "recall@1_pan2ms" in res["results"][0]
+    r = runner.invoke(app, ["train", *SMALL, "--fake-task", "instance", "--out", str(tmp_path / "s"), "baseline",
+                            "scm"])
+    assert r.exit_code == 1 and "one label per pair" in " ".join(r.output.split())
+
+
+def test_unlabelled_tiled_scene_reports_recall(runner, tmp_path):
+    """A tiled scene without labels (task "instance") through --data: recall@1/@10 and MRR, not MAP 0.0."""
+    pytest.importorskip("rasterio", reason="the data extra is not installed")
+    from hashsearch.data.fake import write_fake_scene
+    from hashsearch.data.tiler import TileConfig, tile_scene
+
+    scene = write_fake_scene(tmp_path / "scene", pan_shape=(128, 160), ratio=4, seed=4)
+    data = tile_scene(scene.pan, scene.ms, tmp_path / "d.zarr", config=TileConfig(patch_size=32, test_fraction=0.25),
+                      progress=False)
+    res = _json(runner.invoke(app, ["train", "--data", str(data), "--bits", "16", "--epochs", "1", "--batch-size",
+                                    "8", "--threads", "1", "--no-progress", "--out", str(tmp_path / "run"), "--json"]))
+    assert res["protocol"] == "instance" and res["database_size"] == 5  # 20 tiles, 5 in the test split
+    assert "map_pan2ms" not in res and 0 <= res["recall@1_pan2ms"] <= 1 and res["mrr_ms2pan"] >= 1 / 5
+
+
 def test_user_errors_are_one_line(runner, tmp_path):
     r = runner.invoke(app, ["train", "--out", str(tmp_path), "--no-progress"])
     assert r.exit_code == 1 and "no training data" in r.output
     r = runner.invoke(app, ["train", *FAKE, "--preset", "nope"])
     assert r.exit_code == 1 and "unknown preset" in r.output
+    r = runner.invoke(app, ["train", *FAKE, "--fake-task", "pairs"])
+    assert r.exit_code == 1 and "--fake-task must be class or instance" in r.output
     r = runner.invoke(app, ["train", *FAKE, "baseline", "itq"])
     assert r.exit_code == 1 and "dcmh, cca or scm" in r.output
     r = runner.invoke(app, ["train", *FAKE, "sweep", "--param", "nope", "--values", "1"])

@@ -8,6 +8,7 @@ import torch
 
 from hashsearch.training import Trainer, fake_dual_source, mean_average_precision
 from hashsearch.training.baselines import CCAITQ, DCMHLoss, GistConfig, SCMSeq, dcmh_config, gist, gist_dataset
+from hashsearch.training.baselines import scm
 from hashsearch.training.baselines.cca import itq_rotation
 from hashsearch.training.experiments import split_dataset
 from hashsearch.training.objective import SIDHCNNLoss
@@ -85,6 +86,39 @@ def test_scm_beats_cca_and_needs_labels(descriptors):
     assert maps[SCMSeq] > maps[CCAITQ]  # supervised beats unsupervised, as in Table VIII
     with pytest.raises(ValueError, match="labels are required"):
         SCMSeq(8).fit(xp, xm)
+
+
+def _svd_pair(a):
+    u, _, vt = np.linalg.svd(a)
+    sign = 1.0 if u[np.argmax(np.abs(u[:, 0])), 0] >= 0 else -1.0
+    return sign * u[:, 0], sign * vt[0]
+
+
+@pytest.mark.parametrize("gram_limit", [1024, 0])  # the Gram path; ARPACK (with its fallback)
+def test_scm_leading_singular_pair(monkeypatch, gram_limit):
+    monkeypatch.setattr(scm, "GRAM_LIMIT", gram_limit)
+    rng = np.random.default_rng(2)
+    for shape in ((30, 50), (50, 30)):
+        a = rng.standard_normal(shape)
+        u, v = scm._top_singular_pair(a)
+        eu, ev = _svd_pair(a)
+        np.testing.assert_allclose(u, eu, atol=1e-8)
+        np.testing.assert_allclose(v, ev, atol=1e-8)
+    # A repeated top singular value (3, 3, 1): any unit pair of that subspace, with a v = 3 u.
+    q1, _ = np.linalg.qr(rng.standard_normal((40, 3)))
+    q2, _ = np.linalg.qr(rng.standard_normal((60, 3)))
+    a = q1 @ np.diag([3.0, 3.0, 1.0]) @ q2.T
+    u, v = scm._top_singular_pair(a)
+    assert np.linalg.norm(u) == pytest.approx(1) and np.linalg.norm(v) == pytest.approx(1)
+    np.testing.assert_allclose(a @ v, 3 * u, atol=1e-8)
+
+
+def test_scm_refuses_one_label_per_pair(descriptors):
+    """Instance data (labels = pair ids): SCM's codes collapse (2 distinct codes for 120 pairs), so it says so."""
+    xp, xm, labels = descriptors["train"]
+    with pytest.raises(ValueError, match="one label per pair.*CCA-ITQ"):
+        SCMSeq(16).fit(xp, xm, np.arange(labels.size))
+    SCMSeq(16).fit(xp, xm, np.r_[0, np.arange(labels.size - 1)])  # one shared label is enough to fit
 
 
 def test_linear_save_load_and_checks(descriptors, tmp_path):

@@ -1,4 +1,4 @@
-"""Torch adapters over the hashsearch.data readers, and paired augmentation."""
+"""Torch adapters over the hashsearch.data readers (augmentation through them; the transforms: test_augment)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from hashsearch.data.dsrsid import DSRSID  # noqa: E402
 from hashsearch.data.dual import DualSourceDataset  # noqa: E402
 from hashsearch.data.fake import fake_dsrsid_sample, write_fake_dsrsid, write_fake_scene  # noqa: E402
 from hashsearch.data.tiler import TileConfig, tile_scene  # noqa: E402
-from hashsearch.training.augment import PairedAugment, apply_dihedral  # noqa: E402
+from hashsearch.training.augment import PairedAugment  # noqa: E402
 from hashsearch.training.datasets import DualSourceTorchDataset, dual_source_splits  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore:Use `@` matmul:PendingDeprecationWarning")
@@ -79,28 +79,6 @@ def test_augmentation_keeps_pairs_registered(dual_path: Path) -> None:
     before = [aug.params(i) for i in range(len(ds))]
     ds.set_epoch(1)
     assert [aug.params(i) for i in range(len(ds))] != before
-
-
-def test_dihedral_group() -> None:
-    x = torch.arange(12.0).reshape(1, 3, 4)
-    sq = torch.arange(16.0).reshape(1, 4, 4)
-    images = {apply_dihedral(sq, k, h, v).numpy().tobytes() for k in range(4) for h in (0, 1) for v in (0, 1)}
-    assert len(images) == 8
-    assert tuple(apply_dihedral(x, 1, False, False).shape) == (1, 4, 3)
-    np.testing.assert_array_equal(apply_dihedral(x, 0, True, False).numpy(), x.numpy()[:, :, ::-1])
-    np.testing.assert_array_equal(apply_dihedral(x, 0, False, True).numpy(), x.numpy()[:, ::-1, :])
-    aug = PairedAugment(seed=0)
-    counts: dict[bytes, int] = {}
-    for i in range(800):
-        k, h, v = aug.params(i)
-        key = apply_dihedral(sq, k, h, v).numpy().tobytes()
-        counts[key] = counts.get(key, 0) + 1
-    assert len(counts) == 8 and min(counts.values()) > 60  # about uniform over the 8
-    with pytest.raises(ValueError, match="square"):
-        for i in range(20):
-            PairedAugment(seed=0)(torch.zeros(1, 8, 4), torch.zeros(4, 2, 1), i)
-    flips = PairedAugment(rot90=False)
-    assert all(flips.params(i)[0] == 0 for i in range(50))
 
 
 def test_dual_source_splits_share_train_stats(dual_path: Path) -> None:

@@ -106,3 +106,15 @@ def test_encode_into_code_store(checkpoint, small_data, tmp_path):
         assert store.read_source(names=True).tolist() == ["pan"] * 12 + ["ms"] * 12
     with CodeStore.create(tmp_path / "wrong.zarr", 16) as store, pytest.raises(ValueError, match="16-bit"):
         enc.encode(small_data.pan[:2], "pan", store=store)
+
+
+def test_checkpoint_whose_layers_this_build_would_not_rebuild_is_refused(checkpoint, tmp_path):
+    state = torch.load(checkpoint, weights_only=True)
+    assert state["networks"]["ms"]["dropped_pools"] == []  # 16×16 MS keeps every pooling
+    state["networks"]["ms"]["dropped_pools"] = [2]
+    torch.save(state, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match=r"leaves out the pooling of stages \[2\]"):
+        Encoder.load(tmp_path / "other.pt")
+    del state["networks"]["ms"]["dropped_pools"]  # written before it was recorded: rebuilt from the geometry
+    torch.save(state, tmp_path / "older.pt")
+    assert Encoder.load(tmp_path / "older.pt").network("ms").dropped_pools == ()

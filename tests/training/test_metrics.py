@@ -1,11 +1,21 @@
-"""MAP of Hamming ranking: hand-computed cases, the tie rule, top-k."""
+"""MAP of Hamming ranking as training code imports it: hand-computed cases, the tie rule, top-k.
+
+``hashsearch.training.metrics`` re-exports :mod:`hashsearch.eval.metrics` (one definition);
+these cases pin what the training experiments rely on through that name.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from hashsearch.eval import metrics as eval_metrics
 from hashsearch.training.metrics import average_precisions, mean_average_precision
+
+
+def test_one_definition_lives_in_eval():
+    assert average_precisions is eval_metrics.average_precisions
+    assert mean_average_precision is eval_metrics.mean_average_precision
 
 
 def test_hand_computed_average_precision():
@@ -45,7 +55,7 @@ def test_perfect_and_random_codes():
 
 
 def test_errors():
-    with pytest.raises(ValueError, match="equal nbytes"):
+    with pytest.raises(ValueError, match="bytes per code"):
         mean_average_precision(np.zeros((1, 2), np.uint8), [0], np.zeros((2, 1), np.uint8), [0, 0])
     with pytest.raises(ValueError, match="shape"):
         mean_average_precision(np.zeros((1, 1), np.uint8), [0, 1], np.zeros((2, 1), np.uint8), [0, 0])

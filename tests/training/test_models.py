@@ -1,4 +1,4 @@
-"""PAN-DHCNN / MUL-DHCNN: Tables II/III geometry, other sensors, input checks, calibration."""
+"""PAN-DHCNN / MUL-DHCNN: Tables II/III geometry, other sensors, small patches, input checks, calibration."""
 
 from __future__ import annotations
 
@@ -8,6 +8,11 @@ from torch import nn
 
 from hashsearch.training import DHCNN, MUL_STAGES, PAN_STAGES, MulDHCNN, PanDHCNN, build_networks
 from hashsearch.training.config import ModelConfig
+from hashsearch.training.models import resolve_padding
+
+
+def _pools(net):
+    return [(m.kernel_size, m.stride) for m in net.features if isinstance(m, nn.MaxPool2d)]
 
 
 def test_spatial_sizes_are_those_of_spec():
@@ -68,6 +73,50 @@ def test_too_small_patches_say_the_minimum():
         PanDHCNN(32, 1, 128)
     with pytest.raises(ValueError, match="at least 57.*padding='same'"):
         MulDHCNN(32, 4, 32)
+
+
+def test_small_ms_patches_leave_out_the_pooling_a_1x1_map_cannot_take():
+    # MUL 8×8 with padding "same": conv 5/2 pad 2 -> (8+4-5)//2+1 = 4, pool 3/2 pad 1 -> 2,
+    # conv 3/2 pad 1 -> 1, pool 3/1 pad 1 -> 1, conv 3/1 pad 1 -> 1, and the last pool 2/1
+    # (no padding) would give (1-2)//1+1 = 0: it is left out (pooling a 1×1 map only copies it).
+    assert DHCNN.spatial_sizes(MUL_STAGES, 8, "same") == [8, 4, 2, 1, 1, 1]
+    ms = MulDHCNN(16, 8, 8, padding="same")  # GF-2-like: 8 bands
+    assert ms.dropped_pools == (2,) and _pools(ms) == [(3, 2), (3, 1)] and ms.flat_features == 256
+    assert ms(torch.randn(3, 8, 8, 8)).shape == (3, 16)
+    # PAN 32×32: 32 -> 11 -> 6 -> 3 -> 2 -> 1 -> 1 -> 1; every 3×3 pooling (padded by 1) takes a 1×1 map.
+    assert DHCNN.spatial_sizes(PAN_STAGES, 32, "same") == [32, 11, 6, 3, 2, 1, 1, 1]
+    pan = PanDHCNN(16, 1, 32, padding="same")
+    assert pan.dropped_pools == () and len(_pools(pan)) == 3
+    assert pan(torch.randn(2, 1, 32, 32)).shape == (2, 16)
+    # Down to a single MS pixel, and the paper's geometry keeps every layer.
+    for size in range(1, 17):
+        assert MulDHCNN(8, 4, size, padding="same")(torch.randn(2, 4, size, size)).shape == (2, 8)
+    assert build_networks(8)[1].dropped_pools == () and MulDHCNN(8, 4, 16, padding="same").dropped_pools == ()
+    assert "dropped_pools=(2,)" in repr(ms)
+
+
+def test_auto_padding_takes_the_papers_layers_where_they_fit():
+    assert resolve_padding(ModelConfig(padding="auto")).padding == "valid"  # DSRSID 256 / 64
+    assert resolve_padding(ModelConfig(pan_size=32, ms_size=8, padding="auto")).padding == "same"
+    assert resolve_padding(ModelConfig(pan_size=256, ms_size=56, padding="auto")).padding == "same"  # MS < 57
+    assert resolve_padding(ModelConfig(pan_size=32, ms_size=8, padding="valid")).padding == "valid"  # as given
+    pan, ms = build_networks(8, ModelConfig(pan_size=32, ms_size=8, ms_bands=8, padding="auto"))
+    assert pan.padding == ms.padding == "same" and ms.in_bands == 8
+    assert PanDHCNN(8, 1, 256, padding="auto").padding == "valid"  # one network alone decides for itself
+    assert MulDHCNN(8, 4, 8, padding="auto").padding == "same"
+
+
+def test_too_small_for_valid_says_what_to_change():
+    """The refusal names the setting that fails and the settings that work (it used to suggest the one given)."""
+    with pytest.raises(ValueError) as err:
+        MulDHCNN(32, 4, 8, padding="valid")
+    msg = str(err.value)
+    assert "padding='valid'" in msg and "at least 57×57" in msg and "got 8×8" in msg
+    assert "use padding='same'" in msg and "padding='auto'" in msg
+    assert "use larger patches or padding='valid'" not in msg
+    with pytest.raises(ValueError, match=r"PAN patches of at least 241×241 and MS patches of at least 57×57 pixels, "
+                                         r"got PAN 256×256 and MS 8×8; use padding='same'"):
+        build_networks(8, ModelConfig(ms_size=8, padding="valid"))
 
 
 def test_wrong_input_shape_is_rejected():

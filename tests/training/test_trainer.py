@@ -177,6 +177,41 @@ def test_dataset_checks(small_data, small_config):
         Trainer(small_config, fake_dual_source(1, pan_size=64, ms_size=16))
 
 
+class _Uint16Pairs(torch.utils.data.Dataset):
+    """Fake pairs as a file reader gives them: NumPy uint16 images (values above 255), 8 MS bands."""
+
+    def __init__(self, data):
+        self.data = data
+        self.labels = data.labels
+
+    def __len__(self):
+        return len(self.data)
+
+    def __getitem__(self, i):
+        item = self.data[i]
+        return {"pan": (item["pan"].numpy() * 4000).astype(np.uint16),
+                "ms": (item["ms"].numpy() * 4000).astype(np.uint16), "label": item["label"], "index": i}
+
+
+def test_small_patches_eight_bands_uint16_train_and_encode(tmp_path):
+    """GF-2-like pairs tiled finely (PAN 32×32, MS 8×8), 8 MS bands, uint16 pixels: padding 'auto' trains."""
+    data = _Uint16Pairs(fake_dual_source(32, num_classes=4, pan_size=32, ms_size=8, ms_bands=8, seed=2))
+    assert data[0]["ms"].dtype == np.uint16 and data[0]["ms"].max() > 255
+    cfg = TrainConfig(bits=16, epochs=1, batch_size=16, threads=1, stats_samples=32,
+                      calibration_samples=16).replace(pan_size=32, ms_size=8, ms_bands=8, padding="auto")
+    tr = Trainer(cfg, data, checkpoint_dir=tmp_path, progress=False)
+    assert tr.config.model.padding == "same"  # resolved, and recorded in the config
+    assert tr.ms_net.dropped_pools == (2,) and tr.pan_net.dropped_pools == ()
+    result = tr.fit()
+    assert all(np.isfinite(v) for v in result.history[0].ms.values())
+    state = load_checkpoint(tmp_path)
+    assert state["config"]["model"]["padding"] == "same" and state["networks"]["ms"]["dropped_pools"] == [2]
+    assert len(state["input_stats"]["ms"]["mean"]) == 8 and max(state["input_stats"]["ms"]["mean"]) > 255
+    enc = Encoder.load(tmp_path)
+    codes = enc.encode(np.stack([data[i]["ms"] for i in range(5)]), "ms")
+    assert codes.shape == (5, 2) and codes.dtype == np.uint8
+
+
 def test_training_reduces_the_loss_and_beats_chance():
     """A short run on separable fake data: the loss falls and cross-source codes retrieve the class."""
     from hashsearch.training.experiments import evaluate_cross_source, split_dataset

@@ -29,6 +29,11 @@ from .linear import LinearCrossSourceHash, check_pair, inverse_sqrt
 
 __all__ = ["SCMSeq"]
 
+#: Largest min(rows, columns) whose leading singular pair comes from the Gram matrix
+#: (one eigh of at most GRAM_LIMIT²; about as fast as ARPACK there, and exact when the
+#: top singular value repeats).
+GRAM_LIMIT = 1024
+
 
 class SCMSeq(LinearCrossSourceHash):
     """Supervised SCM, sequential version.
@@ -45,7 +50,11 @@ class SCMSeq(LinearCrossSourceHash):
         self.reg = reg
 
     def fit(self, x: Any, y: Any, labels: Any = None) -> SCMSeq:
-        """Learn from paired descriptors x (n, dx) (PAN), y (n, dy) (MS) and their class labels (n,)."""
+        """Learn from paired descriptors x (n, dx) (PAN), y (n, dy) (MS) and their class labels (n,).
+
+        Raises:
+            ValueError: no labels, or one label per sample (instance data: see the message).
+        """
         x, y, lab = check_pair(x, y, labels)
         if lab is None:
             raise ValueError("SCM is supervised: labels are required")
@@ -53,6 +62,12 @@ class SCMSeq(LinearCrossSourceHash):
         self.mean_x, self.mean_y = x.mean(axis=0), y.mean(axis=0)
         xc, yc = x - self.mean_x, y - self.mean_y
         classes, codes = np.unique(lab, return_inverse=True)
+        if classes.size == n:
+            raise ValueError(
+                f"SCM learns from class labels, and all {n} labels differ (one label per pair: instance data); "
+                "its target similarity would ask every two pairs for opposite codes and the codes collapse. "
+                "Use CCA-ITQ (unsupervised) or DCMH / SIDHCNN for instance data"
+            )
         onehot = np.zeros((n, classes.size))
         onehot[np.arange(n), codes] = 1.0  # one label per sample: already unit norm
         kx = inverse_sqrt(xc.T @ xc, self.reg)
@@ -73,15 +88,40 @@ class SCMSeq(LinearCrossSourceHash):
 
 
 def _top_singular_pair(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Leading left/right singular vectors of ``a`` (deterministic sign: largest |u| entry positive)."""
-    if min(a.shape) <= 2:
-        u, _, vt = np.linalg.svd(a, full_matrices=False)
-        u0, v0 = u[:, 0], vt[0]
+    """Leading left/right singular vectors of ``a`` (deterministic sign: largest |u| entry positive).
+
+    Up to :data:`GRAM_LIMIT` rows or columns (GIST's 512 / 2,048 dimensions), from the
+    smaller Gram matrix (:func:`_top_pair_from_gram`); larger ones by ARPACK, falling
+    back to the Gram matrix when ARPACK does not converge (a repeated top singular
+    value, as one label per pair gives).
+    """
+    if min(a.shape) <= GRAM_LIMIT:
+        u0, v0 = _top_pair_from_gram(a)
     else:
-        from scipy.sparse.linalg import svds
+        from scipy.sparse.linalg import ArpackNoConvergence, svds
 
         start = np.ones(min(a.shape)) / np.sqrt(min(a.shape))  # fixed start vector: reproducible
-        u, _, vt = svds(a, k=1, v0=start, tol=1e-10, solver="arpack")
-        u0, v0 = u[:, 0], vt[0]
+        try:
+            u, _, vt = svds(a, k=1, v0=start, tol=1e-10, solver="arpack")
+            u0, v0 = u[:, 0], vt[0]
+        except ArpackNoConvergence:
+            u0, v0 = _top_pair_from_gram(a)
     sign = 1.0 if u0[np.argmax(np.abs(u0))] >= 0 else -1.0
     return sign * u0, sign * v0
+
+
+def _top_pair_from_gram(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Leading singular pair of ``a`` from the eigenvectors of its smaller Gram matrix (a aᵀ or aᵀ a).
+
+    For a top singular value that ARPACK cannot isolate (repeated or nearly so: any
+    vector of that subspace is a solution); one eigh of a min(shape)² matrix, far cheaper
+    than a full SVD.
+    """
+    wide = a.shape[0] <= a.shape[1]
+    small = a if wide else a.T
+    _, vecs = np.linalg.eigh(small @ small.T)
+    top = vecs[:, -1]
+    other = small.T @ top
+    norm = float(np.linalg.norm(other))
+    other = other / norm if norm > 0 else other
+    return (top, other) if wide else (other, top)
