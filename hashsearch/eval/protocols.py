@@ -222,19 +222,20 @@ def evaluate_encoded(enc: EncodedSplits, protocol: str, config: EvalConfig | Non
         :class:`DirectionSetup` of each direction (for figures).
     """
     config = config or EvalConfig()
+    ks = tuple(sorted(set(config.ks) | {1, 10}))  # the headline cut-offs are always measured
     results: dict[str, DirectionResult] = {}
     setups: dict[str, DirectionSetup] = {}
     for qs, ds in DIRECTIONS:
         start = time.perf_counter()
         setup = direction_setup(enc, qs, ds, protocol, distractors=config.distractors, seed=config.seed)
         stats = ranking_stats(setup.query_codes, setup.query_keys, setup.db_codes, setup.db_keys, nbits=enc.nbits,
-                              ks=config.ks, rank_points=config.rank_points, backend=config.backend,
+                              ks=ks, rank_points=config.rank_points, backend=config.backend,
                               num_threads=config.num_threads, block_bytes=config.block_bytes,
                               progress=config.progress, desc=f"rank {setup.name}")
         fstats = None
         if config.features and setup.query_features is not None and setup.db_features is not None:
             fstats = feature_ranking_stats(setup.query_features, setup.query_keys, setup.db_features, setup.db_keys,
-                                           ks=config.ks, rank_points=config.rank_points,
+                                           ks=ks, rank_points=config.rank_points,
                                            block_bytes=config.block_bytes, progress=config.progress,
                                            desc=f"rank features {setup.name}")
         res = direction_result(stats, setup, protocol, config, fstats, time.perf_counter() - start)

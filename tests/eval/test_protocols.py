@@ -135,3 +135,8 @@ def test_encoded_splits_checks_shapes():
     enc = _splits()
     with pytest.raises(ValueError, match="codes must be uint8"):
         EncodedSplits(nbits=32, codes=enc.codes, labels=enc.labels)
+
+
+def test_headline_cut_offs_are_always_measured():
+    results, _ = evaluate_encoded(_splits(), "instance", EvalConfig(ks=(5,), progress=False))
+    assert set(results["PAN->MS"].recall_at) == {1, 5, 10}
