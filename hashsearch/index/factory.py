@@ -120,7 +120,7 @@ def _build(kind: str, nbits: int, numbers: list[int], params: dict[str, Any]) ->
     return ft.FaissMultiHash(nbits, numbers[0], numbers[1], **params)
 
 
-def _mih_class() -> type[IndexType]:
+def _mih_class() -> Any:
     """:class:`hashsearch.index.mih.MultiIndexHashing`, imported on first use."""
     try:
         module = importlib.import_module("hashsearch.index.mih")

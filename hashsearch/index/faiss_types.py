@@ -567,7 +567,7 @@ class FaissFlat(FaissIndex):
             )
             return self._inner
         if self._gpu is None:  # pragma: no cover - needs faiss-gpu and a GPU
-            resources = faiss.StandardGpuResources()  # kept alive beside the index that uses it
+            resources: Any = faiss.StandardGpuResources()  # kept alive beside the index that uses it
             self._gpu = (resources, faiss.index_binary_cpu_to_gpu(resources, 0, self._inner))
         return self._gpu[1]  # pragma: no cover
 
@@ -624,13 +624,14 @@ class FaissIVF(FaissIndex):
         super().__init__(nbits)
 
     def _new_inner(self) -> Any:
-        inner = faiss.index_binary_factory(self.nbits, f"BIVF{self._nlist}")
+        inner: Any = faiss.index_binary_factory(self.nbits, f"BIVF{self._nlist}")  # an IndexBinaryIVF
         inner.nprobe = self._nprobe
         return inner
 
     def _read_params(self, inner: Any) -> None:
         self._nlist, self._nprobe = int(inner.nlist), int(inner.nprobe)
-        if int(inner.direct_map.type) == int(faiss.DirectMap.NoMap) and inner.ntotal and not self._mmapped:
+        no_map = int(faiss.DirectMap.NoMap)  # type: ignore[attr-defined]  # not in FAISS's stubs
+        if int(inner.direct_map.type) == no_map and inner.ntotal and not self._mmapped:
             inner.make_direct_map(True)
 
     @property
@@ -834,7 +835,8 @@ def _type_of(inner: Any) -> type[FaissIndex] | None:
     if isinstance(inner, faiss.IndexBinaryHNSW):
         return FaissHNSW
     if isinstance(inner, faiss.IndexBinaryMultiHash):
-        return FaissHash if int(inner.nhash) == 1 else FaissMultiHash
+        tables: Any = inner  # FAISS's stubs lack nhash
+        return FaissHash if int(tables.nhash) == 1 else FaissMultiHash
     return None
 
 
