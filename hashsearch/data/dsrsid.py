@@ -37,7 +37,7 @@ import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Self
 
 import numpy as np
 
@@ -252,7 +252,7 @@ class DSRSID(LabelledView):
                 self._h5 = None
                 self._vars = {}
 
-    def __enter__(self) -> DSRSID:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -269,16 +269,18 @@ class DSRSID(LabelledView):
     @property
     def pan_shape(self) -> tuple[int, int, int]:
         """Shape (C, H, W) of one upright PAN image."""
-        n, c, w, h = self._var(PAN_KEY).shape
+        _, c, w, h = self._var(PAN_KEY).shape
         return (c, h, w)
 
     @property
     def ms_shape(self) -> tuple[int, int, int]:
         """Shape (C, H, W) of one upright MS image."""
-        n, c, w, h = self._var(MS_KEY).shape
+        _, c, w, h = self._var(MS_KEY).shape
         return (c, h, w)
 
-    def split_indices(self, *, test_per_class: int = STANDARD_TEST_PER_CLASS, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    def split_indices(
+        self, *, test_per_class: int = STANDARD_TEST_PER_CLASS, seed: int = 0
+    ) -> tuple[np.ndarray, np.ndarray]:
         """The seeded per-class split of the whole file: ``(train, test)`` file indices (int64)."""
         return split_per_class(self._all_labels, test_per_class=test_per_class, seed=seed)
 
@@ -332,7 +334,8 @@ class DSRSID(LabelledView):
             in the pixel units of the file (0..255).
         """
         n = len(self)
-        pos = np.arange(n) if n <= max_samples else np.sort(np.random.default_rng(seed).choice(n, max_samples, replace=False))
+        pos = np.arange(n) if n <= max_samples else \
+            np.sort(np.random.default_rng(seed).choice(n, max_samples, replace=False))
         file_idx = self._indices[pos]
         return {
             name: band_stats(

@@ -43,7 +43,7 @@ import shutil
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Self
 
 import numpy as np
 
@@ -338,7 +338,7 @@ class DualDatasetWriter:
                 raise ValueError(f"split must have shape ({n},), got {split.shape}")
             self._arrays["split"][:] = split
         split_arr = self._arrays["split"][:]
-        labels = self._arrays["label"][:]
+        labels = np.asarray(self._arrays["label"][:])
         train = np.flatnonzero(split_arr == SPLIT_CODES["train"])
         stats_idx = train if train.size else np.arange(n)
         stats = {
@@ -381,7 +381,7 @@ class DualDatasetWriter:
             "stats": stats,
             "splits": {"codes": SPLIT_CODES, **(splits or {})},
             "provenance": {
-                "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
                 "hashsearch_version": __version__,
                 **(provenance or {}),
             },
@@ -408,7 +408,7 @@ class DualDatasetWriter:
         self._done = True
         shutil.rmtree(self.tmp, ignore_errors=True)
 
-    def __enter__(self) -> DualDatasetWriter:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
@@ -425,11 +425,21 @@ def _band_stats(arr: zarr.Array, idx: np.ndarray, batch: int) -> dict[str, list[
         for start in range(0, idx.size, batch):
             sel = idx[start : start + batch]
             if sel.size == sel[-1] - sel[0] + 1:  # contiguous: a plain slice reads whole shards
-                yield arr[int(sel[0]) : int(sel[-1]) + 1]
+                yield np.asarray(arr[int(sel[0]) : int(sel[-1]) + 1])
             else:
-                yield arr.get_orthogonal_selection((sel,))
+                yield np.asarray(arr.get_orthogonal_selection((sel,)))
 
     return band_stats(batches(), arr.shape[1])
+
+
+def _array(group: zarr.Group, key: str) -> zarr.Array:
+    """The array ``key`` of a dataset group, or :class:`MalformedDataError` when it is a group."""
+    import zarr
+
+    node = group[key]
+    if not isinstance(node, zarr.Array):
+        raise MalformedDataError(f"{group.store_path}: {key!r} is a group, not an array")
+    return node
 
 
 def _open_group(path: Path) -> tuple[zarr.Group, dict[str, Any]]:
@@ -455,7 +465,7 @@ def _open_group(path: Path) -> tuple[zarr.Group, dict[str, Any]]:
         raise IncompleteDatasetError(f"{path} is an incomplete dataset (its build did not finish); build it again")
     n = int(meta["num_samples"])
     for key in ("pan", "ms", *_META_ARRAYS):
-        if key not in group or group[key].shape[0] != n:
+        if key not in group or _array(group, key).shape[0] != n:
             raise MalformedDataError(f"{path}: array {key!r} is missing or does not hold {n} samples")
     return group, meta
 
@@ -490,8 +500,8 @@ class DualSourceDataset(LabelledView):
     ) -> None:
         self.path = Path(path).expanduser()
         self._group, self.meta = _open_group(self.path)
-        self._all_labels = np.asarray(self._group["label"][:], dtype=np.int64)
-        self._split = np.asarray(self._group["split"][:], dtype=np.int8)
+        self._all_labels = np.asarray(_array(self._group, "label")[:], dtype=np.int64)
+        self._split = np.asarray(_array(self._group, "split")[:], dtype=np.int8)
 
         def stored_split(name: str) -> np.ndarray:
             idx = self.split_indices(name)  # type: ignore[arg-type]
@@ -501,7 +511,7 @@ class DualSourceDataset(LabelledView):
 
         self._select(split, indices, stored_split)
         # Opened once: looking an array up in the group reads its metadata from disk.
-        self._images: dict[str, zarr.Array] = {k: self._group[k] for k in ("pan", "ms")}
+        self._images: dict[str, zarr.Array] = {k: _array(self._group, k) for k in ("pan", "ms")}
         self._cache: dict[str, np.ndarray] | None = None
         if in_memory:
             self._cache = {k: np.asarray(a[:]) for k, a in self._images.items()}
@@ -520,11 +530,13 @@ class DualSourceDataset(LabelledView):
 
     @property
     def pan_shape(self) -> tuple[int, int, int]:
-        return tuple(self.meta["pan"]["shape"])  # type: ignore[return-value]
+        c, h, w = self.meta["pan"]["shape"]
+        return (int(c), int(h), int(w))
 
     @property
     def ms_shape(self) -> tuple[int, int, int]:
-        return tuple(self.meta["ms"]["shape"])  # type: ignore[return-value]
+        c, h, w = self.meta["ms"]["shape"]
+        return (int(c), int(h), int(w))
 
     @property
     def split_codes(self) -> np.ndarray:
@@ -535,7 +547,7 @@ class DualSourceDataset(LabelledView):
         """A per-sample metadata array of this view: "scene", "bounds", "pan_origin", "label", "split"."""
         if name not in _META_ARRAYS:
             raise KeyError(f"unknown array {name!r}; one of {', '.join(_META_ARRAYS)}")
-        return np.asarray(self._group[name][:])[self._indices]
+        return np.asarray(_array(self._group, name)[:])[self._indices]
 
     def split_indices(self, name: Literal["train", "test"]) -> np.ndarray:
         """Dataset indices (int64, sorted) of the stored split ``name``."""
@@ -606,8 +618,8 @@ def dataset_info(path: str | os.PathLike[str]) -> dict[str, Any]:
     """
     path = Path(path).expanduser()
     group, meta = _open_group(path)
-    labels = np.asarray(group["label"][:])
-    split = np.asarray(group["split"][:])
+    labels = np.asarray(_array(group, "label")[:])
+    split = np.asarray(_array(group, "split")[:])
     per_split: dict[str, int] = {name: int((split == code).sum()) for name, code in SPLIT_CODES.items()}
     info: dict[str, Any] = {
         "path": str(path),

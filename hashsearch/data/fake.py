@@ -251,12 +251,14 @@ def write_fake_scene(
     ms_y0 = y0 + sr * ms_pixel
     ms_transform = from_origin(ms_x0, ms_y0, ms_pixel, ms_pixel)
     if band_per_file:
-        ms_paths: Path | list[Path] = []
+        ms_paths: Path | list[Path]
+        band_files: list[Path] = []
         for b in range(ms_bands):
             p = folder / f"{name}_ms_b{b + 1}.tif"
             with rasterio.open(p, "w", height=full_h, width=full_w, count=1, transform=ms_transform, **profile) as dst:
                 dst.write(ms[b], 1)
-            ms_paths.append(p)
+            band_files.append(p)
+        ms_paths = band_files
     else:
         ms_paths = folder / f"{name}_ms.tif"
         with rasterio.open(ms_paths, "w", height=full_h, width=full_w, count=ms_bands,

@@ -26,9 +26,9 @@ def _as_int_labels(labels: Sequence[int] | np.ndarray, name: str) -> np.ndarray:
     arr = np.asarray(labels)
     if arr.ndim != 1:
         raise ValueError(f"{name} must be one-dimensional, got shape {arr.shape}")
-    if arr.size and not np.issubdtype(arr.dtype, np.integer):
-        if not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)):
-            raise ValueError(f"{name} must hold integers, got dtype {arr.dtype} with non-integral values")
+    if arr.size and not np.issubdtype(arr.dtype, np.integer) and (
+            not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr))):
+        raise ValueError(f"{name} must hold integers, got dtype {arr.dtype} with non-integral values")
     arr = arr.astype(np.int64, copy=False)
     if arr.size and arr.min() < 0:
         raise ValueError(f"{name} must be non-negative integers, got minimum {arr.min()}")
@@ -80,7 +80,7 @@ def split_per_class(
                     f"{n_test} test samples and keep at least one for training"
                 )
         else:
-            n_test = int(round(float(test_fraction) * members.size))  # type: ignore[arg-type]
+            n_test = round(float(test_fraction) * members.size)  # type: ignore[arg-type]
             if members.size >= 2 and test_fraction:
                 n_test = min(max(n_test, 1), members.size - 1)
         rng = np.random.default_rng([int(seed), int(value)])
@@ -117,7 +117,7 @@ def split_by_group(
     ids = np.unique(grp)
     if ids.size < 2:
         raise ValueError(f"a group split needs at least two groups, got {ids.size}")
-    n_test = min(max(int(round(float(test_fraction) * ids.size)), 1), ids.size - 1)
+    n_test = min(max(round(float(test_fraction) * ids.size), 1), ids.size - 1)
     test_groups = np.random.default_rng(int(seed)).choice(ids, size=n_test, replace=False)
     in_test = np.isin(grp, test_groups)
     return np.flatnonzero(~in_test).astype(np.int64), np.flatnonzero(in_test).astype(np.int64)

@@ -51,7 +51,7 @@ import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, Self
 
 import numpy as np
 
@@ -220,7 +220,7 @@ def _geometry(pan: rasterio.DatasetReader, ms: rasterio.DatasetReader, config: T
             f"{tp.a:g} x {-tp.e:g}, MS pixels {tm.a:g} x {-tm.e:g}, ratio {rx:g} x {ry:g}. "
             "Resample one raster so that the MS pixel is a whole number of PAN pixels."
         )
-    ratio = int(round(rx))
+    ratio = round(rx)
     factor = 1
     if config.target_ratio is not None:
         if config.target_ratio % ratio:
@@ -237,7 +237,7 @@ def _geometry(pan: rasterio.DatasetReader, ms: rasterio.DatasetReader, config: T
             "columns of PAN pixels from the PAN origin, not whole numbers. Resample MS onto a grid "
             "aligned with PAN first."
         )
-    off_row, off_col = int(round(orow)), int(round(oc))
+    off_row, off_col = round(orow), round(oc)
     p, s = config.patch_size, config.step
     if p % eff or s % eff:
         raise ValueError(
@@ -280,12 +280,12 @@ def _is_nodata(x: np.ndarray, nodata: float | None) -> np.ndarray:
     return x == nodata
 
 
-def _block_mean(x: np.ndarray, mask: np.ndarray, f: int, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+def _block_mean(x: np.ndarray, mask: np.ndarray, f: int, dtype: np.dtype[Any]) -> tuple[np.ndarray, np.ndarray]:
     """Average (H, W) by f x f blocks, rounding half up for integer dtypes; a block with any
     masked pixel is masked."""
     h, w = x.shape[0] // f, x.shape[1] // f
     x = x[: h * f, : w * f].reshape(h, f, w, f)
-    m = mask[: h * f, : w * f].reshape(h, f, w, f).any(axis=(1, 3))
+    m = np.asarray(mask[: h * f, : w * f].reshape(h, f, w, f).any(axis=(1, 3)))
     mean = x.astype(np.float64).mean(axis=(1, 3))
     if np.issubdtype(dtype, np.integer):
         mean = np.floor(mean + 0.5)
@@ -382,7 +382,7 @@ class _OpenScene:
             ds.close()
         self._all = []
 
-    def __enter__(self) -> _OpenScene:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -411,7 +411,7 @@ class _OpenScene:
             mc0 = (c_first - geo.off_col) // geo.ratio
             mh, mw = p // geo.ratio, (c_last - c_first) // geo.ratio
             bands, bads = [], []
-            for (ds, b), nd in zip(self.sources, self.ms_nodata):
+            for (ds, b), nd in zip(self.sources, self.ms_nodata, strict=True):
                 x = read_band(ds, b, "MS", window=Window(mc0, mr0, mw, mh))
                 bad = _is_nodata(x, nd)
                 if f > 1:
@@ -421,7 +421,7 @@ class _OpenScene:
                 bands.append(x)
                 bads.append(bad)
             ms_strip = np.stack(bands)                                   # (Cm, q, strip width / eff)
-            ms_bad = np.stack(bads).any(axis=0)
+            ms_bad = np.asarray(np.stack(bads).any(axis=0))
             pan_frac = _patches(pan_bad, cols_rel, p).mean(axis=(1, 2))
             ms_frac = _patches(ms_bad, ms_cols_rel, q).mean(axis=(1, 2))
             keep = (pan_frac <= config.max_nodata_fraction) & (ms_frac <= config.max_nodata_fraction)
@@ -549,7 +549,7 @@ def tile_scenes(
     if len(set(layouts)) > 1:
         raise ValueError(
             "scenes differ in (MS band count, PAN dtype, MS dtype, effective ratio): "
-            + "; ".join(f"{s.name or Path(s.pan).stem}: {lay}" for s, lay in zip(scenes, layouts))
+            + "; ".join(f"{s.name or Path(s.pan).stem}: {lay}" for s, lay in zip(scenes, layouts, strict=True))
         )
     n_bands, pan_dtype, ms_dtype, ratio = layouts[0]
     p = config.patch_size
@@ -584,6 +584,7 @@ def tile_scenes(
                 f"{config.min_purity}, max_nodata_fraction {config.max_nodata_fraction})"
             )
         raw = np.concatenate(raw_labels)
+        task: Literal["class", "instance"]
         if all(labelled):
             if config.classes is not None:
                 values = sorted(int(v) for v in config.classes)

@@ -9,8 +9,8 @@ import pytest
 pytest.importorskip("h5py", reason="the data extra (h5py, rasterio, scipy) is not installed")
 pytest.importorskip("rasterio", reason="the data extra (h5py, rasterio, scipy) is not installed")
 
-from hashsearch._paths import data_root  # noqa: E402
-from hashsearch.data.fake import write_fake_dsrsid  # noqa: E402
+from hashsearch._paths import data_root
+from hashsearch.data.fake import write_fake_dsrsid
 
 #: Pairs per class of the full-size fake DSRSID file (8 classes).
 FAKE_PER_CLASS = 3

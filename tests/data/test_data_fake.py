@@ -21,7 +21,7 @@ def test_fake_samples_are_seeded() -> None:
     a = fake_dsrsid_sample(3, seed=1, pan_size=16, ms_size=8)
     b = fake_dsrsid_sample(3, seed=1, pan_size=16, ms_size=8)
     c = fake_dsrsid_sample(3, seed=2, pan_size=16, ms_size=8)
-    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
     assert not np.array_equal(a[0], c[0])
 
 
@@ -38,5 +38,6 @@ def test_fake_scene_geometry(tmp_path: Path) -> None:
         assert m[0, 1 + 1, 2 + 1] == block and m[3, 2, 3] == block + 30
         # Labels are the quadrants of the ground around split_xy.
         sx, sy = sc.split_xy
-        for (x, y), v in zip([(sx - 4, sy + 4), (sx + 4, sy + 4), (sx - 4, sy - 4), (sx + 4, sy - 4)], [1, 2, 3, 4]):
+        corners = [(sx - 4, sy + 4), (sx + 4, sy + 4), (sx - 4, sy - 4), (sx + 4, sy - 4)]
+        for (x, y), v in zip(corners, [1, 2, 3, 4], strict=True):
             assert next(lab.sample([(x, y)]))[0] == v

@@ -140,7 +140,7 @@ def test_compute_stats(fake_dsrsid: Path) -> None:
 
 # --------------------------------------------------------------------------- errors
 def test_missing_file_names_path_and_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    with pytest.raises(DataNotFoundError, match="nope.mat"):
+    with pytest.raises(DataNotFoundError, match=r"nope\.mat"):
         DSRSID(tmp_path / "nope.mat")
     with pytest.raises(FileNotFoundError):  # a DataNotFoundError is a FileNotFoundError
         DSRSID(tmp_path / "nope.mat")
@@ -158,11 +158,11 @@ def test_matlab_v5_file_is_explained(tmp_path: Path) -> None:
 
     path = tmp_path / "DSRSID.mat"
     scipy.io.savemat(path, {PAN_KEY: np.zeros((2, 2), np.uint8)})
-    with pytest.raises(MalformedDataError, match="v5.*v7.3"):
+    with pytest.raises(MalformedDataError, match=r"v5.*v7\.3"):
         DSRSID(path)
     junk = tmp_path / "junk.mat"
     junk.write_bytes(b"not a mat file at all" * 40)
-    with pytest.raises(MalformedDataError, match="not a MATLAB v7.3"):
+    with pytest.raises(MalformedDataError, match=r"not a MATLAB v7\.3"):
         DSRSID(junk)
 
 

@@ -97,16 +97,16 @@ def test_split_views(tmp_path: Path) -> None:
 
 def test_failed_build_leaves_nothing(tmp_path: Path) -> None:
     out = tmp_path / "d.zarr"
-    with pytest.raises(RuntimeError, match="boom"):
-        with DualDatasetWriter(out, pan_shape=(1, 8, 8), ms_shape=(3, 2, 2), shard_samples=2) as w:
-            pan, ms, lab = _batches(0, [5])[0]
-            w.append(pan, (ms % 256).astype(np.uint8), lab)
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError, match="boom"), \
+            DualDatasetWriter(out, pan_shape=(1, 8, 8), ms_shape=(3, 2, 2), shard_samples=2) as w:
+        pan, ms, lab = _batches(0, [5])[0]
+        w.append(pan, (ms % 256).astype(np.uint8), lab)
+        raise RuntimeError("boom")
     assert list(tmp_path.iterdir()) == []
     # An empty build is an error too, and leaves nothing behind.
-    with pytest.raises(ValueError, match="no samples"):
-        with DualDatasetWriter(out, pan_shape=(1, 8, 8), ms_shape=(3, 2, 2)) as w:
-            w.finalize()
+    with pytest.raises(ValueError, match="no samples"), \
+            DualDatasetWriter(out, pan_shape=(1, 8, 8), ms_shape=(3, 2, 2)) as w:
+        w.finalize()
     assert list(tmp_path.iterdir()) == []
 
 
@@ -152,6 +152,28 @@ def test_open_errors(tmp_path: Path) -> None:
     zarr.open_group(str(tmp_path / "other.zarr"), mode="w").attrs["x"] = 1
     with pytest.raises(MalformedDataError, match="not a hashsearch dual-source dataset"):
         DualSourceDataset(tmp_path / "other.zarr")
+    # A dataset whose label array was replaced by a group.
+    _build(tmp_path / "d.zarr", [4])
+    shutil.rmtree(tmp_path / "d.zarr" / "label")
+    zarr.open_group(str(tmp_path / "d.zarr" / "label"), mode="w")
+    with pytest.raises(MalformedDataError, match="'label' is a group, not an array"):
+        DualSourceDataset(tmp_path / "d.zarr")
+
+
+def test_rgb_bands_are_recorded(tmp_path: Path) -> None:
+    with DualDatasetWriter(tmp_path / "a.zarr", pan_shape=(1, 4, 4), ms_shape=(4, 1, 1)) as w:
+        w.append(np.zeros((2, 1, 4, 4), np.uint8), np.zeros((2, 4, 1, 1), np.uint8), [0, 1])
+        w.finalize(ms_bands=["Blue", "green", "red", "nir"])  # found from the names
+    assert DualSourceDataset(tmp_path / "a.zarr").meta["ms"]["rgb"] == [2, 1, 0]
+    with DualDatasetWriter(tmp_path / "b.zarr", pan_shape=(1, 4, 4), ms_shape=(4, 1, 1)) as w:
+        w.append(np.zeros((2, 1, 4, 4), np.uint8), np.zeros((2, 4, 1, 1), np.uint8), [0, 1])
+        with pytest.raises(ValueError, match="3 band positions below 4"):
+            w.finalize(ms_rgb=[0, 1, 4])
+    assert not (tmp_path / "b.zarr").exists()
+    with DualDatasetWriter(tmp_path / "c.zarr", pan_shape=(1, 4, 4), ms_shape=(2, 1, 1)) as w:
+        w.append(np.zeros((2, 1, 4, 4), np.uint8), np.zeros((2, 2, 1, 1), np.uint8), [0, 1])
+        w.finalize(ms_bands=["red", "nir"])
+    assert DualSourceDataset(tmp_path / "c.zarr").meta["ms"]["rgb"] is None
 
 
 def test_info_counts_classes_per_split(tmp_path: Path) -> None:

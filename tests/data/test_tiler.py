@@ -39,7 +39,7 @@ def _reference_majority(scene: FakeScene, patch: int, stride: int) -> dict[tuple
         h, w = pan.shape
         rows, cols = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
         xs, ys = rasterio.transform.xy(pan_ds.transform, rows.ravel(), cols.ravel(), offset="center")
-        lab = np.array([v[0] for v in lab_ds.sample(zip(xs, ys))]).reshape(h, w)
+        lab = np.array([v[0] for v in lab_ds.sample(zip(xs, ys, strict=True))]).reshape(h, w)
     out = {}
     for r in range(0, h - patch + 1, stride):
         for c in range(0, w - patch + 1, stride):
@@ -98,7 +98,7 @@ def test_pairs_cover_the_same_ground(tmp_path: Path) -> None:
 def test_patch_selection_matches_reference(scene: FakeScene, tmp_path: Path) -> None:
     cfg = TileConfig(patch_size=16, stride=8, min_purity=0.75, test_fraction=0.25, split_seed=1)
     ds = _tiled(scene, tmp_path / "d.zarr", cfg)
-    got = {(int(r), int(c), int(ds.classes[k])) for (r, c), k in zip(ds.array("pan_origin"), ds.labels)}
+    got = {(int(r), int(c), int(ds.classes[k])) for (r, c), k in zip(ds.array("pan_origin"), ds.labels, strict=True)}
     expected = _reference(scene, 16, 8, 0.75)
     assert got == expected
     assert len(expected) > 20
@@ -117,7 +117,7 @@ def test_majority_and_purity_match_reference(scene: FakeScene) -> None:
                                                                                            min_purity=0.0)))
     got = {
         (int(r), int(c)): (int(v), float(p))
-        for b in batches for (r, c), v, p in zip(b.pan_origin, b.raw_label, b.purity)
+        for b in batches for (r, c), v, p in zip(b.pan_origin, b.raw_label, b.purity, strict=True)
     }
     ref = _reference_majority(scene, 16, 4)
     assert got.keys() == ref.keys()
@@ -127,7 +127,7 @@ def test_majority_and_purity_match_reference(scene: FakeScene) -> None:
 
 
 def test_band_per_file_equals_multiband(tmp_path: Path) -> None:
-    kw = dict(pan_shape=(32, 48), ratio=2, seed=9, label_offset=(-12.5 / 28.5 * 4, 14.25 / 28.5 * 4))
+    kw = {"pan_shape": (32, 48), "ratio": 2, "seed": 9, "label_offset": (-12.5 / 28.5 * 4, 14.25 / 28.5 * 4)}
     one = write_fake_scene(tmp_path / "a", **kw)
     per = write_fake_scene(tmp_path / "b", band_per_file=True, **kw)
     assert isinstance(per.ms, list) and len(per.ms) == 4
@@ -184,7 +184,7 @@ def test_class_list_fixes_order_and_ignores_other_values(scene: FakeScene, tmp_p
     ds = _tiled(scene, tmp_path / "d.zarr", cfg)
     assert ds.classes == ["one", "four"] and ds.meta["class_values"] == [1, 4]
     expected = {(r, c, v) for r, c, v in _reference(scene, 16, 8, 0.75) if v in (1, 4)}
-    got = {(int(r), int(c), [1, 4][k]) for (r, c), k in zip(ds.array("pan_origin"), ds.labels)}
+    got = {(int(r), int(c), [1, 4][k]) for (r, c), k in zip(ds.array("pan_origin"), ds.labels, strict=True)}
     assert got == expected
 
 
@@ -204,7 +204,7 @@ def test_several_scenes(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- errors
 def test_crs_mismatch(scene: FakeScene, tmp_path: Path) -> None:
     ms = _rewrite(scene.ms, tmp_path / "ms_other.tif", crs="EPSG:32651")
-    with pytest.raises(AlignmentError, match="CRS mismatch.*EPSG:32651.*EPSG:32650"):
+    with pytest.raises(AlignmentError, match=r"CRS mismatch.*EPSG:32651.*EPSG:32650"):
         tile_scene(scene.pan, ms, tmp_path / "d.zarr")
     lab = _rewrite(scene.labels, tmp_path / "lab_other.tif", crs="EPSG:4326")
     with pytest.raises(AlignmentError, match="label raster"):
@@ -222,7 +222,7 @@ def test_rasters_that_do_not_overlap(scene: FakeScene, tmp_path: Path) -> None:
 def test_non_integer_ratio(scene: FakeScene, tmp_path: Path) -> None:
     t = _ms_transform(scene)
     ms = _rewrite(scene.ms, tmp_path / "odd.tif", transform=Affine(5.0, 0, t.c, 0, -5.0, t.f))
-    with pytest.raises(AlignmentError, match="whole number.*ratio 2.5 x 2.5"):
+    with pytest.raises(AlignmentError, match=r"whole number.*ratio 2\.5 x 2\.5"):
         tile_scene(scene.pan, ms, tmp_path / "d.zarr")
     ms = _rewrite(scene.ms, tmp_path / "aniso.tif", transform=Affine(8.0, 0, t.c, 0, -4.0, t.f))
     with pytest.raises(AlignmentError, match="same whole number"):
