@@ -85,6 +85,43 @@ def machine_lines(docs: dict[str, dict]) -> list[str]:
     return lines
 
 
+def _cpu_text(cpu: dict, mi: dict) -> str:
+    """Model, family/model numbers, clock, caches and the SIMD flags that matter to the kernels."""
+    parts = [str(cpu.get("brand_raw") or mi.get("processor") or "?")]
+    if "family" in cpu:
+        parts.append(f"family {cpu['family']} model {cpu.get('model', '?')}")
+    parts.append(f"{cpu.get('count', '?')} logical CPUs")
+    if cpu.get("hz_advertised_friendly"):
+        parts.append(str(cpu["hz_advertised_friendly"]))
+    caches = [
+        (name, cpu.get(key))
+        for name, key in (("L1d", "l1_data_cache_size"), ("L2", "l2_cache_size"), ("L3", "l3_cache_size"))
+    ]
+    cache_text = ", ".join(f"{name} {value // 1024} KiB" for name, value in caches if isinstance(value, int))
+    if cache_text:
+        parts.append(f"caches (as reported) {cache_text}")
+    flags = set(cpu.get("flags") or [])
+    simd = [
+        f
+        for f in (
+            "popcnt",
+            "avx2",
+            "avx512f",
+            "avx512bw",
+            "avx512vl",
+            "avx512_vpopcntdq",
+            "avx512_bitalg",
+            "avx512_vbmi2",
+            "avx512_bf16",
+            "amx_bf16",
+        )
+        if f in flags
+    ]
+    if simd:
+        parts.append("flags " + " ".join(simd))
+    return ", ".join(parts)
+
+
 def _machine_fields(data: dict) -> list[tuple[str, str]]:
     """(label, value) pairs describing the machine and software of one JSON document."""
     mi = data.get("machine_info") or {}
@@ -95,7 +132,7 @@ def _machine_fields(data: dict) -> list[tuple[str, str]]:
     threads_env = ", ".join(f"{k}={v}" for k, v in (hs.get("threads_env") or {}).items() if v is not None)
     simd = f"{hs.get('simd_level', '?')} (supported: {', '.join(hs.get('simd_levels') or []) or '?'})"
     return [
-        ("CPU", f"{cpu.get('brand_raw') or mi.get('processor') or '?'}, {cpu.get('count', '?')} logical CPUs"),
+        ("CPU", _cpu_text(cpu, mi)),
         (
             "system",
             f"{mi.get('system', '?')} {mi.get('release', '')}, {mi.get('python_implementation', '')} "
