@@ -180,6 +180,31 @@ def test_tie_aware_ap_matches_enumeration_of_orders():
         assert s.average_precisions_tie_aware()[0] == pytest.approx(expected, rel=1e-12)
 
 
+def test_tie_aware_hits_and_mrr_match_enumeration_of_orders():
+    rng = np.random.default_rng(12)
+    for _ in range(6):
+        n = 7
+        db = rng.integers(0, 4, (n, 1), dtype=np.uint8)
+        q = rng.integers(0, 4, (1, 1), dtype=np.uint8)
+        labels = rng.integers(0, 2, n)
+        labels[rng.integers(0, n)] = 1
+        s = ranking_stats(q, [1], db, labels, ks=(1, 3, 5), backend="numpy")
+        dist = hamming_distances(q, db)[0]
+        rel = labels == 1
+        groups = [np.flatnonzero(dist == d) for d in np.unique(dist)]
+        hits = {1: [], 3: [], 5: []}
+        rr = []
+        for choice in itertools.product(*[list(itertools.permutations(g)) for g in groups]):
+            r = rel[np.concatenate([np.asarray(c, dtype=np.int64) for c in choice])]
+            for k in hits:
+                hits[k].append(r[:k].sum())
+            rr.append(1.0 / (np.argmax(r) + 1))
+        for k in hits:
+            assert s.precision_at_tie_aware(k) == pytest.approx(np.mean(hits[k]) / k, rel=1e-12)
+            assert s.recall_at_tie_aware(k) == pytest.approx(np.mean(hits[k]) / rel.sum(), rel=1e-12)
+        assert s.mean_reciprocal_rank_tie_aware() == pytest.approx(np.mean(rr), rel=1e-12)
+
+
 def test_ap_matches_scikit_learn_on_the_engines_ranking():
     sklearn_metrics = pytest.importorskip("sklearn.metrics")
     rng = np.random.default_rng(5)
