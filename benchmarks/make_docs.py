@@ -86,20 +86,13 @@ def machine_lines(docs: dict[str, dict]) -> list[str]:
 
 
 def _cpu_text(cpu: dict, mi: dict) -> str:
-    """Model, family/model numbers, clock, caches and the SIMD flags that matter to the kernels."""
+    """Model, family/model, clock and the SIMD flags the kernels use (py-cpuinfo cache sizes are wrong in VMs)."""
     parts = [str(cpu.get("brand_raw") or mi.get("processor") or "?")]
     if "family" in cpu:
         parts.append(f"family {cpu['family']} model {cpu.get('model', '?')}")
     parts.append(f"{cpu.get('count', '?')} logical CPUs")
     if cpu.get("hz_advertised_friendly"):
         parts.append(str(cpu["hz_advertised_friendly"]))
-    caches = [
-        (name, cpu.get(key))
-        for name, key in (("L1d", "l1_data_cache_size"), ("L2", "l2_cache_size"), ("L3", "l3_cache_size"))
-    ]
-    cache_text = ", ".join(f"{name} {value // 1024} KiB" for name, value in caches if isinstance(value, int))
-    if cache_text:
-        parts.append(f"caches (as reported) {cache_text}")
     flags = set(cpu.get("flags") or [])
     simd = [
         f
