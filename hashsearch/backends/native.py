@@ -3,7 +3,9 @@
 What the core does (see ``csrc/engine.cpp`` and ``csrc/kernels_*.cpp``):
 
 - SIMD popcount kernels specialised per code length (8/16/24/32/64/128/256 bits and
-  the lengths that pad to them, plus one generic path), one translation unit per
+  the lengths that pad to them; 264..1024-bit codes register-tiled on AVX-512, eight
+  codes by four queries per step over 64-byte words; one generic path for the rest),
+  one translation unit per
   instruction set, chosen at run time: ``avx512`` (F/BW/VL/VPOPCNTDQ/BITALG/VBMI),
   ``avx2``, ``popcnt`` (scalar) and ``generic`` (portable). The level in use is
   :func:`simd_level`; ``HASHSEARCH_SIMD=<level>`` (read once, when the extension is
