@@ -219,3 +219,23 @@ def test_instance_strips_say_where_the_pair_is(instance_dataset, oracle):
         assert row["query_title"].endswith("pair at rank 1")
         assert row["correct"] == [True, False, False, False]
         assert row["titles"][0] == "d=0 pair"
+
+
+def test_model_with_packed_codes_only_has_no_gap(class_dataset, tmp_path):
+    from hashsearch.packing import pack
+
+    class CodesOnly:
+        name = "codes-only"
+        bits = 16
+
+        def encode(self, images, source):
+            labels = np.array([int(images[i]["label"]) for i in range(len(images))])
+            return pack(((labels[:, None] >> np.arange(16)) & 1).astype(np.uint8))
+
+    runs, _ = evaluate_and_report(CodesOnly(), class_dataset, tmp_path / "rep", config=FAST.replace(figures=False))
+    (run,) = runs
+    assert run.directions["PAN->MS"].map == 1.0 and run.directions["PAN->MS"].feature_map is None
+    assert any("no real-valued features" in n for n in run.notes)
+    assert "Quantization gap" not in (tmp_path / "rep" / "report.md").read_text()
+    with pytest.raises(TypeError, match="cannot evaluate"):
+        evaluate_and_report(object(), class_dataset, tmp_path / "x", config=FAST)
