@@ -17,14 +17,14 @@ Which values become bit 1:
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import numpy as np
 
-__all__ = ["pack", "unpack", "sign_codes", "BIT_ORDER"]
+__all__ = ["BIT_ORDER", "pack", "sign_codes", "unpack"]
 
 #: Bit order of packed codes, recorded in stores and checked when they are opened.
-BIT_ORDER = "little"
+BIT_ORDER: Final = "little"
 
 Encoding = Literal["auto", "sign", "binary"]
 

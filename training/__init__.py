@@ -36,8 +36,18 @@ except ImportError as exc:  # pragma: no cover - exercised in a venv without tor
         "(on a machine without a GPU, first: pip install torch==2.13.0 for the CPU build)"
     ) from exc
 
+from .checkpoint import load_checkpoint
 from .config import PRESETS, TABLE_SWEEPS, ModelConfig, TrainConfig, ablation_configs, sweep_configs
 from .encoder import Encoder
+from .experiments import (
+    CrossSourceResult,
+    dataset_task,
+    evaluate_codes,
+    evaluate_cross_source,
+    run_experiment,
+    run_experiments,
+    split_dataset,
+)
 from .fake import FakeDualSource, InMemoryDualSource, fake_dual_source
 from .losses import (
     TERMS,
@@ -50,27 +60,21 @@ from .losses import (
     register_term,
     sidhcnn_objective,
 )
-from .objective import LossTerms, SIDHCNNLoss, WeightedLoss, build_loss
-from .pairwise import pairwise_nll
-from .experiments import (
-    CrossSourceResult,
-    dataset_task,
-    evaluate_codes,
-    evaluate_cross_source,
-    run_experiment,
-    run_experiments,
-    split_dataset,
-)
 from .metrics import average_precisions, mean_average_precision
 from .models import DHCNN, MUL_STAGES, PAN_STAGES, MulDHCNN, PanDHCNN, build_networks
-from .checkpoint import load_checkpoint
+from .objective import LossTerms, SIDHCNNLoss, WeightedLoss, build_loss
+from .pairwise import pairwise_nll
 from .trainer import EpochStats, Trainer, TrainResult, train
 
 __all__ = [
+    "DHCNN",
+    "MUL_STAGES",
+    "PAN_STAGES",
+    "PRESETS",
+    "TABLE_SWEEPS",
     "TERMS",
     "BQCLoss",
     "CrossSourceResult",
-    "DHCNN",
     "Encoder",
     "EpochStats",
     "FDCLoss",
@@ -80,14 +84,10 @@ __all__ = [
     "InMemoryDualSource",
     "LossTerm",
     "LossTerms",
-    "MUL_STAGES",
     "ModelConfig",
     "MulDHCNN",
-    "PAN_STAGES",
-    "PRESETS",
     "PanDHCNN",
     "SIDHCNNLoss",
-    "TABLE_SWEEPS",
     "TrainConfig",
     "TrainResult",
     "Trainer",

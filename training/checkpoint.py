@@ -79,7 +79,7 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
     raw = path.read_bytes()
     try:
         state = torch.load(io.BytesIO(raw), map_location=map_location, weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad file
+    except Exception as exc:  # torch raises many types for a bad file
         raise ValueError(f"{path} is not a readable torch checkpoint ({exc})") from exc
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path} is not a hashsearch SIDHCNN checkpoint")
@@ -96,7 +96,7 @@ def rng_state() -> dict[str, Any]:
     np_state = np.random.get_state(legacy=False)
     return {
         "torch": torch.get_rng_state(),
-        "cuda": [s for s in torch.cuda.get_rng_state_all()] if torch.cuda.is_available() else [],
+        "cuda": list(torch.cuda.get_rng_state_all()) if torch.cuda.is_available() else [],
         "numpy": {
             "bit_generator": np_state["bit_generator"],
             "key": torch.from_numpy(np.asarray(np_state["state"]["key"], dtype=np.int64)),

@@ -23,8 +23,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from hashsearch._version import __version__
 from hashsearch._validate import check_int
+from hashsearch._version import __version__
 
 from .checkpoint import load_checkpoint
 from .config import TrainConfig
@@ -150,7 +150,9 @@ class Encoder:
         return len(images)
 
     @torch.inference_mode()
-    def features(self, images: Any, source: str = "pan", *, batch_size: int = 256, progress: bool = False) -> np.ndarray:
+    def features(
+        self, images: Any, source: str = "pan", *, batch_size: int = 256, progress: bool = False
+    ) -> np.ndarray:
         """Real-valued features F of the images.
 
         Args:

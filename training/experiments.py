@@ -275,7 +275,7 @@ def split_dataset(dataset: Dataset, test_fraction: float = 0.25, seed: int = 0) 
     strata = np.zeros_like(labels) if dataset_task(dataset) == "instance" else labels
     for c in np.unique(strata):
         idx = np.flatnonzero(strata == c)
-        k = int(round(test_fraction * idx.size))
+        k = round(test_fraction * idx.size)
         if idx.size >= 2:
             k = min(max(k, 1), idx.size - 1)
         test.extend(rng.choice(idx, size=k, replace=False).tolist())

@@ -122,7 +122,8 @@ class FakeDualSource(Dataset):
         contrast = 0.5 * (1 + rng.uniform(-0.4, 0.4) * d)
         u = self._xx * np.cos(theta) + self._yy * np.sin(theta)
         u2 = self._xx * np.cos(self._theta2[c]) + self._yy * np.sin(self._theta2[c])
-        texture = contrast * np.sin(2 * np.pi * freq * u + phase) + 0.25 * np.sin(2 * np.pi * self._freq2[c] * u2 + phase2)
+        texture = (contrast * np.sin(2 * np.pi * freq * u + phase)
+                   + 0.25 * np.sin(2 * np.pi * self._freq2[c] * u2 + phase2))
         brightness = 0.5 + rng.uniform(-0.1, 0.1) * d
         gains = self._gain[c] * (1 + rng.normal(0, 0.1 * d, size=self.ms_bands))
         ground = brightness * gains[:, None, None] * (1.0 + 0.8 * texture[None])  # (Cm, Hp, Wp)

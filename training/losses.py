@@ -58,8 +58,8 @@ from .pairwise import DEFAULT_CHUNK, check_features, pairwise_nll, similarity
 
 __all__ = [
     "TERMS",
-    "Batch",
     "BQCLoss",
+    "Batch",
     "FDCLoss",
     "IASCLoss",
     "IRSCLoss",

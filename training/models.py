@@ -60,12 +60,12 @@ from hashsearch._validate import check_int
 from .config import ModelConfig
 
 __all__ = [
-    "ConvStage",
-    "PAN_STAGES",
-    "MUL_STAGES",
     "DHCNN",
-    "PanDHCNN",
+    "MUL_STAGES",
+    "PAN_STAGES",
+    "ConvStage",
     "MulDHCNN",
+    "PanDHCNN",
     "build_networks",
     "resolve_padding",
 ]
@@ -301,7 +301,8 @@ class DHCNN(nn.Module):
         mean_t = torch.as_tensor(mean, dtype=torch.float32).reshape(-1)
         std_t = torch.as_tensor(std, dtype=torch.float32).reshape(-1)
         if mean_t.numel() != self.in_bands or std_t.numel() != self.in_bands:
-            raise ValueError(f"{self.name}: expected {self.in_bands} mean/std values, got {mean_t.numel()}/{std_t.numel()}")
+            raise ValueError(f"{self.name}: expected {self.in_bands} mean/std values, "
+                             f"got {mean_t.numel()}/{std_t.numel()}")
         if not bool((std_t > 0).all()):
             raise ValueError(f"{self.name}: std must be > 0, got {std_t.tolist()}")
         self.input_mean.copy_(mean_t)
@@ -331,7 +332,7 @@ class DHCNN(nn.Module):
         if images.dim() != 4 or images.shape[0] < 2 or tuple(images.shape[1:]) != self.input_shape:
             raise ValueError(f"{self.name}.calibrate expects images of shape (n >= 2, "
                              f"{', '.join(map(str, self.input_shape))}), got {tuple(images.shape)}")
-        layers = [m for m in (*self.features, *self.head)]
+        layers = [*self.features, *self.head]
         targets = [i for i, m in enumerate(layers) if isinstance(m, (nn.Conv2d, nn.Linear))]
         x_all = (images - self.input_mean.view(1, -1, 1, 1)) / self.input_std.view(1, -1, 1, 1)
         for t in targets:

@@ -208,9 +208,9 @@ class WeightedLoss(nn.Module):
         codes: Tensor,
     ) -> LossTerms:
         features = check_features("features", features)
-        l = features.shape[1]
-        if own.shape != other.shape or own.shape != codes.shape or own.shape[1] != l:
-            raise ValueError(f"own, other and codes must all have shape (V, {l}); got {tuple(own.shape)}, "
+        bits = features.shape[1]
+        if own.shape != other.shape or own.shape != codes.shape or own.shape[1] != bits:
+            raise ValueError(f"own, other and codes must all have shape (V, {bits}); got {tuple(own.shape)}, "
                              f"{tuple(other.shape)}, {tuple(codes.shape)}")
         batch = Batch(features, labels, index, own.detach(), other.detach(), all_labels, codes)
         # Terms sharing a divisor are summed first, then divided once (for "pairs": one division).

@@ -110,14 +110,15 @@ class _FusedPairwiseNLL(torch.autograd.Function):
                 if need_r:
                     torch.mm(sig.t(), query, out=grad_r[start : start + step]).mul_(0.5)
         # S part: Σ_ij S_ij ½⟨q_i, r_j⟩ = ½ Σ_i ⟨q_i, R[c_i]⟩ with R the class sums of ref.
-        l = query.shape[1]
-        r_sums = torch.zeros(num_classes, l, dtype=ref.dtype, device=ref.device).index_add_(0, r_codes, ref)
+        bits = query.shape[1]
+        r_sums = torch.zeros(num_classes, bits, dtype=ref.dtype, device=ref.device).index_add_(0, r_codes, ref)
         r_of_q = r_sums.index_select(0, q_codes)
         total -= 0.5 * (query * r_of_q).sum(dtype=acc).double()
         if need_q:
             grad_q.sub_(r_of_q, alpha=0.5)
         if need_r:
-            q_sums = torch.zeros(num_classes, l, dtype=query.dtype, device=query.device).index_add_(0, q_codes, query)
+            q_sums = torch.zeros(num_classes, bits, dtype=query.dtype, device=query.device)
+            q_sums.index_add_(0, q_codes, query)
             grad_r.sub_(q_sums.index_select(0, r_codes), alpha=0.5)
         ctx.save_for_backward(*(g for g in (grad_q, grad_r) if g is not None))
         ctx.have = (need_q, need_r)

@@ -33,7 +33,7 @@ import typer
 
 from hashsearch.cli._common import cli_errors, emit
 
-__all__ = ["register", "TORCH_HINT"]
+__all__ = ["TORCH_HINT", "register"]
 
 logger = logging.getLogger("hashsearch")
 
@@ -277,7 +277,8 @@ def register(app: typer.Typer) -> None:
         base = _base_config(common, train_set)
         if param in TABLE_SWEEPS:
             vals = None if values is None else [float(v) for v in _split_values(values)]
-            configs = {f"{param}={v:g}": c for v, c in sweep_configs(param, vals, base, paper_fixed=paper_fixed).items()}
+            swept = sweep_configs(param, vals, base, paper_fixed=paper_fixed)
+            configs = {f"{param}={v:g}": c for v, c in swept.items()}
         else:
             if values is None:
                 raise ValueError(f"--values is required when sweeping {param!r}")
@@ -383,6 +384,8 @@ def encode(
         inputs = np.load(images, mmap_mode="r")
     else:
         from hashsearch.training.fake import FakeDualSource
+
+        assert fake is not None  # exactly one of data, images, fake was given
 
         pan_net, ms_net = enc.network("pan"), enc.network("ms")
         inputs = FakeDualSource(int(fake), pan_size=pan_net.patch_size, ms_size=ms_net.patch_size,

@@ -39,7 +39,8 @@ def test_help_does_not_import_torch():
 
 def test_searching_never_imports_torch():
     code = ("import sys, numpy as np, hashsearch; "
-            "idx = hashsearch.BinaryIndex(16); idx.add(np.zeros((3, 2), np.uint8)); idx.search(np.zeros((1, 2), np.uint8), 2); "
+            "idx = hashsearch.BinaryIndex(16); idx.add(np.zeros((3, 2), np.uint8)); "
+            "idx.search(np.zeros((1, 2), np.uint8), 2); "
             "assert 'torch' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
 

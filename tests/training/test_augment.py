@@ -91,7 +91,7 @@ def test_disabled_transforms_are_never_drawn():
 def test_quarter_turns_need_square_patches():
     aug = PairedAugment(seed=0)
     odd = next(i for i in range(100) if aug.params(i)[0] % 2)
-    with pytest.raises(ValueError, match="square.*rot90=False"):
+    with pytest.raises(ValueError, match=r"square.*rot90=False"):
         aug(torch.zeros(1, 8, 4), torch.zeros(4, 2, 1), odd)
     flips = PairedAugment(rot90=False)
     p2, m2 = flips(torch.zeros(1, 8, 4), torch.zeros(4, 2, 1), odd)

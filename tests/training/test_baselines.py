@@ -7,8 +7,7 @@ import pytest
 import torch
 
 from hashsearch.training import Trainer, fake_dual_source, mean_average_precision
-from hashsearch.training.baselines import CCAITQ, DCMHLoss, GistConfig, SCMSeq, dcmh_config, gist, gist_dataset
-from hashsearch.training.baselines import scm
+from hashsearch.training.baselines import CCAITQ, DCMHLoss, GistConfig, SCMSeq, dcmh_config, gist, gist_dataset, scm
 from hashsearch.training.baselines.cca import itq_rotation
 from hashsearch.training.experiments import split_dataset
 from hashsearch.training.objective import SIDHCNNLoss
@@ -116,13 +115,13 @@ def test_scm_leading_singular_pair(monkeypatch, gram_limit):
 def test_scm_refuses_one_label_per_pair(descriptors):
     """Instance data (labels = pair ids): SCM's codes collapse (2 distinct codes for 120 pairs), so it says so."""
     xp, xm, labels = descriptors["train"]
-    with pytest.raises(ValueError, match="one label per pair.*CCA-ITQ"):
+    with pytest.raises(ValueError, match=r"one label per pair.*CCA-ITQ"):
         SCMSeq(16).fit(xp, xm, np.arange(labels.size))
     SCMSeq(16).fit(xp, xm, np.r_[0, np.arange(labels.size - 1)])  # one shared label is enough to fit
 
 
 def test_linear_save_load_and_checks(descriptors, tmp_path):
-    xp, xm, labels = descriptors["train"]
+    xp, xm, _ = descriptors["train"]
     model = CCAITQ(8).fit(xp, xm)
     path = model.save(tmp_path / "cca.npz")
     loaded = CCAITQ.load(path)

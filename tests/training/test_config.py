@@ -83,7 +83,7 @@ def test_round_trip_and_files(tmp_path):
         TrainConfig.from_file(tmp_path / "missing.toml")
     bad = tmp_path / "c.yaml"
     bad.write_text("a: 1")
-    with pytest.raises(ValueError, match=".toml or .json"):
+    with pytest.raises(ValueError, match=r"\.toml or \.json"):
         TrainConfig.from_file(bad)
     with pytest.raises(ValueError, match="unknown preset"):
         TrainConfig.from_dict({"preset": "nope"})

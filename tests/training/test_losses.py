@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -22,10 +23,10 @@ from hashsearch.training.losses import (
 )
 
 
-def _problem(v=23, l=8, k=3, seed=0, scale=1.5):
+def _problem(v=23, bits=8, k=3, seed=0, scale=1.5):
     g = torch.Generator().manual_seed(seed)
-    pan = torch.randn(v, l, generator=g, dtype=torch.float64) * scale
-    ms = torch.randn(v, l, generator=g, dtype=torch.float64) * scale
+    pan = torch.randn(v, bits, generator=g, dtype=torch.float64) * scale
+    ms = torch.randn(v, bits, generator=g, dtype=torch.float64) * scale
     labels = torch.randint(0, k, (v,), generator=g)
     codes = sign_codes(pan + ms)
     return pan, ms, labels, codes
@@ -128,7 +129,7 @@ def test_register_term_rejects_bad_terms():
 
 def test_loss_decreases_under_gradient_descent():
     """Free features optimised on E: the objective goes down steadily and codes follow the labels."""
-    pan, ms, labels, codes = _problem(v=40, l=8, k=4, scale=0.3)
+    pan, ms, labels, _ = _problem(v=40, bits=8, k=4, scale=0.3)
     p, m = pan.clone().requires_grad_(), ms.clone().requires_grad_()
     opt = torch.optim.SGD([p, m], lr=0.01)
     values = []
@@ -140,7 +141,7 @@ def test_loss_decreases_under_gradient_descent():
         e.backward()
         opt.step()
     assert values[-1] < 0.5 * values[0]
-    assert all(b <= a * 1.05 for a, b in zip(values, values[1:]))
+    assert all(b <= a * 1.05 for a, b in itertools.pairwise(values))
     # Same-class cross-source pairs end up with positive inner products, others negative.
     omega = p.detach() @ m.detach().t()
     same = labels[:, None] == labels[None, :]
@@ -175,5 +176,5 @@ def test_input_errors():
         IASCLoss()(q, torch.zeros(3, dtype=torch.long), q)
     with pytest.raises(ValueError, match="features' shape"):
         BQCLoss()(q, torch.zeros(3, 5))
-    with pytest.raises(TypeError, match="torch.Tensor"):
+    with pytest.raises(TypeError, match=r"torch\.Tensor"):
         FDCLoss()([[0.0]])

@@ -71,7 +71,7 @@ def test_too_small_patches_say_the_minimum():
     assert DHCNN.min_patch_size(MUL_STAGES) == 57
     with pytest.raises(ValueError, match="at least 241"):
         PanDHCNN(32, 1, 128)
-    with pytest.raises(ValueError, match="at least 57.*padding='same'"):
+    with pytest.raises(ValueError, match=r"at least 57.*padding='same'"):
         MulDHCNN(32, 4, 32)
 
 

@@ -21,10 +21,10 @@ from hashsearch.training.objective import (
 )
 
 
-def _problem(v=23, l=8, k=3, seed=0, scale=1.5):
+def _problem(v=23, bits=8, k=3, seed=0, scale=1.5):
     g = torch.Generator().manual_seed(seed)
-    pan = torch.randn(v, l, generator=g, dtype=torch.float64) * scale
-    ms = torch.randn(v, l, generator=g, dtype=torch.float64) * scale
+    pan = torch.randn(v, bits, generator=g, dtype=torch.float64) * scale
+    ms = torch.randn(v, bits, generator=g, dtype=torch.float64) * scale
     labels = torch.randint(0, k, (v,), generator=g)
     return pan, ms, labels, sign_codes(pan + ms)
 
@@ -57,12 +57,12 @@ def test_batch_loss_gradient_is_the_closed_form_row_gradient():
 
 
 def test_per_term_normalisation_rescales_only_bqc():
-    pan, ms, labels, codes = _problem(v=16, l=8)
+    pan, ms, labels, codes = _problem(v=16, bits=8)
     idx = torch.arange(4)
-    v, l = 16, 8
+    v, bits = 16, 8
     f = pan[idx].clone()
     pairs = SIDHCNNLoss(1.0, 0.5, 1.0, normalization="pairs")(f, labels[idx], idx, pan, ms, labels, codes)
-    per_term = SIDHCNNLoss(1.0, 0.5 * v / l, 1.0, normalization="pairs")(f, labels[idx], idx, pan, ms, labels, codes)
+    per_term = SIDHCNNLoss(1.0, 0.5 * v / bits, 1.0, normalization="pairs")(f, labels[idx], idx, pan, ms, labels, codes)
     other = SIDHCNNLoss(1.0, 0.5, 1.0, normalization="per_term")(f, labels[idx], idx, pan, ms, labels, codes)
     torch.testing.assert_close(other.total, per_term.total)
     assert float(pairs.total) != pytest.approx(float(other.total))
@@ -71,20 +71,20 @@ def test_per_term_normalisation_rescales_only_bqc():
 
 def test_total_and_reported_terms_by_hand():
     """Every value of a step from first principles: per-pair means, and total = (Σ w·term) / (n·V)."""
-    pan, ms, labels, codes = _problem(v=6, l=8, scale=0.7)
+    pan, ms, labels, codes = _problem(v=6, bits=8, scale=0.7)
     idx = torch.tensor([0, 4])
-    n, v, l = 2, 6, 8
+    n, v, bits = 2, 6, 8
     alpha, beta, gamma = 0.5, 2.0, 0.25
     t = SIDHCNNLoss(alpha, beta, gamma)(pan[idx], labels[idx], idx, pan, ms, labels, codes)
     irsc = _nll_by_hand(pan[idx], ms, labels[idx], labels)  # batch rows against every MS row
     iasc = 2 * _nll_by_hand(pan[idx], pan, labels[idx], labels)  # row and column halves
-    bqc = sum(float(pan[i, b] - codes[i, b]) ** 2 for i in (0, 4) for b in range(l))
-    col = [sum(float(pan[i, b]) for i in range(v)) for b in range(l)]
+    bqc = sum(float(pan[i, b] - codes[i, b]) ** 2 for i in (0, 4) for b in range(bits))
+    col = [sum(float(pan[i, b]) for i in range(v)) for b in range(bits)]
     fdc = sum(c * c for c in col)
     assert t["irsc"] == pytest.approx(irsc / (n * v))
     assert t["iasc"] == pytest.approx(iasc / (2 * n * v))
-    assert t["bqc"] == pytest.approx(bqc / (n * l))
-    assert t["fdc"] == pytest.approx(sum((c / v) ** 2 for c in col) / l)
+    assert t["bqc"] == pytest.approx(bqc / (n * bits))
+    assert t["fdc"] == pytest.approx(sum((c / v) ** 2 for c in col) / bits)
     assert float(t.total) == pytest.approx((irsc + alpha * iasc + beta * bqc + gamma * fdc) / (n * v))
     assert t.names == ("irsc", "iasc", "bqc", "fdc")
     assert t.as_dict() == {"loss": float(t.total), **t.values}

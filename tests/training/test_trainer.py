@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 from pathlib import Path
 
@@ -9,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from hashsearch.training import Encoder, Trainer, TrainConfig, fake_dual_source, load_checkpoint
 from hashsearch.packing import sign_codes
+from hashsearch.training import Encoder, TrainConfig, Trainer, fake_dual_source, load_checkpoint
 from hashsearch.training import checkpoint as checkpoint_mod
 
 
@@ -163,7 +164,7 @@ def test_learning_rate_schedules(small_data, small_config):
                      progress=False)
     lrs = [cosine.lr_at(e) for e in range(5)]
     assert lrs[0] == pytest.approx(0.1) and lrs[-1] == pytest.approx(0.001)
-    assert all(a > b for a, b in zip(lrs, lrs[1:]))
+    assert all(a > b for a, b in itertools.pairwise(lrs))
     step = Trainer(small_config.replace(epochs=6, schedule="step", lr=0.1), small_data, progress=False)
     assert [step.lr_at(e) for e in range(6)] == pytest.approx([0.1] * 4 + [0.01] * 2)
 

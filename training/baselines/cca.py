@@ -28,9 +28,9 @@ __all__ = ["CCAITQ", "itq_rotation"]
 
 def itq_rotation(z: np.ndarray, iterations: int = 50, seed: int = 0) -> np.ndarray:
     """ITQ's orthogonal rotation for centred projections z (n, l); returns R (l, l)."""
-    l = z.shape[1]
+    bits = z.shape[1]
     rng = np.random.default_rng(seed)
-    r, _ = np.linalg.qr(rng.standard_normal((l, l)))
+    r, _ = np.linalg.qr(rng.standard_normal((bits, bits)))
     for _ in range(iterations):
         b = sign_codes(z @ r)
         u, _, wt = np.linalg.svd(b.T @ z)

@@ -100,7 +100,7 @@ def _resize(bands: np.ndarray, size: int) -> np.ndarray:
     """Bilinear resize of (m, H, W) to (m, size, size)."""
     from scipy.ndimage import zoom
 
-    m, h, w = bands.shape
+    _, h, w = bands.shape
     if (h, w) == (size, size):
         return bands
     return zoom(bands, (1, size / h, size / w), order=1, mode="nearest", grid_mode=True)

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["LinearCrossSourceHash", "inverse_sqrt", "check_pair"]
+__all__ = ["LinearCrossSourceHash", "check_pair", "inverse_sqrt"]
 
 
 def check_pair(x: Any, y: Any, labels: Any = None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
