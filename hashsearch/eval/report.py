@@ -320,7 +320,7 @@ def _tables(runs: Sequence[EvalRun]) -> list[tuple[str, str, list[str], list[lis
                        "both directions: the shape of the paper's Tables IV–VIII (mean ± std when several runs "
                        "share a name and length).", header, rows))
         header = ["Method", "l", "Direction", "MAP", "MAP tie-aware", "MAP@100", "P@10", "P@100",
-                  "P (r≤2)", "R (r≤2)", "queries", "database"]
+                  "P (r≤2)", "R (r≤2)", "chance (prior)", "queries", "database"]
         rows = []
         for r in class_runs:
             for d, res in r.directions.items():
@@ -329,10 +329,12 @@ def _tables(runs: Sequence[EvalRun]) -> list[tuple[str, str, list[str], list[lis
                 rows.append([r.name, str(r.bits), d, _fmt(res.map), _fmt(res.map_tie_aware),
                              _fmt(res.map_at.get(k100)), _fmt(res.precision_at.get(k10)),
                              _fmt(res.precision_at.get(k100)), _fmt(res.precision_radius), _fmt(res.recall_radius),
-                             str(res.num_queries), str(res.database_size)])
+                             _fmt(res.mean_relevant / max(1, res.database_size)), str(res.num_queries),
+                             str(res.database_size)])
         tables.append(("Class retrieval in detail",
                        "Relevant = same class; test queries of one source against the training set of the other. "
-                       "P/R (r≤2): precision and recall of everything within Hamming radius 2.", header, rows))
+                       "P/R (r≤2): precision and recall of everything within Hamming radius 2. Chance: the mean "
+                       "share of relevant items in the database, about the MAP of a random ranking.", header, rows))
     if inst_runs:
         header = ["Method", "l", "Direction", "recall@1", "recall@10", "MRR", "MRR tie-aware", "chance (1/gallery)",
                   "gallery"]
