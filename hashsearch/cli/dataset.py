@@ -4,6 +4,7 @@
 - ``hashsearch dataset build RECIPE --out D.zarr [recipe options]``: one subcommand per
   recipe of :data:`hashsearch.data.recipes.RECIPES`, its options built from the
   recipe's config dataclass (``hashsearch dataset build RECIPE --help`` lists them)
+- ``hashsearch dataset recipes [--json]``: every recipe, its task, data folder and options
 - ``hashsearch dataset info D.zarr|DSRSID.mat [--json]``
 
 rasterio, h5py and scipy (the ``data`` extra) are imported inside the commands.
@@ -35,6 +36,7 @@ def register(app: typer.Typer) -> None:
     )
     group.command("tile")(tile)
     group.add_typer(_build_group(), name="build")
+    group.command("recipes")(recipes)
     group.command("info")(info)
     app.add_typer(group, name="dataset")
 
@@ -207,6 +209,33 @@ def _build_group() -> typer.Typer:
         group.command(name, context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
                       help=f"{recipe.summary} Task: {recipe.task}.")(_recipe_command(recipe, every))
     return group
+
+
+@cli_errors
+def recipes(
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """List the recipes: task, data folder (under $HASHSEARCH_DATA), whether it is there, options."""
+    from hashsearch._paths import data_root
+    from hashsearch.data.recipes import RECIPES
+
+    result: dict[str, Any] = {}
+    for name, recipe in RECIPES.items():
+        result[name] = {
+            "task": recipe.task,
+            "summary": recipe.summary,
+            "folder": str(data_root() / recipe.folder),
+            "present": (data_root() / recipe.folder).is_dir(),
+            "options": {f.name: {"default": list(f.default) if isinstance(f.default, tuple) else f.default,
+                                 "help": f.metadata.get("help", "")} for f in recipe.options()},
+        }
+    if as_json:
+        emit(result, True)
+        return
+    for name, entry in result.items():
+        opts = ", ".join(f"--{k.replace('_', '-')}" for k in entry["options"])
+        state = "present" if entry["present"] else "absent"
+        typer.echo(f"{name} ({entry['task']}; {entry['folder']}: {state})\n  {entry['summary']}\n  options: {opts}")
 
 
 @cli_errors

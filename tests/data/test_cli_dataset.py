@@ -144,3 +144,14 @@ def test_build_fusebox_tuple_options(need_real, tmp_path: Path) -> None:
     ds = DualSourceDataset(out)
     assert ds.ms_shape == (2, 16, 16) and ds.meta["ms"]["bands"] == ["red", "nir"] and ds.meta["ms"]["rgb"] is None
     assert ds.array("pan_origin")[0].tolist() == [0, 0] and len(ds) == 2 * 25 * 25
+
+
+def test_recipes_lists_tasks_folders_and_options(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "eurosat-ms").mkdir()
+    monkeypatch.setenv("HASHSEARCH_DATA", str(tmp_path))
+    code, stdout, _ = _run("dataset", "recipes", "--json")
+    listing = json.loads(stdout)
+    assert code == 0 and listing["eurosat-ms"]["present"] and not listing["aid-subset"]["present"]
+    assert listing["pansharpening-pairs"]["task"] == "instance" and listing["aid-subset"]["task"] == "class"
+    assert listing["fusebox-landsat7"]["options"]["pan_shift"]["default"] == [-1, -1]
+    assert listing["nc-landsat7"]["folder"] == str(tmp_path / "nc-landsat7")
