@@ -52,7 +52,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -439,13 +439,15 @@ class MultiIndexHashing(IndexType):
         return out
 
 
-def _group(path: Any, storage_options: dict[str, Any] | None, mode: str) -> Any:
+def _group(path: Any, storage_options: dict[str, Any] | None, mode: Literal["r", "r+"]) -> Any:
     """The Zarr group of the code store at ``path`` (for the index attributes)."""
+    import os
+
     import zarr
 
     if isinstance(path, (str, bytes)) or hasattr(path, "__fspath__"):
-        import os
-
-        options = {"storage_options": storage_options} if storage_options else {}
-        return zarr.open_group(os.fspath(path), mode=mode, **options)
+        location = os.fsdecode(os.fspath(path))
+        if storage_options:
+            return zarr.open_group(location, mode=mode, storage_options=storage_options)
+        return zarr.open_group(location, mode=mode)
     return zarr.open_group(store=path, mode=mode)
