@@ -415,11 +415,17 @@ class FaissIndex(IndexType):
         Raises:
             FileNotFoundError: no file at ``path``.
             CorruptStoreError: the file is not a FAISS binary index.
-            IncompatibleStoreError: it holds another index type than ``cls``, no id map,
-                or ids that are negative or repeated (a foreign file).
+            IncompatibleStoreError: ``path`` is a directory, or it holds another index
+                type than ``cls``, no id map, or ids that are negative or repeated (a
+                foreign file).
         """
         _require_faiss()
         path = Path(os.fspath(path))
+        if path.is_dir():  # e.g. the code store of a Flat or MIH index
+            raise IncompatibleStoreError(
+                f"{path} is a directory, not a FAISS index file (a code store opens with "
+                "BinaryIndex.load or MultiIndexHashing.load)"
+            )
         if not path.is_file():
             raise FileNotFoundError(f"no FAISS index file at {path}")
         try:

@@ -223,6 +223,11 @@ def test_load_refuses_foreign_and_mismatched_files(tmp_path):
         ft.FaissIndex.load(junk)
     with pytest.raises(FileNotFoundError):
         ft.FaissIndex.load(tmp_path / "missing.faiss")
+    store = index_factory(64, "Flat")
+    store.add(random_codes(10, 64, seed=1))
+    store.save(tmp_path / "flat.zarr")  # a code store: a directory
+    with pytest.raises(IncompatibleStoreError, match="is a directory, not a FAISS index file"):
+        ft.FaissIndex.load(tmp_path / "flat.zarr")
     bare = faiss.IndexBinaryFlat(64)
     bare.add(random_codes(10, 64, seed=1))
     faiss.write_index_binary(bare, str(tmp_path / "bare.faiss"))
