@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -243,18 +241,6 @@ def test_default_objective_learns_cross_source_codes():
                                 backend="numpy")
     assert res.map_pan2ms > 0.6 and res.map_ms2pan > 0.6
     assert result.history[-1].bit_balance < 0.5  # FDC keeps every bit in use
-
-
-def test_checkpoint_errors(tmp_path):
-    with pytest.raises(FileNotFoundError):
-        load_checkpoint(tmp_path / "missing.pt")
-    bad = tmp_path / "bad.pt"
-    torch.save({"format": "something else"}, bad)
-    with pytest.raises(ValueError, match="not a hashsearch SIDHCNN checkpoint"):
-        load_checkpoint(bad)
-    (tmp_path / "junk.pt").write_bytes(os.urandom(64))
-    with pytest.raises(ValueError, match="not a readable"):
-        load_checkpoint(Path(tmp_path / "junk.pt"))
 
 
 @pytest.mark.slow
