@@ -216,17 +216,17 @@ def main(argv: list[str] | None = None) -> None:
         data = json.load(f)
     records = records_from_json(data)
     for line in format_rows(ratio_rows(records)):
-        print(line)  # noqa: T201 - a command-line report
+        print(line)
     k_rows = k_scaling_rows(records)
     if k_rows:
-        print()  # noqa: T201
+        print()
         for line in format_k_rows(k_rows):
-            print(line)  # noqa: T201
+            print(line)
     t9 = table9_rows(records)
     if t9:
-        print()  # noqa: T201
+        print()
         for line in format_table9(t9):
-            print(line)  # noqa: T201
+            print(line)
 
 
 if __name__ == "__main__":

@@ -224,7 +224,7 @@ def as_lookup_ids(ids: Any, name: str = "ids") -> tuple[np.ndarray, np.ndarray]:
             raise TypeError(f"{name} must be integers, got {ids!r:.60}")
         ints = [int(v) for v in flat]
         valid = np.array([_INT64_MIN <= v <= _INT64_MAX for v in ints], dtype=bool)
-        return np.array([v if ok else -1 for v, ok in zip(ints, valid)], dtype=np.int64), valid
+        return np.array([v if ok else -1 for v, ok in zip(ints, valid, strict=True)], dtype=np.int64), valid
     if ids.dtype.kind not in "iu" and ids.size:
         raise TypeError(f"{name} must be integers, got dtype {ids.dtype}")
     arr = ids.ravel()

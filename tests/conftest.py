@@ -20,8 +20,8 @@ import zlib
 
 import numpy as np
 import pytest
-from search_helpers import native_unavailable_reason, require_native
 from hypothesis import HealthCheck, settings
+from search_helpers import native_unavailable_reason, require_native
 
 from hashsearch.backends import available_backends, make_backend
 

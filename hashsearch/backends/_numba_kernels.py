@@ -61,11 +61,11 @@ CHUNK = 64
 
 
 @intrinsic
-def popcount(typingctx, x):  # noqa: ARG001 - numba's intrinsic signature
+def popcount(typingctx, x):
     """Number of set bits of an unsigned integer (LLVM ``ctpop``), same type as ``x``."""
     if isinstance(x, types.Integer):
 
-        def codegen(context, builder, signature, args):  # noqa: ARG001
+        def codegen(context, builder, signature, args):
             return builder.ctpop(args[0])
 
         return x(x), codegen
@@ -73,11 +73,11 @@ def popcount(typingctx, x):  # noqa: ARG001 - numba's intrinsic signature
 
 
 @intrinsic
-def cttz(typingctx, x):  # noqa: ARG001
+def cttz(typingctx, x):
     """Index of the lowest set bit of a nonzero unsigned integer (LLVM ``cttz``), as int64."""
     if isinstance(x, types.Integer):
 
-        def codegen(context, builder, signature, args):  # noqa: ARG001
+        def codegen(context, builder, signature, args):
             res = builder.cttz(args[0], ir.Constant(ir.IntType(1), 1))
             return builder.zext(res, ir.IntType(64)) if x.bitwidth < 64 else res
 

@@ -107,14 +107,14 @@ class Backend(ABC):
         return None
 
     # -- state hooks (no-ops: the kernels read their ``codes`` argument) ---------------
-    def attach(self, codes: np.ndarray) -> None:  # noqa: B027 - an optional hook, a no-op by default
+    def attach(self, codes: np.ndarray) -> None:  # noqa: B027 - a no-op by design (stateless backends)
         """The index's database was replaced as a whole (loaded, or positions shifted by a removal).
 
         Args:
             codes: uint8 (n, nbytes), C-contiguous, the whole new database (n >= 0).
         """
 
-    def extend(self, new_codes: np.ndarray) -> None:  # noqa: B027 - an optional hook, a no-op by default
+    def extend(self, new_codes: np.ndarray) -> None:  # noqa: B027 - a no-op by design
         """Rows were appended to the database: the cost of an add is that of its new rows only.
 
         Args:
@@ -122,7 +122,7 @@ class Backend(ABC):
                 they take positions ``n .. n + m - 1`` after the ``n`` rows already attached.
         """
 
-    def reset(self) -> None:  # noqa: B027 - an optional hook, a no-op by default
+    def reset(self) -> None:  # noqa: B027 - a no-op by design
         """The database was emptied (what :meth:`attach` with zero rows would say)."""
 
     # -- kernels ----------------------------------------------------------------------

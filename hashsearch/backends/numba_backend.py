@@ -58,8 +58,8 @@ try:  # numba (and its llvmlite) may be missing or built for another NumPy
     from hashsearch.backends import _numba_kernels as _kernels
 
     _IMPORT_ERROR: str | None = None
-except Exception as exc:  # noqa: BLE001 - any import failure means "unavailable"
-    numba = None  # type: ignore[assignment]
+except Exception as exc:
+    numba = None
     _kernels = None  # type: ignore[assignment]
     _IMPORT_ERROR = f"numba cannot be imported ({type(exc).__name__}: {exc})"
 

@@ -69,7 +69,8 @@ def demo(
         f"  1 query, k={k:<4}       {report['single_query_s'] * ms:8.3f} ms",
         f"  {nq} queries, k={k:<4}  {report['batch_s'] * ms:8.1f} ms"
         f"   ({report['batch_queries_per_s']:,.0f} queries/s, {report['comparisons_per_s']:.2e} comparisons/s)",
-        f"  range search r={config.flips}    {report['range_search_s'] * ms:8.1f} ms   ({report['range_results']} results)",
+        f"  range search r={config.flips}    {report['range_search_s'] * ms:8.1f} ms"
+        f"   ({report['range_results']} results)",
         f"  queries that found their source code: {report['found_source']:.1%}",
     ]
     if "faiss_batch_s" in report:

@@ -210,7 +210,7 @@ class BinaryIndex(IndexType):
         self._invalidate_id_caches()
         self._backend.reset()
 
-    def reconstruct(self, id: int) -> np.ndarray:  # noqa: A002 - FAISS's name
+    def reconstruct(self, id: int) -> np.ndarray:
         """Return a copy of the code stored under ``id``: uint8 (code_size,).
 
         Raises:

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from search_helpers import assert_same_arrays, oracle_distances, oracle_knn, oracle_range
 from hypothesis import given
 from hypothesis import strategies as st
+from search_helpers import assert_same_arrays, oracle_distances, oracle_knn, oracle_range
 
 from hashsearch.backends import PAD_DISTANCE, PAD_POSITION
 from hashsearch.synthetic import random_codes, tied_codes

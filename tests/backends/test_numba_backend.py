@@ -79,7 +79,7 @@ def test_few_queries_use_database_slices():
     backend = NumbaBackend(num_threads=2)
     if backend._threads() < 2:
         pytest.skip("Numba's thread pool has a single thread here")
-    assert 50_000 >= 2 * MIN_SLICE
+    assert 2 * MIN_SLICE <= 50_000
     tile, slices = backend._layout(50_000, 1, 1000)
     assert (tile, slices) == (1, 2)
     tile, slices = backend._layout(50_000, 100, 1000)
