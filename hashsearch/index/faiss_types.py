@@ -339,12 +339,18 @@ class FaissIndex(IndexType):
     def _knn_positions(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """FAISS's k-NN over the internal labels (positions), reordered by (distance, position)."""
         nq = q.shape[0]
-        if nq == 0 or self.ntotal == 0:
+        kk = min(k, self.ntotal)  # FAISS is asked for what exists; the columns past ntotal are padding
+        if nq == 0 or kk == 0:
             return _padding(nq, k)
-        distances, positions = self._inner.search(q, k)
-        distances = np.ascontiguousarray(distances, dtype=np.int32)
-        distances[positions < 0] = PAD_DISTANCE
-        return order_by_distance_position(distances, positions.astype(np.int64, copy=False))
+        d, p = self._inner.search(q, kk)
+        d = np.ascontiguousarray(d, dtype=np.int32)
+        d[p < 0] = PAD_DISTANCE
+        d, p = order_by_distance_position(d, p.astype(np.int64, copy=False))
+        if kk == k:
+            return d, p
+        distances, positions = _padding(nq, k)
+        distances[:, :kk], positions[:, :kk] = d, p
+        return distances, positions
 
     def range_search(self, queries: Any, radius: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Every code found within distance ``<= radius`` (inclusive) of each query.
@@ -743,7 +749,7 @@ class FaissHNSW(FaissIndex):
 
     def _knn_positions(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         inner = self._inner
-        inner.hnsw.efSearch = max(self._ef_search, k)
+        inner.hnsw.efSearch = max(self._ef_search, min(k, self.ntotal))  # k past ntotal is padding
         try:
             return super()._knn_positions(q, k)
         finally:

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from hashsearch import index_factory
+from hashsearch.backends import PAD_DISTANCE
 from hashsearch.errors import CorruptStoreError, IncompatibleStoreError
 from hashsearch.functional import knn_search
 from hashsearch.index import faiss_types as ft
@@ -136,6 +137,22 @@ def test_remove_ids_keeps_the_other_codes_ids_and_order(description, tmp_path):
     np.testing.assert_array_equal(loaded.ids, index.ids)
     np.testing.assert_array_equal(loaded.codes, index.codes)
     np.testing.assert_array_equal(loaded.reconstruct(int(ids[keep][5])), codes[keep][5])
+
+
+@pytest.mark.parametrize("description", ALL)
+def test_k_above_ntotal_pads_after_what_faiss_finds(description):
+    index, codes = filled(description, n=400)
+    k = 400 + 5000  # FAISS is asked for at most ntotal; the rest is padding
+    dist, ids = index.search(codes[:3], k)
+    assert dist.shape == ids.shape == (3, k)
+    found = ids >= 0
+    assert found[:, 0].all() and (dist[:, 0] == 0).all()  # each query is a stored code
+    assert (found.sum(axis=1) <= 400).all() and not found[:, 400:].any()
+    assert (dist[~found] == PAD_DISTANCE).all()
+    for row in range(3):  # what was found comes first, in (distance, position) order
+        n_found = int(found[row].sum())
+        assert found[row, :n_found].all()
+        assert (np.diff(dist[row, :n_found]) >= 0).all()
 
 
 def test_ivf_is_trained_on_the_first_add_and_needs_nlist_codes():
