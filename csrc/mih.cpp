@@ -219,9 +219,11 @@ void build_slots(MihTable& t) {
 }
 
 // Whether a table of `bits`-bit values over `rows` codes addresses buckets by value.
-// Dense costs 4 bytes per possible value, sparse about 24 per distinct one.
+// Dense costs 4 bytes per possible value, sparse about 24 per distinct one: dense pays
+// once there are rows for a quarter of the values (or the values are few), so that small
+// indexes of long codes (many tables) stay small.
 bool want_dense(int32_t bits, int64_t rows) {
-  return bits <= 16 || (bits <= 24 && (int64_t(1) << bits) <= 4 * rows);
+  return bits <= 24 && (int64_t(1) << bits) <= std::max<int64_t>(4 * rows, 1024);
 }
 
 // Stable LSD radix sort of (value << 32 | position) entries by value (bits value bits).

@@ -185,6 +185,21 @@ def test_small_adds_wait_in_the_scanned_tail_then_join_the_tables():
     assert_matches(index, queries_for(codes, seed=13), ks=(1, 10, 3000), radii=(3,), path="mih")
 
 
+def test_tables_turn_dense_as_the_index_grows():
+    # 16-bit substrings: buckets found through a map while the codes are few, addressed
+    # by value once there are codes for a quarter of the values (the tables are rebuilt)
+    codes = database("clustered", 30_000, 64, seed=40)
+    index = MultiIndexHashing(64, 4, policy="mih", num_threads=THREADS)
+    index.add(codes[:10_000])
+    assert {t["kind"] for t in index.info()["tables"]} == {"sparse"}
+    assert_matches(index, queries_for(codes[:10_000], seed=41), ks=(1, 30), radii=(3,), path="mih")
+    index.add(codes[10_000:])
+    assert {t["kind"] for t in index.info()["tables"]} == {"dense"}
+    assert index.info()["indexed"] == 30_000
+    index.remove_ids(np.arange(0, 30_000, 7))
+    assert_matches(index, queries_for(np.array(index.codes), seed=42), ks=(1, 30), radii=(3,), path="mih")
+
+
 def test_custom_ids_removal_and_reconstruct():
     nbits = 64
     rng = np.random.default_rng(14)
