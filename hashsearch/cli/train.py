@@ -72,6 +72,24 @@ class _Common:
     as_json: bool = False
 
 
+def _weight_overrides(items: list[str]) -> dict[str, float]:
+    """``--weight alpha=0.5`` options as config overrides, checked against TrainConfig's loss-weight fields."""
+    from hashsearch.training.config import TrainConfig
+
+    fields = TrainConfig.weight_fields()
+    out: dict[str, float] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        name = name.strip()
+        if not sep or name not in fields:
+            raise ValueError(f"--weight takes FIELD=VALUE with FIELD one of {', '.join(fields)}, got {item!r}")
+        try:
+            out[name] = float(value)
+        except ValueError:
+            raise ValueError(f"--weight {name}= needs a number, got {value!r}") from None
+    return out
+
+
 def _split_values(text: str) -> list[str]:
     values = [v.strip() for v in text.split(",") if v.strip()]
     if not values:
@@ -200,6 +218,9 @@ def register(app: typer.Typer) -> None:
         alpha: float | None = typer.Option(None, "--alpha", help="Weight of IASC."),
         beta: float | None = typer.Option(None, "--beta", help="Weight of BQC."),
         gamma: float | None = typer.Option(None, "--gamma", help="Weight of FDC."),
+        weight: list[str] | None = typer.Option(None, "--weight", help="FIELD=VALUE: any loss-weight field of "
+                                                "TrainConfig (alpha, beta, gamma, and those of added terms); "
+                                                "repeatable."),
         bits: int | None = typer.Option(None, "--bits", help="Code length l."),
         epochs: int | None = typer.Option(None, "--epochs"),
         lr: float | None = typer.Option(None, "--lr"),
@@ -221,6 +242,7 @@ def register(app: typer.Typer) -> None:
         overrides = {k: v for k, v in {"alpha": alpha, "beta": beta, "gamma": gamma, "bits": bits, "epochs": epochs,
                                         "lr": lr, "batch_size": batch_size, "seed": seed, "threads": threads,
                                         "device": device}.items() if v is not None}
+        overrides.update(_weight_overrides(weight or []))
         if padding not in ("auto", "valid", "same"):
             raise ValueError(f"--padding must be auto, valid or same, got {padding!r}")
         if fake_task not in ("class", "instance"):

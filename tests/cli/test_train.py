@@ -77,6 +77,11 @@ def test_resume_and_config_file(runner, tmp_path):
     _json(runner.invoke(app, ["train", *FAKE, "--config", str(cfg), "--out", str(out), "--json"]))
     saved = json.loads((out / "result.json").read_text())["config"]
     assert saved["alpha"] == 0.5 and saved["beta"] == 1.0 and saved["seed"] == 4
+    # Any loss-weight field by name (a term added to the registry needs no new flag).
+    _json(runner.invoke(app, ["train", *FAKE, "--weight", "gamma=0.25", "--weight", "beta=2", "--out",
+                              str(tmp_path / "w"), "--json"]))
+    saved = json.loads((tmp_path / "w" / "result.json").read_text())["config"]
+    assert saved["gamma"] == 0.25 and saved["beta"] == 2.0
     args = list(FAKE)
     args[args.index("--epochs") + 1] = "2"
     res = _json(runner.invoke(app, ["train", *args, "--config", str(cfg), "--out", str(out), "--resume", str(out),
@@ -166,6 +171,10 @@ def test_user_errors_are_one_line(runner, tmp_path):
     assert r.exit_code == 1 and "no training data" in r.output
     r = runner.invoke(app, ["train", *FAKE, "--preset", "nope"])
     assert r.exit_code == 1 and "unknown preset" in r.output
+    r = runner.invoke(app, ["train", *FAKE, "--weight", "lr=1"])
+    assert r.exit_code == 1 and "FIELD one of alpha, beta, gamma" in r.output
+    r = runner.invoke(app, ["train", *FAKE, "--weight", "alpha=big"])
+    assert r.exit_code == 1 and "needs a number" in r.output
     r = runner.invoke(app, ["train", *FAKE, "--fake-task", "pairs"])
     assert r.exit_code == 1 and "--fake-task must be class or instance" in r.output
     r = runner.invoke(app, ["train", *FAKE, "baseline", "itq"])
