@@ -394,10 +394,16 @@ class FaissIndex(IndexType):
 
         Raises:
             FileExistsError: ``path`` exists and ``overwrite`` is False.
+            IsADirectoryError, FileNotFoundError: ``path`` is a directory, or its folder
+                does not exist (nothing is written).
         """
         path = Path(os.fspath(path))
+        if path.is_dir():  # checked before writing: os.replace cannot put a file over a directory
+            raise IsADirectoryError(f"{path} is a directory; a FAISS index is saved as one file")
         if path.exists() and not overwrite:
             raise FileExistsError(f"{path} exists (pass overwrite=True to replace it)")
+        if not path.parent.is_dir():
+            raise FileNotFoundError(f"cannot save to {path}: the folder {path.parent} does not exist")
         # a fresh name in the same directory (FAISS creates it with the umask's permissions)
         tmp = str(path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp"))
         try:

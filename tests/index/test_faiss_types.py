@@ -257,6 +257,11 @@ def test_load_refuses_foreign_and_mismatched_files(tmp_path):
     with pytest.raises(FileExistsError):
         index.save(tmp_path / "flat.faiss")
     index.save(tmp_path / "flat.faiss", overwrite=True)
+    with pytest.raises(IsADirectoryError, match="is a directory"):
+        index.save(tmp_path / "flat.zarr", overwrite=True)  # the code store made above stays
+    assert (tmp_path / "flat.zarr").is_dir() and ft.FaissIndex.load(tmp_path / "flat.faiss").ntotal == 50
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        index.save(tmp_path / "no-such-folder" / "x.faiss")
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary left
 
 
