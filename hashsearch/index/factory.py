@@ -15,8 +15,9 @@ string                          index type                                     e
                                 table on the first b bits
 ``"BHash{nhash}x{b}"``,         :class:`~.faiss_types.FaissMultiHash`: FAISS   no     ``nflip`` (2)
 ``"BMultiHash{nhash}x{b}"``     ``IndexBinaryMultiHash``
-``"MIH"``, ``"MIH{m}"``         :class:`~.mih.MultiIndexHashing`: exact        yes    its own (``m`` chosen from
-                                multi-index hashing                                   n and nbits unless given)
+``"MIH"``, ``"MIH{m}"``         :class:`~.mih.MultiIndexHashing`: exact        yes    ``policy`` ("auto"),
+                                multi-index hashing (``m`` chosen from n and          ``num_threads``
+                                nbits unless given)
 ==============================  =============================================  =====  ===========================
 
 The strings that start with ``B`` are exactly FAISS's (``faiss.index_binary_factory``)
