@@ -67,13 +67,16 @@ try:
 except ImportError:  # the compiled core is not built: MultiIndexHashing() says so
     _core = None  # type: ignore[assignment]
 
-__all__ = ["POLICIES", "MIHConfig", "MultiIndexHashing", "default_m"]
+__all__ = ["MAX_ROWS", "POLICIES", "MIHConfig", "MultiIndexHashing", "default_m"]
 
 logger = logging.getLogger("hashsearch")
 
 #: What answers the queries: the tables unless the flat scan is cheaper, always the
 #: tables, or always the flat kernel (results are the same).
 POLICIES = ("auto", "mih", "flat")
+
+#: Most codes one index holds (its tables keep 32-bit positions).
+MAX_ROWS = 2**32 - 2
 
 #: Group attribute of a saved store that holds the parameters below.
 ATTRS_KEY = "hashsearch_index"
@@ -262,10 +265,15 @@ class MultiIndexHashing(IndexType):
                 consecutive ids after the largest id assigned so far.
 
         Raises:
-            TypeError, ValueError: as :meth:`BinaryIndex.add`; the index is unchanged.
+            TypeError, ValueError: as :meth:`BinaryIndex.add`, or more than
+                :data:`MAX_ROWS` codes in all; the index is unchanged.
         """
+        new_codes = as_codes(codes, self.nbits, "codes")
         before = self._flat.ntotal
-        self._flat.add(codes, ids)  # validates; a rejected add changes nothing
+        if before + new_codes.shape[0] > MAX_ROWS:
+            wanted = before + new_codes.shape[0]
+            raise ValueError(f"MultiIndexHashing holds at most {MAX_ROWS} codes, asked for {wanted}")
+        self._flat.add(new_codes, ids)  # validates the ids; a rejected add changes nothing
         n = self._flat.ntotal
         if n == before:
             return
