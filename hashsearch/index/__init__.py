@@ -31,6 +31,7 @@ __all__ = [
     "FaissIVF",
     "FaissMultiHash",
     "IndexType",
+    "MultiIndexHashing",
     "ReadOnlyIndexError",
     "index_factory",
 ]
@@ -44,4 +45,8 @@ def __getattr__(name: str) -> Any:
         from hashsearch.index import faiss_types
 
         return getattr(faiss_types, name)
+    if name == "MultiIndexHashing":  # the compiled MIH tables: only when asked for
+        from hashsearch.index.mih import MultiIndexHashing
+
+        return MultiIndexHashing
     raise AttributeError(f"module 'hashsearch.index' has no attribute {name!r}")
