@@ -85,8 +85,6 @@ __all__ = [
 
 logger = logging.getLogger("hashsearch")
 
-CHECKPOINT_FORMAT = "hashsearch-sidhcnn-checkpoint"
-CHECKPOINT_VERSION = 1
 #: Config fields that may differ between a checkpoint and the run resuming it.
 RUNTIME_FIELDS = frozenset({"epochs", "threads", "device", "num_workers"})
 _SOURCES = ("pan", "ms")
@@ -293,7 +291,8 @@ class Trainer:
 
     def _loader(self, key: str, order: Tensor, seed: int) -> Iterator[tuple[Tensor, Tensor]]:
         """Yield (positions int64 (b,), images float (b, C, H, W)) in ``order``, batch by batch."""
-        batches = [order[s : s + self.config.batch_size].tolist() for s in range(0, order.numel(), self.config.batch_size)]
+        size = self.config.batch_size
+        batches = [order[s : s + size].tolist() for s in range(0, order.numel(), size)]
         loader = DataLoader(
             _Source(self.dataset, key),
             batch_sampler=batches,
@@ -302,7 +301,7 @@ class Trainer:
             generator=torch.Generator().manual_seed(seed),
             persistent_workers=False,
         )
-        for pos, images in zip(batches, loader):
+        for pos, images in zip(batches, loader, strict=True):
             yield torch.tensor(pos, dtype=torch.int64), images
 
     def _to_device(self, images: Tensor) -> Tensor:
@@ -498,7 +497,8 @@ class Trainer:
         sums: dict[str, float] = {}
         count = 0
         (self.pan_net if key == "pan" else self.ms_net).train()
-        for pos, images in self._loader(key, order, _derived_seed(self.config.seed, self.epoch, 2 + _SOURCES.index(key))):
+        seed = _derived_seed(self.config.seed, self.epoch, 2 + _SOURCES.index(key))
+        for pos, images in self._loader(key, order, seed):
             values = self.step(key, pos, images, codes)
             for k, v in values.items():
                 sums[k] = sums.get(k, 0.0) + v * pos.numel()
