@@ -46,6 +46,7 @@ Normalization = Literal["pairs", "per_term", "none"]
 Schedule = Literal["constant", "cosine", "step"]
 Padding = Literal["valid", "same", "auto"]
 FeatureInit = Literal["forward", "random"]
+Precision = Literal["auto", "fp32", "bf16"]
 
 
 def default_threads() -> int:
@@ -139,6 +140,12 @@ class TrainConfig:
             32 MiB (PAN 256×256: 37; MS 64×64: 145, i.e. no split at 128). None: no
             splitting.
             Only used on CPU.
+        precision: arithmetic of the networks' forward passes in training: "fp32";
+            "bf16" (autocast: convolutions and linear layers in bfloat16; weights,
+            gradients, the loss and the stored F^P, F^M stay float32); "auto": bf16 where
+            the device computes it natively (CPU flags avx512_bf16 / amx_bf16, or a CUDA
+            device with bf16), else fp32 (:mod:`hashsearch.training.precision`; speed
+            and MAP measured in ``docs/training.md``). A run may resume in another precision.
         num_workers: DataLoader worker processes (0: load in the training process).
         stats_samples: training samples used to estimate the per-band input mean/std.
         model: input geometry of the networks.
@@ -166,6 +173,7 @@ class TrainConfig:
     device: str = "cpu"
     channels_last: bool | None = None
     micro_batch: int | Literal["auto"] | None = "auto"
+    precision: Precision = "auto"
     num_workers: int = 0
     stats_samples: int = 2048
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -199,6 +207,8 @@ class TrainConfig:
             raise ValueError(f"normalization must be 'pairs', 'per_term' or 'none', got {self.normalization!r}")
         if self.feature_init not in ("forward", "random"):
             raise ValueError(f"feature_init must be 'forward' or 'random', got {self.feature_init!r}")
+        if self.precision not in ("auto", "fp32", "bf16"):
+            raise ValueError(f"precision must be 'auto', 'fp32' or 'bf16', got {self.precision!r}")
         if self.method not in ("sidhcnn", "dcmh"):
             raise ValueError(f"method must be 'sidhcnn' or 'dcmh', got {self.method!r}")
         if not isinstance(self.device, str) or not (

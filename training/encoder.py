@@ -8,7 +8,15 @@ ready for :class:`hashsearch.BinaryIndex`. Given a :class:`hashsearch.CodeStore`
 it appends the codes to the store and records the encoder's provenance there.
 
 Images must be given as the training dataset yielded them (same pixel units):
-the network applies the input standardisation stored in the checkpoint.
+the network applies the input standardisation stored in the checkpoint. When the
+training dataset had normalised raw pixels itself, ``info["pixel_stats"]`` holds
+its per-band statistics (``{"pan": {"mean", "std"}, "ms": ...}``, raw pixel units),
+which :class:`hashsearch.Retriever` applies to queries in pixel units.
+
+Encoding runs in float32 by default (``precision="fp32"``), so codes do not depend
+on the machine; ``precision="bf16"`` (or "auto") autocasts the forward passes
+(:mod:`hashsearch.training.precision`): features move by about 2 % of their mean
+magnitude (at most ~10 % measured), so only bits whose feature is near 0 can flip.
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ from hashsearch._version import __version__
 from .checkpoint import load_checkpoint
 from .config import TrainConfig
 from .models import DHCNN, MulDHCNN, PanDHCNN
+from .precision import autocast, resolve_precision
 from .trainer import resolve_device
 
 __all__ = ["Encoder", "Source", "source_key"]
@@ -60,21 +69,24 @@ class Encoder:
         ms_net: MS network.
         info: provenance recorded with the codes (model, checkpoint sha256, ...).
         device: where the networks run ("cpu", "cuda", "auto").
+        precision: arithmetic of the forward passes: "fp32" (default: machine-independent
+            codes), "bf16" or "auto" (see :mod:`hashsearch.training.precision`).
 
     Use :meth:`load` to build one from a checkpoint.
     """
 
     def __init__(self, pan_net: DHCNN, ms_net: DHCNN, *, info: dict[str, Any] | None = None,
-                 device: str | torch.device = "cpu") -> None:
+                 device: str | torch.device = "cpu", precision: str = "fp32") -> None:
         if pan_net.bits != ms_net.bits:
             raise ValueError(f"the networks disagree on the code length: {pan_net.bits} vs {ms_net.bits}")
         self.device = resolve_device(device) if isinstance(device, str) else device
         self.nets = {"pan": pan_net.to(self.device).eval(), "ms": ms_net.to(self.device).eval()}
         self.bits = pan_net.bits
         self.info = dict(info or {})
+        self.precision = resolve_precision(precision, self.device)
 
     @classmethod
-    def load(cls, checkpoint: str | os.PathLike[str], *, device: str = "cpu") -> Encoder:
+    def load(cls, checkpoint: str | os.PathLike[str], *, device: str = "cpu", precision: str = "fp32") -> Encoder:
         """Build an encoder from a training checkpoint (file, or directory with ``last.pt``).
 
         Raises:
@@ -107,14 +119,17 @@ class Encoder:
             "bit_order": "little",
             "networks": {k: {"name": n.name, "bands": n.in_bands, "patch_size": n.patch_size} for k, n in nets.items()},
         }
-        return cls(nets["pan"], nets["ms"], info=info, device=device)
+        if state.get("pixel_stats"):  # the training data's normalisation from pixel units (hashsearch.Retriever)
+            info["pixel_stats"] = state["pixel_stats"]
+        return cls(nets["pan"], nets["ms"], info=info, device=device, precision=precision)
 
     @classmethod
-    def from_networks(cls, pan_net: DHCNN, ms_net: DHCNN, *, device: str = "cpu", model: str = "SIDHCNN") -> Encoder:
+    def from_networks(cls, pan_net: DHCNN, ms_net: DHCNN, *, device: str = "cpu", model: str = "SIDHCNN",
+                      precision: str = "fp32") -> Encoder:
         """An encoder over in-memory networks (e.g. ``TrainResult.pan_net``), without a checkpoint."""
         info = {"model": model, "checkpoint": None, "checkpoint_sha256": None, "bits": pan_net.bits,
                 "library_version": __version__, "bit_order": "little"}
-        return cls(pan_net, ms_net, info=info, device=device)
+        return cls(pan_net, ms_net, info=info, device=device, precision=precision)
 
     def network(self, source: str) -> DHCNN:
         """The network of ``source`` ("pan" or "ms")."""
@@ -184,7 +199,9 @@ class Encoder:
                 # On CPU, forward at most _CPU_CHUNK images at a time: larger activations are
                 # mmapped and page-faulted afresh on every call (measured 930 vs 1430 PAN images/s).
                 step = _CPU_CHUNK if self.device.type == "cpu" else x.shape[0]
-                f = torch.cat([net(x[s : s + step]) for s in range(0, x.shape[0], step)]).float().cpu().numpy()
+                with autocast(self.device, self.precision):
+                    f = torch.cat([net(x[s : s + step]) for s in range(0, x.shape[0], step)])
+                f = f.float().cpu().numpy()
                 out[done : done + f.shape[0]] = f
                 done += f.shape[0]
                 bar.update(f.shape[0])

@@ -32,20 +32,27 @@ Dataset contract: a map-style dataset of length V whose item i is
 arrays, any real dtype; any band counts, as the config's ``pan_bands`` /
 ``ms_bands`` say). The trainer addresses rows by their position i in the
 dataset. If the dataset has a ``labels`` attribute (V,), it is used instead of
-reading every item once to collect the labels.
+reading every item once to collect the labels. If its items were normalised from
+pixel units by per-band statistics (a ``pixel_stats`` attribute, or ``stats`` with
+``normalize`` true, as :class:`~hashsearch.training.datasets.DualSourceTorchDataset`
+has), those are saved in the checkpoint as ``"pixel_stats"`` (:func:`dataset_pixel_stats`),
+so a query in pixel units can be normalised the same way (:class:`hashsearch.Retriever`).
 
-Imports :mod:`.checkpoint`, :mod:`.config`, :mod:`.models`, :mod:`.objective` (never a
+Imports :mod:`.checkpoint`, :mod:`.config`, :mod:`.models`, :mod:`.objective`,
+:mod:`.precision` (bf16 autocast of the forward passes), :mod:`.prefetch` (the next
+mini-batches read in a background thread while a step runs) (never a
 baseline: DCMH is a method of the objective) and :mod:`hashsearch` base modules.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import math
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,6 +76,8 @@ from .checkpoint import (
 from .config import TrainConfig, default_threads
 from .models import DHCNN, build_networks, resolve_padding
 from .objective import LossTerms, WeightedLoss, build_loss
+from .precision import autocast, resolve_precision
+from .prefetch import prefetch
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -77,6 +86,7 @@ __all__ = [
     "TrainResult",
     "Trainer",
     "dataset_labels",
+    "dataset_pixel_stats",
     "train",
     "load_checkpoint",
     "save_checkpoint",
@@ -86,8 +96,10 @@ __all__ = [
 logger = logging.getLogger("hashsearch")
 
 #: Config fields that may differ between a checkpoint and the run resuming it.
-RUNTIME_FIELDS = frozenset({"epochs", "threads", "device", "num_workers"})
+RUNTIME_FIELDS = frozenset({"epochs", "threads", "device", "num_workers", "precision"})
 _SOURCES = ("pan", "ms")
+#: Mini-batches read ahead in a background thread when num_workers == 0 (worker processes prefetch themselves).
+PREFETCH_BATCHES = 2
 
 
 def resolve_device(device: str) -> torch.device:
@@ -191,6 +203,36 @@ def dataset_labels(dataset: Dataset) -> np.ndarray:
     return arr.astype(np.int64)
 
 
+def dataset_pixel_stats(dataset: Dataset) -> dict[str, dict[str, list[float]]] | None:
+    """The per-band pixel statistics a dataset normalised its items with, or None.
+
+    Read from a ``pixel_stats`` attribute, else from ``stats`` when the dataset's
+    ``normalize`` is true (:class:`~hashsearch.training.datasets.DualSourceTorchDataset`);
+    None for a dataset that yields raw pixels or says nothing.
+
+    Returns:
+        ``{"pan": {"mean": [...], "std": [...]}, "ms": {...}}`` (plain floats, one per band).
+
+    Raises:
+        ValueError: statistics without a source's ``mean`` / ``std``.
+    """
+    stats = getattr(dataset, "pixel_stats", None)
+    if stats is None and getattr(dataset, "normalize", False) is True:
+        stats = getattr(dataset, "stats", None)
+    if stats is None:
+        return None
+    if not isinstance(stats, Mapping):
+        raise ValueError(f"the dataset's pixel statistics must be a mapping, got {type(stats).__name__}")
+    out: dict[str, dict[str, list[float]]] = {}
+    for key in _SOURCES:
+        entry = stats.get(key)
+        if not isinstance(entry, Mapping) or "mean" not in entry or "std" not in entry:
+            raise ValueError(f"the dataset's pixel statistics must hold {key!r} with 'mean' and 'std'")
+        out[key] = {name: [float(v) for v in np.asarray(entry[name], dtype=np.float64).reshape(-1)]
+                    for name in ("mean", "std")}
+    return out
+
+
 class Trainer:
     """Trains SIDHCNN (or DCMH) on a dual-source dataset with Algorithm 1.
 
@@ -235,6 +277,7 @@ class Trainer:
         self.device = resolve_device(config.device)
         self.channels_last = config.channels_last if config.channels_last is not None else self.device.type == "cpu"
         self._micro_batch_setting = config.micro_batch if self.device.type == "cpu" else None
+        self.precision = resolve_precision(config.precision, self.device)  # "fp32" | "bf16"
 
         self._check_geometry()
         with torch.random.fork_rng(devices=[]):
@@ -259,6 +302,7 @@ class Trainer:
         self.epoch = 0  # epochs completed
         self.history: list[EpochStats] = []
         self.input_stats: dict[str, dict[str, list[float]]] | None = None
+        self.pixel_stats = dataset_pixel_stats(dataset)
         self._initialized = False
 
     # ------------------------------------------------------------------ setup
@@ -317,11 +361,14 @@ class Trainer:
         return max(1, (32 << 20) // net.activation_bytes())
 
     def _forward(self, net: DHCNN, images: Tensor) -> Tensor:
-        """Features of a batch, in micro-batches on CPU (same result as one call)."""
+        """float32 features of a batch, in micro-batches on CPU, in the run's precision (bf16: autocast)."""
         mb = self.micro_batch[id(net)]
-        if mb is None or images.shape[0] <= mb:
-            return net(images)
-        return torch.cat([net(images[s : s + mb]) for s in range(0, images.shape[0], mb)])
+        with autocast(self.device, self.precision):
+            if mb is None or images.shape[0] <= mb:
+                out = net(images)
+            else:
+                out = torch.cat([net(images[s : s + mb]) for s in range(0, images.shape[0], mb)])
+        return out.float()
 
     def _compute_input_stats(self) -> None:
         """Per-band mean / std of both sources over a seeded subset of the training set."""
@@ -407,6 +454,7 @@ class Trainer:
             "features": {s: self.features[s].detach().cpu().clone() for s in _SOURCES},
             "labels": self.labels.cpu().clone(),
             "input_stats": self.input_stats,
+            "pixel_stats": self.pixel_stats,
             "history": [asdict(h) for h in self.history],
             "rng": rng_state(),
         }
@@ -497,13 +545,15 @@ class Trainer:
         sums: dict[str, float] = {}
         count = 0
         (self.pan_net if key == "pan" else self.ms_net).train()
-        seed = _derived_seed(self.config.seed, self.epoch, 2 + _SOURCES.index(key))
-        for pos, images in self._loader(key, order, seed):
-            values = self.step(key, pos, images, codes)
-            for k, v in values.items():
-                sums[k] = sums.get(k, 0.0) + v * pos.numel()
-            count += pos.numel()
-            tick(key, values, pos.numel())
+        batches = self._loader(key, order, _derived_seed(self.config.seed, self.epoch, 2 + _SOURCES.index(key)))
+        depth = PREFETCH_BATCHES if self.config.num_workers == 0 else 0  # worker processes prefetch themselves
+        with contextlib.closing(prefetch(batches, depth)) as ahead:  # an error in a step stops the reader at once
+            for pos, images in ahead:
+                values = self.step(key, pos, images, codes)
+                for k, v in values.items():
+                    sums[k] = sums.get(k, 0.0) + v * pos.numel()
+                count += pos.numel()
+                tick(key, values, pos.numel())
         return {k: v / max(count, 1) for k, v in sums.items()}
 
     def fit(self, resume: str | os.PathLike[str] | None = None, *, raise_interrupt: bool = True) -> TrainResult:
@@ -532,11 +582,11 @@ class Trainer:
                 last = self._checkpoint()
             logger.info(
                 "training %s: V=%d, l=%d, weights %s, %d epochs, batch %d, lr %g, device %s, %d threads, "
-                "channels_last=%s, micro_batch=%s, padding=%s", c.method, self.num_samples, c.bits,
+                "channels_last=%s, micro_batch=%s, padding=%s, precision=%s", c.method, self.num_samples, c.bits,
                 " ".join(f"{n}={w:g}" for n, w in self.loss_fn.weights.items()), c.epochs, c.batch_size, c.lr,
                 self.device, threads, self.channels_last,
                 {"pan": self.micro_batch[id(self.pan_net)], "ms": self.micro_batch[id(self.ms_net)]},
-                c.model.padding,
+                c.model.padding, self.precision,
             )
             while self.epoch < c.epochs:
                 self._run_epoch()
