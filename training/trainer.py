@@ -545,7 +545,8 @@ class Trainer:
         sums: dict[str, float] = {}
         count = 0
         (self.pan_net if key == "pan" else self.ms_net).train()
-        batches = self._loader(key, order, _derived_seed(self.config.seed, self.epoch, 2 + _SOURCES.index(key)))
+        seed = _derived_seed(self.config.seed, self.epoch, 2 + _SOURCES.index(key))
+        batches = self._loader(key, order, seed)
         depth = PREFETCH_BATCHES if self.config.num_workers == 0 else 0  # worker processes prefetch themselves
         with contextlib.closing(prefetch(batches, depth)) as ahead:  # an error in a step stops the reader at once
             for pos, images in ahead:
