@@ -8,7 +8,7 @@ STAMP := $(VENV)/.hashsearch-setup
 export HASHSEARCH_NUM_THREADS ?= 2
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: setup demo test test-all bench clean
+.PHONY: setup demo test test-all lint bench clean
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml CMakeLists.txt scripts/setup.sh $(wildcard csrc/*)
@@ -18,8 +18,15 @@ $(STAMP): pyproject.toml CMakeLists.txt scripts/setup.sh $(wildcard csrc/*)
 demo: $(STAMP)
 	$(VENV)/bin/hashsearch demo
 
+# Lint and type checks first (seconds), then the suite.
 test: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 	HASHSEARCH_REQUIRE_NATIVE=1 $(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 test-all: $(STAMP)
 	HASHSEARCH_REQUIRE_NATIVE=1 $(PY) -m pytest -q -m ""

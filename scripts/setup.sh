@@ -32,5 +32,5 @@ fi
 # Build requirements in the venv, then an editable install without build isolation,
 # so rebuilds reuse build/ (scikit-build-core's build dir) incrementally.
 "${PIP[@]}" install -q "scikit-build-core>=0.10" "pybind11>=2.12" cmake ninja
-"${PIP[@]}" install -q --no-build-isolation -e ".[train,data,plot,test]"
+"${PIP[@]}" install -q --no-build-isolation -e ".[train,data,plot,test,lint]"
 "$VENV/bin/python" -c "import hashsearch, hashsearch._core; print('setup: hashsearch', hashsearch.__version__, 'backends', hashsearch.available_backends(), 'SIMD', hashsearch.simd_level())"
