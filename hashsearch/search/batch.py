@@ -364,6 +364,8 @@ def batch_search(
     try:
         if client is not None and not isinstance(db, CodeStore):
             raise ValueError("with a Dask client the database must be a CodeStore (workers stream it)")
+        # the kernel is resolved (or its name checked, for Dask) before anything is written
+        task = task_backend(backend, num_threads) if client is not None else None
         if isinstance(db, CodeStore):
             search_block = _store_searcher(db, k, backend, num_threads, limit) if client is None else None
         else:
@@ -414,10 +416,8 @@ def batch_search(
                     computed += 1
                     bar.update(len(rows))
             else:
-                assert isinstance(db, CodeStore)
-                computed = _run_on_dask(
-                    client, db, qs, todo, k, query_block, nq, task_backend(backend, num_threads), limit, write, bar
-                )
+                assert isinstance(db, CodeStore) and task is not None
+                computed = _run_on_dask(client, db, qs, todo, k, query_block, nq, task, limit, write, bar)
         seconds = time.perf_counter() - t0
         done_queries = sum(len(_block_rows(b, query_block, nq)) for b in todo[:computed])
         return BatchResult(

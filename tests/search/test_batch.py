@@ -117,6 +117,9 @@ def test_batch_on_dask_equals_local(request, tmp_path, database, expected):
     result = batch_search(database, queries, 10, tmp_path / "r.zarr", query_block=500, client=client, progress=False)
     assert result.complete and result.computed == 5
     assert_results(tmp_path / "r.zarr", want)
+    with pytest.raises(ValueError, match="unknown backend"):  # refused before any task runs or anything is written
+        batch_search(database, queries, 10, tmp_path / "x.zarr", client=client, backend="no-such", progress=False)
+    assert not (tmp_path / "x.zarr").exists()
 
 
 def test_other_inputs_are_not_mixed_in(tmp_path, database, expected):
