@@ -66,6 +66,7 @@ def save_arrays(
     *,
     next_id: int,
     overwrite: bool = False,
+    attrs: dict[str, Any] | None = None,
     **create_kwargs: Any,
 ) -> None:
     """Write codes and ids to a new code store at ``path``.
@@ -76,15 +77,25 @@ def save_arrays(
         codes: uint8 (n, nbits // 8). ids: int64 (n,), unique.
         next_id: the next default id (ids removed from the end stay reserved).
         overwrite: replace an existing store.
+        attrs: more group attributes (JSON values; not the key ``"hashsearch"``),
+            e.g. an index type's parameters. They are set on the new, empty group
+            before any row is written, so every committed state of the store (each
+            rewrite of the group's ``zarr.json`` keeps them) carries them.
         **create_kwargs: passed to :meth:`CodeStore.create` (``shard_rows``,
             ``chunk_rows``, ``encoder``, ``storage_options``...).
 
     Raises:
         StoreError: a store exists at ``path`` and ``overwrite`` is False.
+        ValueError: ``attrs`` names the key ``"hashsearch"``.
     """
     from hashsearch.store import CodeStore
 
+    if attrs and "hashsearch" in attrs:
+        raise ValueError("attrs must not use the key 'hashsearch' (the store's own attributes)")
     with CodeStore.create(path, nbits, overwrite=overwrite, **create_kwargs) as store:
+        if attrs:
+            # the group zarr.json of the empty store: the row commits below merge into it
+            store._state.files.group.update_attributes(dict(attrs))
         # one append: whole shards are written straight from the given arrays (close() flushes)
         store.append(codes, ids)
         if next_id > store.next_id:

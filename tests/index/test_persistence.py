@@ -102,3 +102,34 @@ def test_duplicate_ids_in_a_damaged_store_are_refused(tmp_path):
     group["ids"][5] = 100  # another row already has id 100
     with pytest.raises(CorruptStoreError, match="duplicate id 100"):
         BinaryIndex.load(tmp_path / "s.zarr")
+
+
+def test_save_arrays_writes_extra_attributes_with_the_first_commit(tmp_path, monkeypatch):
+    from hashsearch.index import persistence
+    from hashsearch.store.writer import StoreWriter
+
+    codes = random_codes(300, 32, seed=5)
+    ids = np.arange(300, dtype=np.int64)
+    path = tmp_path / "a.zarr"
+    persistence.save_arrays(path, 32, codes, ids, next_id=400, attrs={"extra": {"m": 3}}, shard_rows=128)
+    group = zarr.open_group(path, mode="r")
+    assert group.attrs["extra"] == {"m": 3}
+    store = CodeStore.open(path)
+    assert store.ntotal == 300 and store.next_id == 400 and store.verify().ok
+    # a save that fails while writing its rows leaves the attributes on every committed state
+    calls = []
+    real_commit = StoreWriter.commit
+
+    def failing_commit(self, nrows, changes):
+        calls.append(nrows)
+        raise OSError("disk full")
+
+    monkeypatch.setattr(StoreWriter, "commit", failing_commit)
+    with pytest.raises(OSError, match="disk full"):
+        persistence.save_arrays(tmp_path / "b.zarr", 32, codes, ids, next_id=300, attrs={"extra": 1})
+    assert calls
+    assert zarr.open_group(tmp_path / "b.zarr", mode="r").attrs["extra"] == 1
+    monkeypatch.setattr(StoreWriter, "commit", real_commit)
+    with pytest.raises(ValueError, match="hashsearch"):
+        persistence.save_arrays(tmp_path / "c.zarr", 32, codes, ids, next_id=300, attrs={"hashsearch": {}})
+    assert not (tmp_path / "c.zarr").exists()
