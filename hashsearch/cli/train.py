@@ -343,6 +343,10 @@ def _run_gist_baseline(method: str, bits: int, train_set: Any, test_set: Any, co
     from hashsearch.training.experiments import dataset_task, evaluate_codes
     from hashsearch.training.trainer import dataset_labels
 
+    train_labels = dataset_labels(train_set)
+    test_labels = dataset_labels(test_set)
+    if method == "scm":
+        SCMSeq.check_labels(train_labels)  # before the descriptors: instance data is refused at once
     start = time.perf_counter()
     cfgs = {}
     for key in ("pan", "ms"):
@@ -351,8 +355,6 @@ def _run_gist_baseline(method: str, bits: int, train_set: Any, test_set: Any, co
     desc = {(role, key): gist_dataset(ds, key, cfgs[key], progress=common.progress)
             for role, ds in (("train", train_set), ("test", test_set)) for key in ("pan", "ms")}
     model = (CCAITQ if method == "cca" else SCMSeq)(bits)
-    train_labels = dataset_labels(train_set)
-    test_labels = dataset_labels(test_set)
     model.fit(desc["train", "pan"], desc["train", "ms"], train_labels)
     seconds = time.perf_counter() - start
     codes = {split: {key: model.encode(desc[split, key], key) for key in ("pan", "ms")} for split in ("train", "test")}

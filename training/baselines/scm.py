@@ -49,6 +49,21 @@ class SCMSeq(LinearCrossSourceHash):
         super().__init__(bits)
         self.reg = reg
 
+    @staticmethod
+    def check_labels(labels: Any) -> None:
+        """Raise ValueError unless ``labels`` (n,) are class labels SCM can learn from (some shared).
+
+        With one label per pair (instance data) SCM's target similarity asks every two
+        pairs for opposite codes, and the codes collapse (two distinct codes for 120 pairs).
+        """
+        lab = np.asarray(labels).reshape(-1)
+        if lab.size > 1 and np.unique(lab).size == lab.size:
+            raise ValueError(
+                f"SCM learns from class labels, and all {lab.size} labels differ (one label per pair: instance "
+                "data); its target similarity would ask every two pairs for opposite codes and the codes collapse. "
+                "Use CCA-ITQ (unsupervised) or DCMH / SIDHCNN for instance data"
+            )
+
     def fit(self, x: Any, y: Any, labels: Any = None) -> SCMSeq:
         """Learn from paired descriptors x (n, dx) (PAN), y (n, dy) (MS) and their class labels (n,).
 
@@ -61,13 +76,8 @@ class SCMSeq(LinearCrossSourceHash):
         n = x.shape[0]
         self.mean_x, self.mean_y = x.mean(axis=0), y.mean(axis=0)
         xc, yc = x - self.mean_x, y - self.mean_y
+        self.check_labels(lab)
         classes, codes = np.unique(lab, return_inverse=True)
-        if classes.size == n:
-            raise ValueError(
-                f"SCM learns from class labels, and all {n} labels differ (one label per pair: instance data); "
-                "its target similarity would ask every two pairs for opposite codes and the codes collapse. "
-                "Use CCA-ITQ (unsupervised) or DCMH / SIDHCNN for instance data"
-            )
         onehot = np.zeros((n, classes.size))
         onehot[np.arange(n), codes] = 1.0  # one label per sample: already unit norm
         kx = inverse_sqrt(xc.T @ xc, self.reg)
