@@ -1,0 +1,372 @@
+#!/usr/bin/env python
+"""Rerun the experiments of docs/results.md (issue 10, item 5): SIDHCNN, its Table IV
+ablation and the baselines (DCMH, CCA-ITQ, SCM) on the real sets of $HASHSEARCH_DATA.
+
+What it owns: the experiment plan (:class:`ExperimentPlan`, :func:`make_plan`,
+:func:`plan_runs`), running it through the library's own APIs (recipes of
+:mod:`hashsearch.data`, :func:`hashsearch.training.experiments.run_experiment`,
+:func:`hashsearch.eval.report.evaluate` / :func:`~hashsearch.eval.report.write_report`)
+and the summary tables (``results.json`` and ``results.md`` in ``--out``).
+
+Modes:
+
+- ``quick``: l = 32, one seed, short schedules (10 epochs; 5 on fusebox), eurosat-ms
+  (class retrieval with the Table IV ablation), nc-landsat7 (class retrieval) and six
+  crops of fusebox-landsat7 (instance matching); about 15 minutes on 2 shared cores.
+- ``full``: the paper-sized plan: seeds 0, 1, 2 at l = 32 (ablation, SIDHCNN, DCMH,
+  CCA-ITQ, SCM), l in {8, 16, 24, 64} with one seed (Table VIII's shape), every set,
+  the demo's schedules; several hours on 2 cores (see docs/results.md). Not run here.
+
+Usage::
+
+    HASHSEARCH_NUM_THREADS=2 OMP_NUM_THREADS=2 python scripts/experiments.py --mode quick --out /tmp/exp-quick
+    python scripts/experiments.py --mode full --out runs/exp-full --seeds 0,1,2
+
+Imports hashsearch (data, eval, training) and NumPy; nothing imports it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import logging
+import os
+import platform
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+logger = logging.getLogger("hashsearch")
+
+CLASS_SETS = ("eurosat-ms", "nc-landsat7", "aid-subset")
+INSTANCE_SETS = ("fusebox-landsat7", "pansharpening-pairs")
+ALL_SETS = CLASS_SETS + INSTANCE_SETS
+#: Table IV rows: preset -> label (the "fdc" row is eq. 5 with beta = 1; SIDHCNN is the final beta = 0.1).
+ABLATION = {"irsc": "IRSC", "iasc": "+IASC", "bqc": "+BQC", "fdc": "+FDC"}
+#: Method key -> label in the tables.
+LABELS = {"sidhcnn": "SIDHCNN", "dcmh": "DCMH", "cca": "CCA-ITQ", "scm": "SCM", **ABLATION}
+#: Methods that train networks (seeded); the others are GIST baselines fitted once per code length.
+TRAINED = ("sidhcnn", "dcmh", *ABLATION)
+#: Schedules (epochs) per set: quick mode, full mode (the demo's for eurosat-ms / nc-landsat7).
+QUICK_EPOCHS = {"eurosat-ms": 10, "nc-landsat7": 10, "fusebox-landsat7": 5, "aid-subset": 5,
+                "pansharpening-pairs": 5}
+FULL_EPOCHS = {"eurosat-ms": 100, "nc-landsat7": 60, "aid-subset": 30, "fusebox-landsat7": 30,
+               "pansharpening-pairs": 30}
+#: Quick mode's recipe options: fusebox-landsat7 from one crop of each of its 6 path/row/dates
+#: (864 pairs instead of 5,616: a 2-core epoch of the full set takes ~160 s under load).
+QUICK_RECIPES: dict[str, dict[str, Any]] = {"fusebox-landsat7": {"scenes": (1, 7, 13, 19, 25, 32)}}
+
+
+@dataclass(frozen=True)
+class ExperimentPlan:
+    """Everything one invocation runs.
+
+    Attributes:
+        mode: "quick" or "full".
+        sets: recipe names (class sets get the ablation and SCM; instance sets do not).
+        seeds: training seeds at ``main_bits`` (the first one only at the other lengths).
+        main_bits: the code length of the ablation and the multi-seed comparison (l = 32).
+        extra_bits: further code lengths (SIDHCNN, DCMH, CCA-ITQ, SCM, first seed).
+        epochs: per set.
+        batch_size: training mini-batch (32: small sets need the steps, docs/training.md).
+        threads: torch and engine threads.
+        ablation_sets: the sets that get Table IV's four rows (class sets only).
+        recipe_options: per set, options of its recipe (``build_recipe(**options)``).
+        figures: draw the report figures (SIDHCNN at ``main_bits``, first seed).
+        data_root: raw data folder ($HASHSEARCH_DATA).
+        out: output folder (datasets/, runs/, reports/, results.json, results.md).
+    """
+
+    mode: str
+    sets: tuple[str, ...]
+    seeds: tuple[int, ...]
+    main_bits: int = 32
+    extra_bits: tuple[int, ...] = ()
+    epochs: dict[str, int] = field(default_factory=dict)
+    batch_size: int = 32
+    threads: int = 2
+    ablation_sets: tuple[str, ...] = CLASS_SETS
+    recipe_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    figures: bool = True
+    data_root: str = "/work/shared/data"
+    out: str = "runs/experiments"
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One (set, method, code length, seed) cell of the plan."""
+
+    dataset: str
+    method: str
+    bits: int
+    seed: int
+    epochs: int | None  # None: a GIST baseline (no training schedule)
+
+    @property
+    def label(self) -> str:
+        return LABELS[self.method]
+
+    @property
+    def name(self) -> str:
+        return f"{self.method}-l{self.bits}-s{self.seed}"
+
+
+def make_plan(mode: str, *, out: str, data_root: str | None = None, seeds: Sequence[int] | None = None,
+              sets: Sequence[str] | None = None, epochs: int | None = None, threads: int = 2,
+              figures: bool = True) -> ExperimentPlan:
+    """The plan of a mode, with the command line's overrides."""
+    if mode not in ("quick", "full"):
+        raise ValueError(f"mode must be quick or full, got {mode!r}")
+    quick = mode == "quick"
+    chosen = tuple(sets) if sets else (("eurosat-ms", "nc-landsat7", "fusebox-landsat7") if quick else ALL_SETS)
+    unknown = [s for s in chosen if s not in ALL_SETS]
+    if unknown:
+        raise ValueError(f"unknown set(s) {', '.join(unknown)}; known: {', '.join(ALL_SETS)}")
+    seed_list = tuple(int(s) for s in seeds) if seeds else ((0,) if quick else (0, 1, 2))
+    if not seed_list or len(set(seed_list)) != len(seed_list):
+        raise ValueError(f"seeds must be distinct and at least one, got {seed_list}")
+    table = QUICK_EPOCHS if quick else FULL_EPOCHS
+    ep = {s: int(epochs) if epochs is not None else table[s] for s in chosen}
+    if any(v < 1 for v in ep.values()):
+        raise ValueError("epochs must be >= 1")
+    root = data_root or os.environ.get("HASHSEARCH_DATA") or "/work/shared/data"
+    return ExperimentPlan(mode=mode, sets=chosen, seeds=seed_list, main_bits=32,
+                          extra_bits=() if quick else (8, 16, 24, 64), epochs=ep, threads=threads,
+                          ablation_sets=("eurosat-ms",) if quick else CLASS_SETS,
+                          recipe_options={k: v for k, v in QUICK_RECIPES.items() if k in chosen} if quick else {},
+                          figures=figures, data_root=str(root), out=str(out))
+
+
+def plan_runs(plan: ExperimentPlan) -> list[RunSpec]:
+    """Every cell of the plan, in running order (per set: main length and seeds, then the other lengths)."""
+    runs: list[RunSpec] = []
+    for ds in plan.sets:
+        cls = ds in CLASS_SETS
+        ep = plan.epochs[ds]
+        main = (*(ABLATION if cls and ds in plan.ablation_sets else ()), "sidhcnn", "dcmh")
+        for seed in plan.seeds:
+            runs.extend(RunSpec(ds, m, plan.main_bits, seed, ep) for m in main)
+        runs.extend(RunSpec(ds, m, plan.main_bits, plan.seeds[0], None) for m in (("cca", "scm") if cls else ("cca",)))
+        for bits in plan.extra_bits:
+            runs.extend(RunSpec(ds, m, bits, plan.seeds[0], ep) for m in ("sidhcnn", "dcmh"))
+            runs.extend(RunSpec(ds, m, bits, plan.seeds[0], None) for m in (("cca", "scm") if cls else ("cca",)))
+    return runs
+
+
+# ------------------------------------------------------------------ running
+def _build(plan: ExperimentPlan, name: str) -> Path:
+    from hashsearch.data import build_recipe
+
+    path = Path(plan.out) / "datasets" / f"{name}.zarr"
+    if (path / "zarr.json").is_file():
+        logger.info("%s: reusing %s", name, path)
+        return path
+    start = time.perf_counter()
+    build_recipe(name, path, root=plan.data_root, overwrite=True, progress=False,
+                 **plan.recipe_options.get(name, {}))
+    logger.info("%s: built in %.1f s", name, time.perf_counter() - start)
+    return path
+
+
+def _train_config(spec: RunSpec, plan: ExperimentPlan, train_set: Any) -> Any:
+    from hashsearch.training.baselines.dcmh import dcmh_config
+    from hashsearch.training.config import PRESETS, TrainConfig
+    from hashsearch.training.models import resolve_padding
+
+    preset = PRESETS["full" if spec.method == "sidhcnn" else "fdc" if spec.method == "dcmh" else spec.method]
+    item = train_set[0]
+    pan, ms = tuple(item["pan"].shape), tuple(item["ms"].shape)
+    cfg = TrainConfig().replace(**preset.loss_weights(), bits=spec.bits, epochs=spec.epochs, seed=spec.seed,
+                                batch_size=plan.batch_size, threads=plan.threads, pan_bands=pan[0],
+                                pan_size=pan[1], ms_bands=ms[0], ms_size=ms[1], padding="auto")
+    if spec.method == "dcmh":
+        cfg = dcmh_config(cfg)
+    return cfg.replace(model=resolve_padding(cfg.model))
+
+
+def _row(spec: RunSpec, run: Any, train_seconds: float | None) -> dict[str, Any]:
+    row: dict[str, Any] = {"dataset": spec.dataset, "method": spec.method, "label": spec.label, "bits": spec.bits,
+                           "seed": spec.seed, "epochs": spec.epochs, "protocol": run.protocol,
+                           "train_seconds": None if train_seconds is None else round(train_seconds, 1),
+                           "eval_seconds": round(float(run.timings.get("total", 0.0)), 1)}
+    for direction, res in run.directions.items():
+        tag = direction.lower().replace("->", "2")
+        if run.protocol == "class":
+            row[f"map_{tag}"] = float(res.map)
+            row[f"map_tie_aware_{tag}"] = float(res.map_tie_aware)
+        else:
+            for k in (1, 10):
+                row[f"recall@{k}_{tag}"] = float(res.recall_at[min(k, res.database_size)])
+            row[f"mrr_{tag}"] = float(res.mrr)
+        row["database_size"] = int(res.database_size)
+        row["num_queries"] = int(res.num_queries)
+    return row
+
+
+def run_set(plan: ExperimentPlan, name: str, specs: list[RunSpec]) -> list[dict[str, Any]]:
+    """Build one set, train and evaluate its cells, write its report folder; returns the rows."""
+    from hashsearch.eval.encoders import open_splits
+    from hashsearch.eval.report import evaluate, run_figures, write_report
+    from hashsearch.eval.results import EvalConfig
+    from hashsearch.training.datasets import dual_source_splits
+    from hashsearch.training.experiments import run_experiment
+
+    path = _build(plan, name)
+    train_set, test_set = dual_source_splits(path)
+    splits = open_splits(str(path))
+    report_dir = Path(plan.out) / "reports" / name
+    rows: list[dict[str, Any]] = []
+    runs = []
+    for spec in specs:
+        cfg = EvalConfig(name=spec.label if spec.seed == plan.seeds[0] else f"{spec.label} s{spec.seed}",
+                         features=True, figures=False, embedding="pca", progress=False,
+                         num_threads=plan.threads, seed=0)
+        if spec.epochs is not None:
+            res = run_experiment(spec.name, _train_config(spec, plan, train_set), train_set, test_set,
+                                 out_dir=Path(plan.out) / "runs" / name, progress=False)
+            run, art = evaluate(res.checkpoint, None, config=cfg, splits=splits)
+            seconds: float | None = res.train_seconds
+        else:
+            run, art = evaluate(spec.method, None, config=cfg, bits=spec.bits, splits=splits)
+            seconds = float(run.timings.get("fit", 0.0))
+        if (plan.figures and spec.method == "sidhcnn" and spec.bits == plan.main_bits
+                and spec.seed == plan.seeds[0]):
+            run_figures(run, art, report_dir, cfg, slug=f"sidhcnn-{spec.bits}")
+        if spec.seed == plan.seeds[0]:
+            runs.append(run)
+        row = _row(spec, run, seconds)
+        rows.append(row)
+        logger.info("%s %s l=%d seed %d: %s (train %s s)", name, spec.label, spec.bits, spec.seed,
+                    {k: round(v, 4) for k, v in row.items() if k.startswith(("map_", "recall", "mrr"))
+                     and "tie" not in k}, row["train_seconds"])
+    write_report(runs, report_dir, title=f"hashsearch experiments ({plan.mode}): {name}", figures=plan.figures)
+    return rows
+
+
+# ------------------------------------------------------------------ tables
+def _metrics_of(protocol: str) -> list[str]:
+    if protocol == "class":
+        return ["map_pan2ms", "map_ms2pan"]
+    return ["recall@1_pan2ms", "recall@10_pan2ms", "mrr_pan2ms", "recall@1_ms2pan", "recall@10_ms2pan", "mrr_ms2pan"]
+
+
+def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Mean and spread (sample std, 0 for one seed) over seeds per (set, method, bits)."""
+    groups: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault((r["dataset"], r["method"], r["bits"]), []).append(r)
+    out = []
+    for (ds, method, bits), rs in groups.items():
+        cell: dict[str, Any] = {"dataset": ds, "method": method, "label": LABELS[method], "bits": bits,
+                                "protocol": rs[0]["protocol"], "seeds": [r["seed"] for r in rs],
+                                "epochs": rs[0]["epochs"], "database_size": rs[0].get("database_size"),
+                                "train_seconds_mean": float(np.mean([r["train_seconds"] or 0.0 for r in rs]))}
+        for m in _metrics_of(cell["protocol"]):
+            vals = np.array([r[m] for r in rs], dtype=float)
+            cell[m] = float(vals.mean())
+            cell[f"{m}_std"] = float(vals.std(ddof=1)) if vals.size > 1 else 0.0
+        out.append(cell)
+    return out
+
+
+def _fmt(cell: dict[str, Any], key: str) -> str:
+    n = len(cell["seeds"])
+    return f"{cell[key]:.3f} ± {cell[key + '_std']:.3f}" if n > 1 else f"{cell[key]:.3f}"
+
+
+def markdown(cells: list[dict[str, Any]], meta: dict[str, Any]) -> str:
+    """The tables docs/results.md includes: class MAP and instance recall, per set and code length."""
+    lines = [f"<!-- written by scripts/experiments.py --mode {meta['mode']} ({meta['finished']}) -->", ""]
+    cls = [c for c in cells if c["protocol"] == "class"]
+    inst = [c for c in cells if c["protocol"] == "instance"]
+    if cls:
+        lines += ["| set | l | method | epochs | seeds | MAP PAN->MS | MAP MS->PAN | train s/run |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for c in cls:
+            lines.append(f"| {c['dataset']} | {c['bits']} | {c['label']} | {c['epochs'] or '-'} | "
+                         f"{len(c['seeds'])} | {_fmt(c, 'map_pan2ms')} | {_fmt(c, 'map_ms2pan')} | "
+                         f"{c['train_seconds_mean']:.0f} |")
+        lines.append("")
+    if inst:
+        lines += ["| set | l | method | epochs | gallery | R@1 PAN->MS | R@10 PAN->MS | MRR PAN->MS | "
+                  "R@1 MS->PAN | R@10 MS->PAN | MRR MS->PAN | train s/run |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for c in inst:
+            vals = " | ".join(_fmt(c, m) for m in _metrics_of("instance"))
+            lines.append(f"| {c['dataset']} | {c['bits']} | {c['label']} | {c['epochs'] or '-'} | "
+                         f"{c['database_size']} | {vals} | {c['train_seconds_mean']:.0f} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def run(plan: ExperimentPlan) -> dict[str, Any]:
+    """Run the whole plan; writes ``results.json`` / ``results.md`` after every set."""
+    out = Path(plan.out)
+    out.mkdir(parents=True, exist_ok=True)
+    specs = plan_runs(plan)
+    meta: dict[str, Any] = {"mode": plan.mode, "plan": asdict(plan), "command": " ".join(sys.argv),
+                            "started": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+                            "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
+                            "threads": plan.threads}
+    start = time.perf_counter()
+    rows: list[dict[str, Any]] = []
+    for name in plan.sets:
+        t0 = time.perf_counter()
+        rows += run_set(plan, name, [s for s in specs if s.dataset == name])
+        meta.setdefault("set_seconds", {})[name] = round(time.perf_counter() - t0, 1)
+        meta["wall_seconds"] = round(time.perf_counter() - start, 1)
+        meta["finished"] = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+        cells = summarise(rows)
+        doc = {"meta": meta, "runs": rows, "summary": cells}
+        tmp = out / ".results.json.tmp"
+        tmp.write_text(json.dumps(doc, indent=2))
+        os.replace(tmp, out / "results.json")
+        (out / "results.md").write_text(markdown(cells, meta))
+        logger.info("%s done in %.0f s (total %.0f s)", name, meta["set_seconds"][name], meta["wall_seconds"])
+    return {"meta": meta, "runs": rows, "summary": summarise(rows)}
+
+
+def parse_args(argv: Sequence[str] | None = None) -> ExperimentPlan:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--mode", choices=("quick", "full"), default="quick")
+    p.add_argument("--out", default=None, help="output folder (default runs/experiments-<mode>)")
+    p.add_argument("--data", default=None, help="raw data root (default $HASHSEARCH_DATA or /work/shared/data)")
+    p.add_argument("--seeds", default=None, help="comma-separated training seeds (quick: 0; full: 0,1,2)")
+    p.add_argument("--sets", default=None, help=f"comma-separated subset of {','.join(ALL_SETS)}")
+    p.add_argument("--epochs", type=int, default=None, help="one schedule for every set (default per set and mode)")
+    p.add_argument("--threads", type=int, default=int(os.environ.get("HASHSEARCH_NUM_THREADS", "2")))
+    p.add_argument("--no-figures", action="store_true")
+    p.add_argument("--dry-run", action="store_true", help="print the plan's runs as JSON and exit")
+    a = p.parse_args(argv)
+    seeds = [int(s) for s in a.seeds.split(",") if s.strip()] if a.seeds else None
+    sets = [s.strip() for s in a.sets.split(",") if s.strip()] if a.sets else None
+    try:
+        plan = make_plan(a.mode, out=a.out or f"runs/experiments-{a.mode}", data_root=a.data, seeds=seeds,
+                         sets=sets, epochs=a.epochs, threads=a.threads, figures=not a.no_figures)
+    except ValueError as exc:
+        p.error(str(exc))
+    return replace(plan, out=str(plan.out)) if not a.dry_run else _dry(plan)
+
+
+def _dry(plan: ExperimentPlan) -> ExperimentPlan:
+    print(json.dumps({"plan": asdict(plan), "runs": [asdict(s) for s in plan_runs(plan)]}, indent=1))
+    raise SystemExit(0)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    plan = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    result = run(plan)
+    print(markdown(result["summary"], result["meta"]))
+    print(f"wall time {result['meta']['wall_seconds']:.0f} s; results in {plan.out}/results.json")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
