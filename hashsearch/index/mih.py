@@ -45,13 +45,14 @@ format) with the MIH parameters in its group attributes (key ``hashsearch_index`
 ``load`` reads any code store, rebuilding the tables.
 
 Imports the base modules, :mod:`hashsearch.index.base`, :mod:`hashsearch.index.flat`,
-the compiled core, and (inside functions) :mod:`hashsearch.index.persistence` and zarr.
+the compiled core, and (inside functions) :mod:`hashsearch.index.persistence` and zarr
+(to read the saved parameters).
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -273,16 +274,31 @@ class MultiIndexHashing(IndexType):
         if before + new_codes.shape[0] > MAX_ROWS:
             wanted = before + new_codes.shape[0]
             raise ValueError(f"MultiIndexHashing holds at most {MAX_ROWS} codes, asked for {wanted}")
+        self._sync_tables()
+        saved_policy = replace(self._flat._id_policy)
         self._flat.add(new_codes, ids)  # validates the ids; a rejected add changes nothing
         n = self._flat.ntotal
         if n == before:
             return
         self._ids_are_positions = None
         m = self._m_for(n)
-        if m != self._core.m:
-            logger.info("MIH: %d codes, rebuilding the tables with m=%d (was %d)", n, m, self._core.m)
-            self._core = _require_core().MultiIndex(self.nbits, m)
-        self._core.add(self._flat.codes, self.num_threads)
+        try:
+            if m != self._core.m:
+                logger.info("MIH: %d codes, rebuilding the tables with m=%d (was %d)", n, m, self._core.m)
+                core = _require_core().MultiIndex(self.nbits, m)
+                core.add(self._flat.codes, self.num_threads)
+                self._core = core
+            else:
+                self._core.add(self._flat.codes, self.num_threads)
+        except BaseException:
+            # the tables failed (MemoryError...): take the rows back out of the flat index
+            # (ids and their bookkeeping as before) and rebuild the tables if they were touched
+            self._flat.remove_ids(self._flat.ids[before:].copy())
+            self._flat._id_policy = saved_policy
+            self._ids_are_positions = None
+            if self._core.ntotal != before or m == self._core.m:
+                self._rebuild_tables()
+            raise
 
     def remove_ids(self, ids: Any) -> int:
         """Remove the codes with the given ids; ids not in the index are ignored.
@@ -301,9 +317,14 @@ class MultiIndexHashing(IndexType):
         keep = ~np.isin(self._flat.ids, lookup[valid])
         if keep.all():
             return 0
+        self._sync_tables()
         removed = self._flat.remove_ids(lookup[valid])
-        self._core.remove(keep.astype(np.uint8), self.num_threads)
         self._ids_are_positions = None
+        try:
+            self._core.remove(keep.astype(np.uint8), self.num_threads)
+        except BaseException:
+            self._rebuild_tables()  # the tables may be half filtered: build them over what is left
+            raise
         return int(removed)
 
     def reset(self) -> None:
@@ -315,6 +336,7 @@ class MultiIndexHashing(IndexType):
     def flush(self) -> None:
         """Put the rows waiting in the scanned tail into the tables now (searches scan
         them until then; ``add`` does this by itself once enough are there)."""
+        self._sync_tables()
         self._core.flush(self._flat.codes, self.num_threads)
 
     def reconstruct(self, id: int) -> np.ndarray:
@@ -347,6 +369,7 @@ class MultiIndexHashing(IndexType):
         """
         q = as_codes(queries, self.nbits, "queries")
         k = check_k(k, self.ntotal, q.shape[0])
+        self._sync_tables()
         distances = np.empty((q.shape[0], k), dtype=np.int32)
         positions = np.empty((q.shape[0], k), dtype=np.int64)
         stats = self._core.knn(self._flat.codes, q, k, distances, positions, self.num_threads, self.policy)
@@ -365,6 +388,7 @@ class MultiIndexHashing(IndexType):
         """
         q = as_codes(queries, self.nbits, "queries")
         radius = check_radius(radius, self.nbits)
+        self._sync_tables()
         lims, distances, positions, stats = self._core.range_search(
             self._flat.codes, q, radius, self.num_threads, self.policy
         )
@@ -383,9 +407,20 @@ class MultiIndexHashing(IndexType):
         Raises:
             StoreError: a store exists at ``path`` and ``overwrite`` is False.
         """
-        self._flat.save(path, overwrite=overwrite, **store_kwargs)
+        from hashsearch.index.persistence import save_arrays
+
         attrs = {"type": type(self).__name__, "m": self.config.m, "policy": self.policy}
-        _group(path, store_kwargs.get("storage_options"), "r+").attrs.update({ATTRS_KEY: attrs})
+        flat = self._flat
+        save_arrays(
+            path,
+            self.nbits,
+            flat.codes,
+            flat.ids,
+            next_id=flat._id_policy.next_id,
+            overwrite=overwrite,
+            attrs={ATTRS_KEY: attrs},  # on the empty group, before any row: never a store without them
+            **store_kwargs,
+        )
 
     @classmethod
     def load(
@@ -425,6 +460,31 @@ class MultiIndexHashing(IndexType):
         return index
 
     # -- internals --------------------------------------------------------------------
+    def _rebuild_tables(self) -> None:
+        """New tables over every stored code (after a failed change of the old ones).
+
+        Built aside and swapped in only when complete; if building fails too, empty
+        tables take their place, which :meth:`_sync_tables` rebuilds before the next
+        use (the error propagates: never a search over tables that miss codes).
+        """
+        core = _require_core()
+        m = self._m_for(self._flat.ntotal)
+        self._core = core.MultiIndex(self.nbits, m)  # empty: ntotal 0, caught by _sync_tables
+        tables = core.MultiIndex(self.nbits, m)
+        tables.add(self._flat.codes, self.num_threads)
+        self._core = tables
+
+    def _sync_tables(self) -> None:
+        """Rebuild the tables when they do not cover exactly the stored codes (a
+        rebuild after a failure failed as well)."""
+        if self._core.ntotal != self._flat.ntotal:
+            logger.warning(
+                "MIH: the tables hold %d of %d codes (an earlier change failed); rebuilding them",
+                self._core.ntotal,
+                self._flat.ntotal,
+            )
+            self._rebuild_tables()
+
     def _m_for(self, n: int) -> int:
         """The m to use with n codes: the configured one, else Norouzi's choice."""
         if self.config.m is not None:
@@ -447,8 +507,9 @@ class MultiIndexHashing(IndexType):
         return out
 
 
-def _group(path: Any, storage_options: dict[str, Any] | None, mode: Literal["r", "r+"]) -> Any:
-    """The Zarr group of the code store at ``path`` (for the index attributes)."""
+def _group(path: Any, storage_options: dict[str, Any] | None, mode: Literal["r"]) -> Any:
+    """The Zarr group of the code store at ``path``, read-only (for the index attributes,
+    which :meth:`MultiIndexHashing.save` writes through ``save_arrays(attrs=)``)."""
     import os
 
     import zarr

@@ -431,3 +431,109 @@ def test_core_guards_its_invariants():
         core.add(codes[:10], 1)
     with pytest.raises(ValueError, match="m must be between"):
         _core.MultiIndex(128, 1)
+
+
+class _FailingTables:
+    """The real tables, whose ``add`` / ``remove`` change them and then raise (a
+    MemoryError half-way through a merge)."""
+
+    def __init__(self, real, fail):
+        self._real, self._fail = real, fail
+
+    def __getattr__(self, name):
+        return getattr(self._real, name)
+
+    def add(self, codes, nthreads):
+        self._real.add(codes, nthreads)
+        if "add" in self._fail:
+            raise MemoryError("tables")
+
+    def remove(self, keep, nthreads):
+        self._real.remove(keep, nthreads)
+        if "remove" in self._fail:
+            raise MemoryError("tables")
+
+
+def assert_equals_reference(index, queries, k):
+    want = reference(np.ascontiguousarray(index.codes), np.asarray(index.ids), queries, k)
+    got = index.search(queries, k)
+    assert index.info()["indexed"] <= index.ntotal == index._core.ntotal
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_array_equal(g, w)
+
+
+def test_a_failing_table_add_leaves_the_index_as_before():
+    codes = database("clustered", 3000, 64, seed=36)
+    index = MultiIndexHashing(64, 4, policy="mih", num_threads=THREADS)
+    index.add(codes[:2000], ids=np.arange(2000) * 3)
+    index._core = _FailingTables(index._core, {"add"})
+    with pytest.raises(MemoryError):
+        index.add(codes[2000:])
+    assert index.ntotal == 2000 and not isinstance(index._core, _FailingTables)
+    np.testing.assert_array_equal(index.ids, np.arange(2000) * 3)
+    assert_equals_reference(index, codes[1990:2010], 7)
+    index.add(codes[2000:2100])  # the ids go on from where they were
+    assert int(index.ids[-1]) == 3 * 1999 + 100
+    assert_equals_reference(index, codes[1990:2010], 7)
+
+
+def test_a_failing_rebuild_with_a_new_m_keeps_the_old_tables(monkeypatch):
+    import hashsearch.index.mih as mih
+
+    codes = database("uniform", 3000, 32, seed=37)
+    index = MultiIndexHashing(32, policy="mih", num_threads=THREADS)
+    index.add(codes[:2])  # m chosen for 2 codes
+    old = index._core
+    calls = []
+
+    class FailingCore:
+        MultiIndex = staticmethod(lambda *a: calls.append(a) or _FailingTables(_core.MultiIndex(*a), {"add"}))
+        mih_default_m = staticmethod(lambda nbits, n: old.m if n < 1000 else old.m + 1)
+
+    monkeypatch.setattr(mih, "_core", FailingCore)
+    with pytest.raises(MemoryError):
+        index.add(codes[2:])
+    assert calls and index._core is old and index.ntotal == 2
+    monkeypatch.undo()
+    assert_equals_reference(index, codes[:5], 3)
+
+
+def test_a_failing_table_removal_rebuilds_the_tables():
+    codes = database("clustered", 2000, 64, seed=38)
+    index = MultiIndexHashing(64, 4, policy="mih", num_threads=THREADS)
+    index.add(codes)
+    index._core = _FailingTables(index._core, {"remove"})
+    with pytest.raises(MemoryError):
+        index.remove_ids(np.arange(0, 2000, 3))
+    assert index.ntotal == 2000 - 667 and not isinstance(index._core, _FailingTables)
+    assert_equals_reference(index, codes[:20], 9)
+
+
+def test_tables_that_lag_the_codes_are_rebuilt_before_a_search():
+    codes = database("clustered", 1500, 64, seed=39)
+    index = MultiIndexHashing(64, 4, policy="mih", num_threads=THREADS)
+    index.add(codes)
+    index._core = _core.MultiIndex(64, 4)  # as left by a rebuild that failed too
+    assert_equals_reference(index, codes[:10], 5)
+    assert index.last_stats["path"] == "mih"
+
+
+def test_save_writes_the_parameters_with_the_store(tmp_path, monkeypatch):
+    from hashsearch.store.writer import StoreWriter
+
+    index = MultiIndexHashing(64, 3, policy="flat", num_threads=THREADS)
+    index.add(database("clustered", 500, 64, seed=40))
+
+    def failing_commit(self, nrows, changes):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(StoreWriter, "commit", failing_commit)
+    with pytest.raises(OSError, match="disk full"):
+        index.save(tmp_path / "i.zarr")
+    monkeypatch.undo()
+    # the store never held a row without the parameters; a plain store of the same rows stays plain
+    loaded = MultiIndexHashing.load(tmp_path / "i.zarr")
+    assert (loaded.config.m, loaded.policy) == (3, "flat")
+    index.save(tmp_path / "i.zarr", overwrite=True)
+    loaded = MultiIndexHashing.load(tmp_path / "i.zarr")
+    assert (loaded.config.m, loaded.policy, loaded.ntotal) == (3, "flat", 500)
