@@ -171,6 +171,7 @@ def evaluate_codes(
     name: str = "model",
     backend: str = "auto",
     progress: bool = False,
+    distractors: bool = False,
 ) -> CrossSourceResult:
     """Both directions of cross-source retrieval over computed codes, with the protocol's metrics.
 
@@ -184,6 +185,8 @@ def evaluate_codes(
         name: label of the result.
         backend: engine backend that ranks.
         progress: progress bars over the queries.
+        distractors: instance matching: the other source's training codes join the
+            gallery (never relevant).
 
     Returns:
         A :class:`CrossSourceResult` with the metrics of :data:`PROTOCOL_METRICS`.
@@ -196,7 +199,7 @@ def evaluate_codes(
         labels={"train": np.asarray(train_labels, dtype=np.int64), "test": np.asarray(test_labels, dtype=np.int64)},
     )
     config = EvalConfig(protocol=protocol, ks=(1, 10), features=False, figures=False, backend=backend,
-                        progress=progress)  # type: ignore[arg-type]
+                        progress=progress, distractors=distractors)  # type: ignore[arg-type]
     results, _ = evaluate_encoded(enc, protocol, config)
     metrics: dict[str, dict[str, float]] = {}
     for direction, r in results.items():
@@ -227,6 +230,7 @@ def evaluate_cross_source(
     backend: str = "auto",
     protocol: str = "auto",
     progress: bool = False,
+    distractors: bool = False,
 ) -> CrossSourceResult:
     """PAN→MS and MS→PAN retrieval quality of a trained encoder, by the dataset's protocol.
 
@@ -240,6 +244,8 @@ def evaluate_cross_source(
         protocol: "auto" (the datasets' ``task``, :func:`dataset_task`; "class" when
             they have none), "class" or "instance".
         progress: progress bars while ranking.
+        distractors: instance matching: the other source's training images join the
+            gallery as distractors (never relevant).
 
     Returns:
         :class:`CrossSourceResult`: MAP both directions (class), or recall@1, recall@10
@@ -250,13 +256,13 @@ def evaluate_cross_source(
     codes: dict[str, dict[str, np.ndarray]] = {"train": {}, "test": {}}
     for split, ds in (("train", database), ("test", queries)):
         for key in ("pan", "ms"):
-            if split == "train" and protocol == "instance":  # the gallery is the test split: no training codes
+            if split == "train" and protocol == "instance" and not distractors:  # gallery: the test split only
                 codes[split][key] = np.zeros((0, nbytes), np.uint8)
                 continue
             codes[split][key] = encoder.encode(_images(ds, key), key, batch_size=batch_size)
-    train_labels = dataset_labels(database) if protocol == "class" else np.zeros(0, np.int64)
+    train_labels = dataset_labels(database) if codes["train"]["pan"].shape[0] else np.zeros(0, np.int64)
     return evaluate_codes(codes, train_labels, dataset_labels(queries), encoder.bits, protocol=protocol, name=name,
-                          backend=backend, progress=progress)
+                          backend=backend, progress=progress, distractors=distractors)
 
 
 def split_dataset(dataset: Dataset, test_fraction: float = 0.25, seed: int = 0) -> tuple[Dataset, Dataset]:

@@ -166,6 +166,12 @@ def test_evaluate_cross_source_follows_the_dataset_task():
     assert res.protocol == "instance" and res.metrics["PAN->MS"]["recall@1"] == 1.0
     assert res.metrics["MS->PAN"]["mrr"] == 1.0 and res.map_pan2ms is None
     assert enc.calls == [("pan", 3), ("ms", 3)]
+    # With distractors the training codes join the gallery: 3 + 2 items, never relevant.
+    enc = _MarkerEncoder()
+    res = evaluate_cross_source(enc, train_i, test_i, distractors=True)
+    assert res.database_size == 5 and enc.calls == [("pan", 2), ("ms", 2), ("pan", 3), ("ms", 3)]
+    # MS 0x00 ranks its pair (0x00, distance 0) first, ahead of the distractors 1 and 2 (distance 1).
+    assert res.metrics["MS->PAN"]["recall@1"] == 1.0
     # An explicit protocol wins over the task.
     assert evaluate_cross_source(_MarkerEncoder(), train_i, test_i, protocol="class").protocol == "class"
 
