@@ -82,7 +82,7 @@ def test_summary_mean_and_spread_over_seeds_and_markdown(exp):
             for s, v in ((0, 0.4), (1, 0.6))]
     rows.append({"dataset": "fusebox-landsat7", "method": "cca", "bits": 32, "seed": 0, "epochs": None,
                  "protocol": "instance", "train_seconds": 1.0, "database_size": 144,
-                 **{k: 0.25 for k in exp._metrics_of("instance")}})
+                 **dict.fromkeys(exp._metrics_of("instance"), 0.25)})
     cells = exp.summarise(rows)
     sid = next(c for c in cells if c["method"] == "sidhcnn")
     assert sid["map_pan2ms"] == pytest.approx(0.5) and sid["map_pan2ms_std"] == pytest.approx(0.1414, abs=1e-4)
