@@ -46,6 +46,7 @@ from hashsearch.errors import IncompatibleStoreError, StoreError
 from hashsearch.search.outofcore import (
     default_query_block,
     parse_memory_limit,
+    plan_for,
     positions_to_ids,
     resolve_backend,
     search_positions,
@@ -378,6 +379,11 @@ def batch_search(
         query_block = check_int(query_block, "query_block")
         nblocks = -(-nq // query_block)
         ntotal = db.committed_rows if isinstance(db, CodeStore) else db.ntotal
+        # Everything that can refuse the search does so before the results group exists:
+        # an absurd k (check_k's padding limit) and a memory limit too small for one block.
+        k = check_k(k, ntotal, min(nq, query_block))
+        if isinstance(db, CodeStore) and nq:
+            plan_for(db.code_source, min(nq, query_block), k, limit, ntotal)
         attrs = {
             "format": RESULTS_FORMAT,
             "version": _RESULTS_VERSION,

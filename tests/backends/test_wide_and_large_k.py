@@ -106,3 +106,27 @@ def test_k_far_above_ntotal_is_refused_by_every_entry_point(tmp_path):
         with pytest.raises(ValueError, match="far above ntotal=1000"):
             index.search(queries, 2**40)
     assert store.ntotal == 1000
+
+
+def test_batch_search_refuses_before_writing_its_results(tmp_path):
+    # batch_search (and `hashsearch index search`) refuses an absurd k and a memory limit
+    # too small for one block before the results group exists: nothing is left behind.
+    from hashsearch import BinaryIndex, CodeStore
+    from hashsearch.search.batch import batch_search
+
+    codes = random_codes(1000, 64, seed=4)
+    queries = random_codes(3, 64, seed=5)
+    with CodeStore.create(tmp_path / "a.zarr", nbits=64) as store:
+        store.append(codes)
+    store = CodeStore.open(tmp_path / "a.zarr")
+    index = BinaryIndex(64)
+    index.add(codes)
+    for n, database in enumerate((store, index)):
+        out = tmp_path / f"k{n}.zarr"
+        with pytest.raises(ValueError, match="far above ntotal=1000"):
+            batch_search(database, queries, 2**40, out, progress=False)
+        assert not out.exists()
+    out = tmp_path / "small.zarr"
+    with pytest.raises(ValueError, match="too small"):
+        batch_search(store, queries, 10, out, memory_limit=1000, progress=False)
+    assert not out.exists()
