@@ -12,7 +12,8 @@ Modes:
 
 - ``quick``: l = 32, one seed, short schedules (10 epochs; 5 on fusebox), eurosat-ms
   (class retrieval with the Table IV ablation), nc-landsat7 (class retrieval) and six
-  crops of fusebox-landsat7 (instance matching); about 15 minutes on 2 shared cores.
+  crops of fusebox-landsat7 (instance matching); 8 minutes on 2 shared cores (478 s
+  measured, docs/results.md).
 - ``full``: the paper-sized plan: seeds 0, 1, 2 at l = 32 (ablation, SIDHCNN, DCMH,
   CCA-ITQ, SCM), l in {8, 16, 24, 64} with one seed (Table VIII's shape), every set,
   the demo's schedules; several hours on 2 cores (see docs/results.md). Not run here.
