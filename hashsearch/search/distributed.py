@@ -49,7 +49,14 @@ import numpy as np
 from hashsearch._system import available_cpus
 from hashsearch._validate import as_codes, check_int, check_k
 from hashsearch.backends import Backend
-from hashsearch.search.outofcore import TaskBackend, merge_parts, parse_memory_limit, search_positions, task_backend
+from hashsearch.search.outofcore import (
+    TaskBackend,
+    merge_parts,
+    parse_memory_limit,
+    plan_for,
+    search_positions,
+    task_backend,
+)
 from hashsearch.store._zarrio import StoreLocation
 
 if TYPE_CHECKING:
@@ -265,6 +272,9 @@ def search(
                 location.describe(),
                 code_store.ntotal - nrows,
             )
+        if q.shape[0]:
+            # a limit too small for one block is refused here, before a cluster starts
+            plan_for(code_store.code_source, q.shape[0], k, limit, nrows)
         uuid = code_store.uuid
         with connect(client) as dask_client:
             shard_rows = code_store.config.sizes()[0]

@@ -109,3 +109,18 @@ def test_shard_groups():
     assert distributed.shard_groups(0, 4, 2) == []
     with pytest.raises(ValueError):
         distributed.shard_groups(10, 4, 0)
+
+
+def test_a_memory_limit_too_small_is_refused_before_a_cluster_starts(tmp_path, monkeypatch):
+    from hashsearch.search import distributed as dist
+
+    codes = random_codes(500, 64, seed=1)
+    with CodeStore.create(tmp_path / "s.zarr", nbits=64) as store:
+        store.append(codes)
+
+    def no_cluster(client):
+        raise AssertionError("a cluster was started before the memory limit was checked")
+
+    monkeypatch.setattr(dist, "connect", no_cluster)
+    with pytest.raises(ValueError, match="too small"):
+        dist.search(CodeStore.open(tmp_path / "s.zarr"), codes[:2], 5, memory_limit=1000)
