@@ -259,7 +259,9 @@ def test_radius_counts_match_the_engines_range_search():
         assert curves["recall"][r] == pytest.approx(np.mean(rec))
 
 
-def test_matches_the_training_metric_and_every_backend():
+def test_every_backend_gives_the_same_statistics():
+    # (hashsearch.training.metrics is a re-export of these functions now: comparing with
+    # it would compare the metric with itself.)
     from hashsearch.backends import available_backends
 
     rng = np.random.default_rng(4)
@@ -271,12 +273,6 @@ def test_matches_the_training_metric_and_every_backend():
         got = ranking_stats(q, ql, db, dl, backend=name, num_threads=2)
         np.testing.assert_array_equal(got.ap, reference.ap)
         np.testing.assert_array_equal(got.hist_total, reference.hist_total)
-    pytest.importorskip("torch")
-    from hashsearch.training.metrics import average_precisions
-
-    np.testing.assert_allclose(reference.ap, average_precisions(q, ql, db, dl, backend="numpy"))
-    np.testing.assert_allclose(reference.ap_at_k[:, reference.ks.index(100)],
-                               average_precisions(q, ql, db, dl, top_k=100, backend="numpy"))
 
 
 def test_blocks_do_not_change_the_statistics():
