@@ -76,6 +76,7 @@ class BinaryIndex(IndexType):
         self._id_policy = IdPolicy()
         self._lookup: tuple[np.ndarray, np.ndarray] | None = None
         self._id_table: np.ndarray | None = None
+        self._backend_stale = False  # a hook failed: the backend holds nothing (attach at the next change)
 
     # -- properties -------------------------------------------------------------------
     @property
@@ -164,12 +165,15 @@ class BinaryIndex(IndexType):
         if m == 0:
             return
         self._reserve(self._n + m)
-        self._codes[self._n : self._n + m] = new_codes
-        self._ids[self._n : self._n + m] = new_ids
-        self._id_policy.accept(new_ids, self._n, int(self._ids[self._n - 1]) if self._n else None)
+        n = self._n
+        self._codes[n : n + m] = new_codes
+        self._ids[n : n + m] = new_ids
+        # the backend takes the rows before they count: if its hook fails (device memory...)
+        # the index is unchanged (rows past ntotal are unused capacity)
+        self._backend_hook(lambda: self._sync_backend(self._codes[n : n + m]))
+        self._id_policy.accept(new_ids, n, int(self._ids[n - 1]) if n else None)
         self._n += m
         self._invalidate_id_caches()
-        self._backend.extend(self._codes[self._n - m : self._n])
 
     def remove_ids(self, ids: Any) -> int:
         """Remove the codes with the given ids; ids not in the index are ignored.
@@ -197,7 +201,9 @@ class BinaryIndex(IndexType):
         self._n = remaining
         self._id_policy.removed(self._ids[:remaining])
         self._invalidate_id_caches()
-        self._backend.attach(self.codes)
+        # the removal stands even if the backend cannot take the new database: it forgets
+        # its copy then (searches still see self.codes) and gets all of it on the next change
+        self._backend_hook(lambda: self._backend.attach(self.codes))
         logger.debug("removed %d codes, %d remain", positions.size, remaining)
         return int(positions.size)
 
@@ -208,6 +214,7 @@ class BinaryIndex(IndexType):
         self._n = 0
         self._id_policy = IdPolicy()
         self._invalidate_id_caches()
+        self._backend_stale = False
         self._backend.reset()
 
     def reconstruct(self, id: int) -> np.ndarray:
@@ -348,9 +355,34 @@ class BinaryIndex(IndexType):
         self._codes, self._ids, self._n = codes, ids, codes.shape[0]
         self._id_policy = id_policy
         self._invalidate_id_caches()
-        self._backend.attach(self.codes)
+        self._backend_stale = False
+        self._backend_hook(lambda: self._backend.attach(self.codes))
 
     # -- internals --------------------------------------------------------------------
+    def _sync_backend(self, new_rows: np.ndarray) -> None:
+        """Give the backend an add's new rows (uint8 (m, code_size), the rows after
+        ``ntotal`` in the buffer); the whole database with them if it lost its copy."""
+        if self._backend_stale:
+            n = self._n + new_rows.shape[0]
+            self._backend.attach(self._codes[:n])
+            self._backend_stale = False
+        else:
+            self._backend.extend(new_rows)
+
+    def _backend_hook(self, hook: Any) -> None:
+        """Run a backend state hook; if it raises, the backend forgets its state
+        (``reset``) and is given the whole database at the next change, then the error
+        propagates."""
+        try:
+            hook()
+        except BaseException:
+            self._backend_stale = True
+            try:
+                self._backend.reset()
+            except Exception:  # the original error is the one to report
+                logger.exception("backend %s: reset after a failed state hook failed too", self.backend)
+            raise
+
     def _reserve(self, n: int) -> None:
         capacity = self._codes.shape[0]
         if n <= capacity:

@@ -10,6 +10,7 @@ from search_helpers import UnavailableBackend, oracle_knn, oracle_range
 import hashsearch.backends as backends_mod
 from hashsearch import BackendUnavailableError, BinaryIndex
 from hashsearch.backends import PAD_DISTANCE, PAD_POSITION
+from hashsearch.backends.numpy_backend import NumpyBackend
 from hashsearch.synthetic import random_codes, tied_codes
 
 
@@ -348,3 +349,59 @@ def test_backend_instance_and_bad_backend_type():
     assert index.backend_impl is impl and index.backend == "numpy"
     with pytest.raises(TypeError, match="backend must be a name or a Backend"):
         BinaryIndex(64, backend=3)
+
+
+class _StatefulBackend(NumpyBackend):
+    """A backend with a device-like copy of the database, kept through the hooks, that
+    answers from that copy and can be told to fail a hook (device out of memory)."""
+
+    def __init__(self):
+        super().__init__(1)
+        self.copy = np.empty((0, 8), np.uint8)
+        self.fail: set[str] = set()
+
+    def attach(self, codes):
+        if "attach" in self.fail:
+            self.copy = codes[:1].copy()  # half done
+            raise MemoryError("device")
+        self.copy = codes.copy()
+
+    def extend(self, new_codes):
+        if "extend" in self.fail:
+            self.copy = np.concatenate([self.copy, new_codes[:1]])  # half done
+            raise MemoryError("device")
+        self.copy = np.concatenate([self.copy, new_codes])
+
+    def reset(self):
+        self.copy = np.empty((0, 8), np.uint8)
+
+    def knn(self, codes, queries, k):
+        if self.copy.shape == codes.shape:
+            assert (self.copy == codes).all(), "the backend's copy went stale"
+        return super().knn(codes, queries, k)
+
+
+def test_a_failing_backend_hook_leaves_the_index_unchanged_or_consistent():
+    codes = tied_codes(600, 64, 30, seed=12)
+    backend = _StatefulBackend()
+    index = BinaryIndex(64, backend)
+    index.add(codes[:300], ids=np.arange(300) * 2)
+    backend.fail = {"extend"}
+    with pytest.raises(MemoryError):
+        index.add(codes[300:], ids=np.arange(300, 600) * 2)
+    # unchanged: the rows and ids of before, the ids of the failed add still free
+    assert index.ntotal == 300 and backend.copy.shape[0] == 0
+    np.testing.assert_array_equal(index.codes, codes[:300])
+    backend.fail = set()
+    index.add(codes[300:], ids=np.arange(300, 600) * 2)  # the backend gets the whole database again
+    np.testing.assert_array_equal(backend.copy, codes)
+    want = oracle_knn(codes, codes[:7], 9)
+    np.testing.assert_array_equal(index.search(codes[:7], 9)[0], want[0])
+    # a failed attach after a removal: the removal stands, the backend forgets its copy
+    backend.fail = {"attach"}
+    with pytest.raises(MemoryError):
+        assert index.remove_ids(np.arange(0, 1200, 6))
+    assert index.ntotal == 400 and backend.copy.shape[0] == 0
+    backend.fail = set()
+    index.add(codes[:5])
+    np.testing.assert_array_equal(backend.copy, index.codes)
