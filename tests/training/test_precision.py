@@ -176,7 +176,7 @@ def test_train_data_saves_pixel_stats_that_the_encoder_and_retriever_use(tmp_pat
     assert stats["ms"]["mean"][3] > 2000  # raw pixel units: the network alone never sees these
     run = tmp_path / "run"
     res = CliRunner().invoke(app, ["train", "--data", str(data), "--bits", "16", "--epochs", "1", "--batch-size", "8",
-                                   "--threads", "1", "--no-progress", "--out", str(run), "--json"])
+                                   "--lr", "0.01", "--threads", "1", "--no-progress", "--out", str(run), "--json"])
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout.strip().splitlines()[-1])["epochs"] == 1
     state = load_checkpoint(run)
