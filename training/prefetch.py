@@ -1,10 +1,10 @@
 """Read the next mini-batches while the current one trains: a background-thread prefetcher.
 
 What this module owns: :func:`prefetch`, which the trainer puts around its in-process
-batch loader (``num_workers=0``, the default) so that reading and decoding the next
-batches (Zarr chunks, decompression, normalisation, collation: mostly code that
-releases the GIL) overlaps the network's step instead of adding to it. Measured
-numbers are in ``docs/training.md`` ("CPU speed").
+batch loader (``num_workers=0``, the default) so that reading the next batches overlaps
+the network's step where the reading waits on storage. Per-item Zarr reads that are
+Python-bound gain nothing on a busy 2-core machine (they hold the GIL): measured in
+``docs/training.md`` ("CPU speed").
 
 The batches come out in the order the wrapped iterator makes them, so a run is the
 same with and without it (the trainer's batch orders and the augmentation draws do
