@@ -307,7 +307,9 @@ def _train(name: str, config: DemoConfig, dataset: Path, run_dir: Path) -> tuple
 def _same_config(saved: dict[str, Any], cfg: Any) -> bool:
     mine = cfg.to_dict()
     runtime = ("epochs", "threads", "device", "num_workers")  # a longer run of the same model serves a shorter one
-    return all(saved.get(k) == v for k, v in mine.items() if k not in runtime)
+    # fields added since a checkpoint was written take the value those runs had
+    older = {"precision": "auto"}
+    return all(saved.get(k, older.get(k)) == v for k, v in mine.items() if k not in runtime)
 
 
 # ------------------------------------------------------------------ stage 3: archive
