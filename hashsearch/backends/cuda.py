@@ -29,6 +29,7 @@ extension; nothing else of hashsearch.
 from __future__ import annotations
 
 import os
+import weakref
 from typing import Any
 
 import numpy as np
@@ -84,6 +85,13 @@ def _address(a: np.ndarray) -> int:
     return int(a.__array_interface__["data"][0])
 
 
+def _owner(a: np.ndarray) -> np.ndarray:
+    """The array that owns ``a``'s memory (``a`` itself when it is no view)."""
+    while isinstance(a.base, np.ndarray):
+        a = a.base
+    return a
+
+
 class CudaBackend(Backend):
     """Exact kernels on an NVIDIA GPU (any k, inclusive range search, position ties).
 
@@ -104,7 +112,12 @@ class CudaBackend(Backend):
         if self.batch_limit < 0:
             raise ValueError(f"batch_limit must be >= 0, got {batch_limit}")
         self._db: Any = None
-        self._base: int | None = None  # address of the index's buffer the device copy mirrors
+        # what the device copy mirrors: the array owning the index's buffer (a weak
+        # reference: a dropped buffer never matches, even if its address is reused), the
+        # address of the copy's row 0 in it, and the hook generation it was set at
+        self._owner: weakref.ref[np.ndarray] | None = None
+        self._base: int | None = None
+        self.generation = 0  # bumped by every hook (attach, extend, reset)
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
@@ -122,27 +135,34 @@ class CudaBackend(Backend):
     # -- device state (the index's hooks: attach, extend, reset) ---------------------------
     def attach(self, codes: np.ndarray) -> None:
         """Upload the index's whole database (uint8 (n, nbytes)); the old copy is freed first."""
-        self.reset()
+        self.reset()  # bumps the generation
         if codes.shape[0]:
             self._db = self._upload(codes)
-            self._base = _address(codes)
+            self._mirror(codes, 0)
 
     def extend(self, new_codes: np.ndarray) -> None:
         """Append an add's new rows (uint8 (m, nbytes)) to the device copy."""
+        self.generation += 1
         if self._db is None:
             self._db = self._upload(new_codes)
         else:
             self._db.add(new_codes)
-        # new_codes are rows n - m .. n - 1 of the index's buffer: remember where it starts,
-        # so a search over that buffer is recognised (the buffer may have been reallocated).
-        self._base = _address(new_codes) - (self._db.ntotal - new_codes.shape[0]) * new_codes.shape[1]
+        # new_codes are rows n - m .. n - 1 of the index's buffer (which may have been
+        # reallocated by this add): remember that buffer and where row 0 lies in it
+        self._mirror(new_codes, self._db.ntotal - new_codes.shape[0])
 
     def reset(self) -> None:
         """Free the device copy of the database."""
-        if self._db is not None:
-            self._db.reset()
-        self._db = None
-        self._base = None
+        self.generation += 1
+        db, self._db, self._owner, self._base = self._db, None, None, None
+        if db is not None:
+            db.reset()
+
+    def _mirror(self, rows: np.ndarray, first: int) -> None:
+        """The device copy mirrors the buffer holding ``rows``, which are its row ``first`` on."""
+        self.generation += 1
+        self._owner = weakref.ref(_owner(rows))
+        self._base = _address(rows) - first * rows.shape[1]
 
     def _upload(self, codes: np.ndarray) -> Any:
         nbits = codes.shape[1] * 8
@@ -155,12 +175,15 @@ class CudaBackend(Backend):
     def _database(self, codes: np.ndarray) -> tuple[Any, bool]:
         """(device database for ``codes``, whether it is temporary).
 
-        The device copy answers when ``codes`` is the index's database (same buffer, same
-        rows); any other array is uploaded for this call only.
+        The device copy answers when ``codes`` is the index's database: a view of the
+        very array (alive) the hooks were given, starting at the copy's row 0, with as
+        many rows. Any other array (a store block, a functional call, a new array at a
+        dropped buffer's address) is uploaded for this call only.
         """
         db = self._db
-        if (db is not None and self._base == _address(codes) and codes.shape[0] == db.ntotal
-                and codes.shape[1] == db.nbytes):
+        owner = self._owner() if self._owner is not None else None
+        if (db is not None and owner is not None and _owner(codes) is owner and self._base == _address(codes)
+                and codes.shape[0] == db.ntotal and codes.shape[1] == db.nbytes):
             return db, False
         return self._upload(codes), True
 
