@@ -30,6 +30,7 @@ def info(as_json: bool = typer.Option(False, "--json", help="Print one JSON obje
         "simd_levels": hashsearch.simd_levels(),
         "num_threads": default_num_threads(),
         "cuda": cuda_info(),
+        "cuda_auto": "never chosen by backend='auto' (transfer threshold not measured); ask for backend='cuda'",
         "extras": {
             name: importlib.util.find_spec(module) is not None
             for name, module in (("train", "torch"), ("data", "rasterio"), ("plot", "matplotlib"))

@@ -19,6 +19,7 @@ def test_info_reports_backends_and_simd():
     assert info["version"] == hashsearch.__version__
     assert info["backends"] == hashsearch.available_backends()
     assert info["auto_backend"] == info["backends"][0]
+    assert info["auto_backend"] != "cuda" and "never" in info["cuda_auto"]
     assert info["simd_level"] == hashsearch.simd_level()
     assert set(info["extras"]) == {"train", "data", "plot"}
 
