@@ -24,12 +24,13 @@ FAST = EvalConfig(embedding="pca", progress=False, ks=(1, 10), strip_queries=2, 
 def check_report_folder(folder: Path) -> None:
     """Every figure and link of report.html and report.md exists; embedded images are PNGs."""
     page = (folder / "report.html").read_text()
-    sources = re.findall(r"<img[^>]*src='([^']+)'", page)
+    # either quote style: an attribute written with double quotes must not escape the check
+    sources = [m[1] for m in re.findall(r"""<img[^>]*\ssrc=(['"])(.+?)\1""", page)]
     assert sources, "report.html shows no figure"
     for src in sources:
         assert src.startswith("data:image/png;base64,"), src[:40]
         assert base64.b64decode(src.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
-    for href in re.findall(r"href='([^']+)'", page):
+    for _, href in re.findall(r"""\shref=(['"])(.+?)\1""", page):
         assert (folder / href).is_file(), href
     md = (folder / "report.md").read_text()
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
