@@ -160,6 +160,7 @@ class _Target:
         self.dataset: dict[str, Any] = dict(ds or {})
         self._labels: np.ndarray | None = None
         self._sorted_ids: tuple[np.ndarray, np.ndarray] | None = None
+        self._cached_n: int | None = None  # store.ntotal when the two above were read
         self._codes: np.ndarray | None = None
 
     @property
@@ -169,6 +170,7 @@ class _Target:
     def labels_at(self, positions: np.ndarray) -> np.ndarray | None:
         if not self.store.has_labels:
             return None
+        self._forget_if_grown()
         if self._labels is None:
             self._labels = np.asarray(self.store.read_labels(), dtype=np.int64)
         out = np.full(positions.shape, -1, np.int64)
@@ -180,6 +182,7 @@ class _Target:
         """Row positions of store ids (-1 stays -1)."""
         if self.store.ids_are_positions:
             return ids.copy()
+        self._forget_if_grown()
         if self._sorted_ids is None:
             stored = np.asarray(self.store.read_ids(), dtype=np.int64)
             order = np.argsort(stored, kind="stable")
@@ -187,8 +190,25 @@ class _Target:
         keys, order = self._sorted_ids
         out = np.full(ids.shape, -1, np.int64)
         valid = ids >= 0
-        out[valid] = order[np.searchsorted(keys, ids[valid])]
+        if keys.size == 0:
+            if valid.any():
+                raise KeyError(f"id {int(ids[valid][0])} is not in the store")
+            return out
+        where = np.minimum(np.searchsorted(keys, ids[valid]), keys.size - 1)
+        missing = keys[where] != ids[valid]
+        if missing.any():
+            raise KeyError(f"id {int(ids[valid][missing][0])} is not in the store")
+        out[valid] = order[where]
         return out
+
+    def _forget_if_grown(self) -> None:
+        """Drop the cached labels and ids when the store's row count changed (a store
+        open for appending grows between searches)."""
+        n = int(self.store.ntotal)
+        if self._cached_n != n:
+            self._labels = None
+            self._sorted_ids = None
+            self._cached_n = n
 
     def search(self, queries: np.ndarray, k: int, *, backend: Any, num_threads: int | None,
                memory_limit: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -211,3 +211,23 @@ def test_import_hashsearch_does_not_import_torch_until_used():
             "assert Retriever.__module__ == 'hashsearch.retrieval'; "
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_growing_store_refreshes_the_cached_labels_and_ids(tmp_path):
+    from hashsearch.retrieval import _Target
+    from hashsearch.synthetic import random_codes
+
+    codes = random_codes(30, 32, seed=3)
+    with CodeStore.create(tmp_path / "g.zarr", 32, with_labels=True) as store:
+        store.append(codes[:10], ids=np.arange(10) * 5, labels=np.arange(10))
+        store.flush()
+        target = _Target(store, None)
+        np.testing.assert_array_equal(target.positions_of(np.array([45, -1, 0])), [9, -1, 0])
+        np.testing.assert_array_equal(target.labels_at(np.array([9])), [9])
+        store.append(codes[10:], ids=np.arange(10, 30) * 5, labels=np.arange(10, 30) + 100)
+        store.flush()
+        # rows 10.. were not in the first cache: read again, not an IndexError or a wrong row
+        np.testing.assert_array_equal(target.positions_of(np.array([145, 50])), [29, 10])
+        np.testing.assert_array_equal(target.labels_at(np.array([29, 10])), [129, 110])
+        with pytest.raises(KeyError, match="id 7 "):
+            target.positions_of(np.array([7]))
