@@ -145,3 +145,23 @@ def test_errors_are_one_line_and_exit_1(archive, tmp_path):
     result = CliRunner().invoke(app, ["query", "-m", str(root / "run"), "-s", str(tmp_path / "nostore.zarr"),
                                       str(tmp_path / "ms.npy")])
     assert result.exit_code == 1 and "no code store" in result.stderr
+
+
+def test_hand_set_pixel_stats_normalise_the_query(archive):
+    """The expectation uses constants, not the dataset's statistics (the rule the CLI
+    applies is not recomputed from the same source)."""
+    from hashsearch import Retriever
+    from hashsearch.store import CodeStore
+    from hashsearch.training.encoder import Encoder
+
+    root, _ = archive
+    image = (np.arange(PAN * PAN, dtype=np.uint16).reshape(1, 1, PAN, PAN) * 7) % 1000
+    stats = {"pan": {"mean": [300.0], "std": [50.0]}, "ms": {"mean": [0.0] * 4, "std": [1.0] * 4}}
+    with Retriever(root / "run", root / "ms.zarr", pixel_stats=stats) as retriever:
+        got = retriever.search(image, "pan", k=4)
+    codes = Encoder.load(root / "run").encode((image.astype(np.float32) - 300.0) / 50.0, "pan")
+    np.testing.assert_array_equal(got.codes, codes)
+    store = CodeStore.open(root / "ms.zarr")
+    d, pos = oracle_knn(store.read_codes(), codes, 4)
+    np.testing.assert_array_equal(got.distances, d)
+    np.testing.assert_array_equal(got.ids, store.read_ids()[pos])
