@@ -114,14 +114,18 @@ def test_text_output_and_strip(archive, tmp_path):
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 1000
 
 
-def test_query_without_the_training_normalisation_is_warned_about(archive, tmp_path):
+def test_a_model_trained_on_a_dataset_carries_its_normalisation(archive, tmp_path):
+    # `hashsearch train --data` records the dataset's pixel statistics in the checkpoint:
+    # a query without --data is normalised the same way (same answers, no unit warning).
     from hashsearch.data import open_dataset
 
     root, data = archive
     np.save(tmp_path / "q.npy", np.asarray(open_dataset(data, "test")[0]["pan"]))
-    result = _ok(CliRunner().invoke(app, ["query", "-m", str(root / "run"), "-s", str(root / "ms.zarr"),
-                                          str(tmp_path / "q.npy"), "--json"]))
-    assert "standard deviations" in result.stderr
+    base = ["query", "-m", str(root / "run"), "-s", str(root / "ms.zarr"), str(tmp_path / "q.npy"), "-k", "5", "--json"]
+    alone = _ok(CliRunner().invoke(app, base))
+    with_data = _ok(CliRunner().invoke(app, [*base, "--data", str(data)]))
+    assert "standard deviations" not in alone.stderr
+    assert json.loads(alone.stdout) == json.loads(with_data.stdout)
 
 
 def test_errors_are_one_line_and_exit_1(archive, tmp_path):
