@@ -10,6 +10,7 @@ images into source-invariant binary codes searched by :class:`hashsearch.BinaryI
 - :mod:`.losses` — the loss terms IRSC, IASC, BQC, FDC (one ``nn.Module`` each), their registry :data:`TERMS`.
 - :mod:`.objective` — :class:`WeightedLoss` over named terms, :class:`SIDHCNNLoss`, :func:`build_loss`.
 - :mod:`.checkpoint` — atomic checkpoint files, :func:`load_checkpoint`.
+- :mod:`.run_state` — :class:`EpochStats`, :class:`TrainResult`, the dataset readers of the trainer.
 - :mod:`.trainer` — :class:`Trainer` (Algorithm 1, checkpoints, resume).
 - :mod:`.encoder` — :class:`Encoder` (checkpoint -> packed codes, CodeStore provenance).
 - :mod:`.fake` — seeded fake dual-source data (class or instance task).
@@ -21,7 +22,7 @@ images into source-invariant binary codes searched by :class:`hashsearch.BinaryI
 Importing this package imports torch; :mod:`hashsearch` itself never does.
 
 Import direction inside the package (no cycles; ``tests/test_architecture.py``
-checks it): config < pairwise < losses < objective < models < checkpoint < trainer
+checks it): config < pairwise < losses < objective < models < checkpoint, run_state < trainer
 < encoder < experiments < baselines; fake, augment, datasets and metrics sit beside
 them. The core loop (trainer) never imports a baseline.
 """
