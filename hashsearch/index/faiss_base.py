@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from hashsearch._ids import IdPolicy
-from hashsearch._validate import as_codes, as_lookup_ids, check_k, check_nbits, check_radius
+from hashsearch._validate import as_codes, as_lookup_ids, check_int, check_k, check_nbits, check_radius
 from hashsearch.backends import PAD_DISTANCE, PAD_POSITION
 from hashsearch.errors import CorruptStoreError, IncompatibleStoreError
 from hashsearch.index.base import IndexType, ReadOnlyIndexError, order_by_distance_position
@@ -243,9 +243,7 @@ class FaissIndex(IndexType):
             TypeError: id is not an integer.
             KeyError: no code has this id.
         """
-        if isinstance(id, (bool, np.bool_)) or not isinstance(id, (int, np.integer)):
-            raise TypeError(f"id must be an int, got {type(id).__name__}")
-        pos = int(self._find_positions(id, "id")[0])
+        pos = int(self._find_positions(check_int(id, "id", minimum=None), "id")[0])
         if pos < 0:
             raise KeyError(f"id {id} is not in the index")
         return np.asarray(self._storage().reconstruct(pos), dtype=np.uint8).reshape(self.code_size)

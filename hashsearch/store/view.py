@@ -304,28 +304,6 @@ class StoreView:
             progress=progress,
         )
 
-    def search_positions(
-        self,
-        queries: np.ndarray,
-        k: int,
-        backend: Backend,
-        *,
-        memory_limit: int,
-        start: int = 0,
-        stop: int | None = None,
-        progress: bool = False,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k *row positions* among rows [start, stop); inputs already validated
-        (see :func:`hashsearch.search.outofcore.search_positions`).
-
-        Returns:
-            (D int32 (nq, k), positions int64 (nq, k), global row positions).
-        """
-        self._check_open()
-        return outofcore.search_positions(
-            self._reader, queries, k, backend, memory_limit=memory_limit, start=start, stop=stop, progress=progress
-        )
-
     # -- description and checks ---------------------------------------------------------
     def nbytes_on_disk(self) -> int | None:
         """Bytes the store's files take (local stores only, else None)."""

@@ -28,6 +28,7 @@ from typing import Any, Literal
 import numpy as np
 
 from hashsearch._paths import data_root
+from hashsearch.data._io import md5
 from hashsearch.data.errors import DataNotFoundError, MalformedDataError
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "need",
     "option",
     "read_manifest",
+    "check_against_manifest",
     "recipe_dir",
     "registration_scores",
     "round_to",
@@ -210,6 +212,24 @@ def read_manifest(path: Path) -> dict[str, str]:
     except (ValueError, KeyError, TypeError) as exc:
         raise MalformedDataError(f"{path} is not a readable manifest: {exc}") from exc
     raise MalformedDataError(f"{path}: expected a list of {{file, md5}} or an object with 'files'")
+
+
+def check_against_manifest(path: Path, rel: str, expected: dict[str, str], manifest: Path) -> None:
+    """Check one data file against the manifest's md5 sums (nothing when ``expected`` is empty).
+
+    Args:
+        path: the file; rel: its name in the manifest ("class/file.tif");
+        expected: :func:`read_manifest`'s mapping; manifest: the manifest's path (for messages).
+
+    Raises:
+        MalformedDataError: the file is not listed, or its md5 differs (a damaged copy).
+    """
+    if not expected:
+        return
+    if rel not in expected:
+        raise MalformedDataError(f"{rel} is not listed in {manifest}")
+    if md5(path) != expected[rel]:
+        raise MalformedDataError(f"{path} does not match its md5 in {manifest}; the copy is damaged")
 
 
 def block_mean(x: np.ndarray, f: int) -> np.ndarray:

@@ -35,10 +35,19 @@ from typing import Any
 
 import numpy as np
 
-from hashsearch.data._io import md5, read_image
+from hashsearch.data._io import read_image
 from hashsearch.data.dual import DualDatasetWriter, split_array
 from hashsearch.data.errors import DataNotFoundError, MalformedDataError
-from hashsearch.data.recipes._base import Recipe, RecipeConfig, block_mean, option, read_manifest, recipe_dir, round_to
+from hashsearch.data.recipes._base import (
+    Recipe,
+    RecipeConfig,
+    block_mean,
+    check_against_manifest,
+    option,
+    read_manifest,
+    recipe_dir,
+    round_to,
+)
 from hashsearch.data.splits import split_per_class
 
 __all__ = ["AID_PAN_WEIGHTS", "RECIPE", "AidConfig", "aid_pair"]
@@ -153,11 +162,7 @@ def _build(out: Path, config: AidConfig, *, root: str | os.PathLike[str] | None,
 
         for k, path in tqdm(files, desc="aid-subset", unit="image", disable=not progress):
             rel = f"{path.parent.name}/{path.name}"
-            if expected:
-                if rel not in expected:
-                    raise MalformedDataError(f"{rel} is not listed in {manifest}")
-                if md5(path) != expected[rel]:
-                    raise MalformedDataError(f"{path} does not match its md5 in {manifest}; the copy is damaged")
+            check_against_manifest(path, rel, expected, manifest)
             pan, ms = aid_pair(read_image(path, "AID"), crop=config.crop, pan_size=s, ratio=config.ratio,
                                weights=config.pan_weights)
             batch_pan.append(pan)

@@ -26,10 +26,18 @@ from typing import Any
 
 import numpy as np
 
-from hashsearch.data._io import md5, open_raster, read_band
+from hashsearch.data._io import open_raster, read_band
 from hashsearch.data.dual import DualDatasetWriter, split_array
 from hashsearch.data.errors import DataNotFoundError, MalformedDataError
-from hashsearch.data.recipes._base import Recipe, RecipeConfig, block_mean, option, read_manifest, recipe_dir
+from hashsearch.data.recipes._base import (
+    Recipe,
+    RecipeConfig,
+    block_mean,
+    check_against_manifest,
+    option,
+    read_manifest,
+    recipe_dir,
+)
 from hashsearch.data.splits import split_per_class
 from hashsearch.data.tiler import _crs_text
 
@@ -121,11 +129,7 @@ def _build(out: Path, config: EurosatConfig, *, root: str | os.PathLike[str] | N
                            ms_dtype=np.uint16, overwrite=overwrite) as writer:
         for i, (k, path) in enumerate(tqdm(files, desc="eurosat-ms", unit="tile", disable=not progress)):
             rel = f"{path.parent.name}/{path.name}"
-            if expected:
-                if rel not in expected:
-                    raise MalformedDataError(f"{rel} is not listed in {manifest}")
-                if md5(path) != expected[rel]:
-                    raise MalformedDataError(f"{path} does not match its md5 in {manifest}; the copy is damaged")
+            check_against_manifest(path, rel, expected, manifest)
             with open_raster(path, "EuroSAT") as ds:
                 tile = read_band(ds, None, "EuroSAT")
                 if tile.shape != (13, _TILE, _TILE) or tile.dtype != np.uint16:
