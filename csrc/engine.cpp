@@ -215,7 +215,10 @@ struct Workspace {
   GrowBuffer<int64_t> stage_p;
 };
 
-Workspace& workspace() {
+// Not inlined: a caller that saw the thread_local itself would address every member
+// through __tls_get_addr (the general-dynamic TLS model of a shared library), in hot
+// loops too; through an opaque reference it is an ordinary pointer.
+[[gnu::noinline]] Workspace& workspace() {
   thread_local Workspace ws;
   return ws;
 }

@@ -658,7 +658,9 @@ bool MultiIndex::probe(const KernelTable& kt, const uint8_t* codes, const uint8_
 
 namespace {
 
-MultiIndex::Query& query_workspace() {
+// Not inlined, for the reason given at engine.cpp's workspace(): probe() would otherwise
+// be specialised on the thread_local and reach every member through __tls_get_addr.
+[[gnu::noinline]] MultiIndex::Query& query_workspace() {
   thread_local MultiIndex::Query q;
   return q;
 }
