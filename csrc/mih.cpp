@@ -499,7 +499,8 @@ bool MultiIndex::probe(const KernelTable& kt, const uint8_t* codes, const uint8_
   q.qkeys.resize(mm);
   for (int32_t j = 0; j < mm; ++j) q.qkeys[j] = substring(query, tables_[j].offset, tables_[j].bits);
   // The bucket heads of the next step are fetched while a step runs (they are random
-  // accesses into tables far larger than the caches); those of the first step now.
+  // accesses into tables far larger than the caches); those of every radius-0 step now:
+  // they probe one bucket each and end before a head fetched one step ahead would arrive.
   auto prefetch_step = [&](int64_t t) {
     const int32_t s = static_cast<int32_t>(t / mm), j = static_cast<int32_t>(t % mm);
     const MihTable& tab = tables_[j];
@@ -513,7 +514,8 @@ bool MultiIndex::probe(const KernelTable& kt, const uint8_t* codes, const uint8_
       mask = r | (((r ^ mask) >> 2) >> __builtin_ctzll(mask));
     }
   };
-  prefetch_step(0);
+  const int64_t ahead = mm - 1;  // steps prefetched up front: 0..ahead
+  for (int64_t t = 0; t <= ahead; ++t) prefetch_step(t);
 
   double spent = 0.0;
   int64_t below = 0;  // codes found at distance < bound
@@ -560,7 +562,7 @@ bool MultiIndex::probe(const KernelTable& kt, const uint8_t* codes, const uint8_
         if (spent + remaining > budget) return false;
       }
     }
-    prefetch_step(t + 1);
+    if (t + 1 > ahead) prefetch_step(t + 1);
     // Probe every bucket at distance s from the query's substring j: values enumerated
     // in batches (map entries, then bucket heads prefetched a batch ahead), or, when the
     // table has fewer buckets than such values, a scan of its buckets.
