@@ -5,6 +5,7 @@ Usage::
     pytest benchmarks/bench_index_types.py --benchmark-json=index-types.json
     python benchmarks/index_types_report.py index-types.json                 # rewrites the docs section
     python benchmarks/index_types_report.py index-types.json -o report.md    # or writes elsewhere
+    python benchmarks/index_types_report.py 1m.json 10m.json                 # runs of several sizes
 
 Only the text between ``<!-- generated:begin -->`` and ``<!-- generated:end -->`` in
 the output file is replaced (the hand-written table of factory strings and
@@ -13,7 +14,8 @@ section holds, per data set (codes, queries, n, bits), one table of every index
 type: latency per query (median of the rounds over the queries per round), its
 speed-up over the exact flat scan ``Flat`` of the same run, recall@k (for
 multi-index hashing also the path that answered: "mih", "flat" after its fallback,
-or "mixed"), memory and build time; then the pigeonhole arithmetic of multi-index hashing on uniform
+or "mixed"), memory and build time; before them the issue's bars for multi-index
+hashing against ``Flat`` (from the same runs); then the pigeonhole arithmetic of multi-index hashing on uniform
 codes (where it cannot win, whatever the implementation).
 """
 
@@ -25,7 +27,7 @@ import math
 from collections import defaultdict
 from pathlib import Path
 
-__all__ = ["BEGIN", "END", "main", "mih_arithmetic", "records", "render", "replace_section"]
+__all__ = ["BARS", "BAR_SIZE", "BEGIN", "END", "bars", "main", "mih_arithmetic", "records", "render", "replace_section"]
 
 BEGIN = "<!-- generated:begin -->"
 END = "<!-- generated:end -->"
@@ -107,6 +109,49 @@ def mih_arithmetic(n: int, nbits: int, k: int, d: int | None = None) -> dict:
     }
 
 
+#: The bars of multi-index hashing against the flat scan (issue 9): (codes, queries, k or
+#: None for every k of the run, what is asked, the least speed-up that meets it).
+BARS = (
+    ("clustered", "near-centre", 10, "clustered codes, query near a centre, k = 10: >= 30x faster", 30.0),
+    ("uniform", "near-4", 1, "uniform codes, query 4 bits from a stored code, k = 1: >= 100x faster", 100.0),
+    ("uniform", "uniform", None, "uniform queries, no near neighbour: at most 1.2x slower", 1 / 1.2),
+)
+
+
+#: The size the issue sets the bars at (other sizes are shown beside it, unjudged).
+BAR_SIZE = (10_000_000, 64)
+
+
+def bars(recs: list[dict]) -> list[dict]:
+    """The issue's bars for ``MIH`` beside ``Flat`` of the same run, per (n, bits) measured.
+
+    Returns one dict per bar and size: n, bits, k, what, speedup (Flat time / MIH time;
+    the smallest over the ks when the bar holds for every k), met (bool at
+    :data:`BAR_SIZE`, None elsewhere), path.
+    """
+    index = {(r["codes"], r["queries"], r["n"], r["bits"], r["k"], r["index_type"]): r for r in recs}
+    out = []
+    for n, bits in sorted({(r["n"], r["bits"]) for r in recs}):
+        for codes, queries, k, what, least in BARS:
+            run_ks = {r["k"] for r in recs if (r["codes"], r["queries"]) == (codes, queries)}
+            ks = [k] if k is not None else sorted(run_ks)
+            worst = None
+            for kk in ks:
+                flat = index.get((codes, queries, n, bits, kk, "Flat"))
+                mih = index.get((codes, queries, n, bits, kk, "MIH"))
+                if flat is None or mih is None or mih["us_per_query"] <= 0:
+                    continue
+                ratio = flat["us_per_query"] / mih["us_per_query"]
+                if worst is None or ratio < worst[0]:
+                    worst = (ratio, kk, mih.get("search_path"))
+            if worst is not None:
+                out.append(
+                    {"n": n, "bits": bits, "k": worst[1], "what": what, "speedup": worst[0],
+                     "met": worst[0] >= least if (n, bits) == BAR_SIZE else None, "path": worst[2]}
+                )
+    return out
+
+
 def _fmt_bytes(value) -> str:
     return "—" if value is None else f"{value / 2**20:.1f} MiB"
 
@@ -120,6 +165,24 @@ def render(recs: list[dict]) -> str:
             "--benchmark-json=index-types.json`, then this script.",
             "",
         ]
+    measured = bars(recs)
+    if measured:
+        lines += [
+            "### The bars: multi-index hashing beside the flat scan",
+            "",
+            "Speed-up = `Flat` time / `MIH` time in the same run (for the uniform row, the least "
+            "over the ks; below 1 is slower). The issue sets the bars at 10,000,000 x 64 bits; "
+            "other sizes are shown beside them.",
+            "",
+            "| n | bits | bar | k | speed-up | path | met |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for b in measured:
+            lines.append(
+                f"| {b['n']:,} | {b['bits']} | {b['what']} | {b['k']} | {b['speedup']:.2f}× | "
+                f"{b['path'] or '—'} | {'—' if b['met'] is None else 'yes' if b['met'] else '**no**'} |"
+            )
+        lines.append("")
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for rec in recs:
         groups[(rec["codes"], rec["queries"], rec["n"], rec["bits"])].append(rec)
@@ -210,10 +273,12 @@ def replace_section(text: str, section: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("json", type=Path, help="pytest-benchmark JSON of benchmarks/bench_index_types.py")
+    parser.add_argument(
+        "json", type=Path, nargs="+", help="pytest-benchmark JSON files of benchmarks/bench_index_types.py"
+    )
     parser.add_argument("-o", "--output", type=Path, default=DEFAULT_OUTPUT, help="Markdown file to update")
     args = parser.parse_args(argv)
-    recs = records(json.loads(args.json.read_text()))
+    recs = [rec for path in args.json for rec in records(json.loads(path.read_text()))]
     old = args.output.read_text() if args.output.exists() else "# Index types\n"
     args.output.write_text(replace_section(old, render(recs)))
     print(f"{args.output}: {len(recs)} benchmark records")
