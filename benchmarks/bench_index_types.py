@@ -20,6 +20,9 @@ Data (all seeded, :mod:`hashsearch.synthetic`):
   with probability 2 / nbits: about 2 bits from it, nearly all within 4, like trained
   hashing codes), ``near-centre`` queries: stored codes with 2 more bits flipped
   (about 4 bits from their centre);
+- ``clustered-4`` codes: the issue's bar literally (:func:`hashsearch.synthetic.bounded_clusters`:
+  clusters of exactly 16 codes, every code within 4 bits of its centre), ``centre``
+  queries: a cluster's centre with 0, 1 or 2 bits flipped;
 - ``model`` codes: a ``.npy`` of packed codes from a trained encoder (for example
   ``hashsearch encode`` of the fake-data trainer's model), when
   ``HASHSEARCH_BENCH_MODEL_CODES`` names one; queries are stored codes, 2 bits flipped.
@@ -55,7 +58,7 @@ import pytest
 
 from hashsearch import index_factory
 from hashsearch.index.base import IndexType
-from hashsearch.synthetic import clustered_codes, random_codes
+from hashsearch.synthetic import bounded_clusters, clustered_codes, flip_random_bits, random_codes
 
 faiss = pytest.importorskip("faiss")
 
@@ -112,6 +115,10 @@ def database(kind: str, n: int, nbits: int) -> np.ndarray:
     if kind == "clustered":
         codes, _ = clustered_codes(n, nbits, n_clusters=max(1, n // 16), flip_prob=2.0 / nbits, seed=31 + nbits)
         return codes
+    if kind == "clustered-4":
+        codes, _, centres = bounded_clusters(n, nbits, cluster_size=16, radius=4, seed=41 + nbits)
+        _CENTRES[(n, nbits)] = centres
+        return codes
     codes = np.load(CONFIG.model_codes)
     if codes.dtype != np.uint8 or codes.ndim != 2 or codes.shape[1] * 8 != nbits:
         pytest.skip(f"{CONFIG.model_codes}: not packed {nbits}-bit codes")
@@ -136,6 +143,9 @@ def queries(codes_kind: str, query_kind: str, codes: np.ndarray, nq: int, nbits:
     picks = codes[rng.choice(codes.shape[0], nq, replace=codes.shape[0] < nq)]
     if query_kind == "near-centre":  # a stored code 2 bits from its centre: ~2 bits from the centre again
         return flip_bits(picks, 2, seed=5)
+    if query_kind == "centre":  # a centre of clustered-4 codes, 0-2 bits flipped
+        centres = _CENTRES[(codes.shape[0], nbits)]
+        return flip_random_bits(centres[rng.choice(centres.shape[0], nq, replace=centres.shape[0] < nq)], 2, seed=6)
     return flip_bits(picks, int(query_kind.split("-")[1]), seed=11)
 
 
@@ -143,12 +153,14 @@ def datasets() -> list[tuple[str, str]]:
     """(codes kind, query kind) pairs."""
     pairs = [("uniform", "uniform")] + [("uniform", f"near-{f}") for f in CONFIG.flips]
     pairs.append(("clustered", "near-centre"))
+    pairs.append(("clustered-4", "centre"))
     if CONFIG.model_codes:
         pairs.append(("model", "near-2"))
     return pairs
 
 
 # -- cached state: one database (and its indexes) at a time -----------------------------
+_CENTRES: dict[tuple[int, int], np.ndarray] = {}  # (n, bits) -> centres of the clustered-4 codes
 _CURRENT: dict[str, object] = {"key": None, "codes": None, "indexes": {}, "truth": {}}
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from hashsearch import hamming_distances
-from hashsearch.synthetic import clustered_codes, random_codes, tied_codes
+from hashsearch.synthetic import bounded_clusters, clustered_codes, flip_random_bits, random_codes, tied_codes
 
 
 def test_random_codes_are_reproducible_and_chunking_does_not_change_them():
@@ -51,3 +51,33 @@ def test_tied_codes_repeat_few_distinct_codes():
 def test_bad_arguments(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def _distances(a, b):
+    return np.unpackbits(a ^ b, axis=1).sum(axis=1)
+
+
+def test_bounded_clusters_keep_every_code_within_the_radius_of_its_centre():
+    codes, labels, centres = bounded_clusters(1000, 64, cluster_size=16, radius=4, seed=3)
+    assert codes.shape == (1000, 8) and codes.dtype == np.uint8 and centres.shape == (63, 8)
+    # 1000 = 62 * 16 + 8: 62 full clusters and one of 8
+    assert sorted(np.bincount(labels)) == [8] + [16] * 62
+    d = _distances(codes, centres[labels])
+    assert d.max() <= 4 and set(np.unique(d)) == {0, 1, 2, 3, 4}
+    # random centres of 64 bits lie far from each other: the clusters do not overlap
+    assert _distances(centres[:-1], centres[1:]).min() > 8
+    again = bounded_clusters(1000, 64, cluster_size=16, radius=4, seed=3)
+    assert all(np.array_equal(x, y) for x, y in zip((codes, labels, centres), again, strict=True))
+
+
+def test_flip_random_bits_flips_at_most_max_flips_and_leaves_the_input():
+    base = random_codes(500, 32, seed=1)
+    before = base.copy()
+    out = flip_random_bits(base, 2, seed=4)
+    np.testing.assert_array_equal(base, before)
+    d = _distances(out, base)
+    # 0, 1 or 2 flips (a twice-drawn index cancels, so 2 draws may leave 0 flips)
+    assert set(np.unique(d)) == {0, 1, 2}
+    np.testing.assert_array_equal(flip_random_bits(base, 0, seed=4), base)
+    with pytest.raises(TypeError, match="uint8"):
+        flip_random_bits(base.astype(np.int16), 2)
