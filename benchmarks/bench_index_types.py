@@ -224,7 +224,7 @@ def test_search(benchmark, n, nbits, codes_kind, query_kind, k, description):
     index, build_s = built_index(state, description, nbits)
     faiss.omp_set_num_threads(CONFIG.threads)
     benchmark.group = f"{codes_kind}/{query_kind} n={n} bits={nbits} k={k}"
-    dist, ids = benchmark.pedantic(index.search, args=(q, k), rounds=3, iterations=1, warmup_rounds=1)
+    dist, ids = benchmark.pedantic(index.search, args=(q, k), rounds=5, iterations=1, warmup_rounds=1)
     rec, top1 = recall(dist, ids, exact_dist)
     info = index.info()
     stats = getattr(index, "last_stats", None) or {}
