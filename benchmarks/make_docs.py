@@ -8,6 +8,8 @@ to produce it::
     pytest benchmarks/bench_engine.py --benchmark-json=benchmarks/results/engine.json
     pytest benchmarks/bench_store.py --benchmark-json=benchmarks/results/store.json
     pytest benchmarks/bench_index_types.py --benchmark-json=benchmarks/results/index-types.json
+    HASHSEARCH_BENCH_N=10000000 pytest benchmarks/bench_index_types.py \
+        --benchmark-json=benchmarks/results/index-types-10m.json   # every index-types*.json is read
     python benchmarks/make_docs.py            # writes docs/benchmarks.md and docs/img/engine-roofline.png
 
 Sections:
@@ -65,20 +67,27 @@ report = _load_module("report")
 
 
 # -- machine ----------------------------------------------------------------------------
-def machine_lines(docs: dict[str, dict]) -> list[str]:
-    """The machine section: one bullet list per distinct setup, naming the JSON files run on it."""
+def machine_lines(docs: dict[str, dict | list[dict]]) -> list[str]:
+    """The machine section: one bullet list per distinct setup, naming the JSON files run on it
+    (a suite given as several files, one per size, is named once per file)."""
     if not docs:
         return ["No results yet.", ""]
+    runs_of: dict[str, dict] = {}
+    for name, data in docs.items():
+        if isinstance(data, list):
+            runs_of.update({str(d.get("_file") or f"{name}[{i}]"): d for i, d in enumerate(data)})
+        else:
+            runs_of[name] = data
     setups: dict[tuple, list[str]] = defaultdict(list)
     described: dict[tuple, list[tuple[str, str]]] = {}
-    for name, data in docs.items():
+    for name, data in runs_of.items():
         fields = _machine_fields(data)
         key = tuple(fields)
         setups[key].append(name)
         described[key] = fields
     lines = []
     for key, names in setups.items():
-        runs = ", ".join(f"`{n}` ({str(docs[n].get('datetime', '?'))[:16]})" for n in names)
+        runs = ", ".join(f"`{n}` ({str(runs_of[n].get('datetime', '?'))[:16]})" for n in names)
         lines += [f"Results {runs}:", ""]
         lines += [f"- **{label}**: {value}" for label, value in described[key]]
         lines.append("")
@@ -450,7 +459,8 @@ def render(docs: dict[str, dict], plot_path: Path | None, plot_ref: str = PLOT) 
             lines += engine_lines(report.records_from_json(docs[key]), plot_path, plot_ref)
         elif key == "index_types":
             itr = _load_module("index_types_report")
-            section = itr.render(itr.records(docs[key]))
+            # one JSON per size (index-types-1m.json, index-types-10m-64.json, ...) or one for all
+            section = itr.render([rec for data in docs[key] for rec in itr.records(data)])
             lines += [
                 line.replace("## ", "### ", 1) if line.startswith("## ") else line for line in section.splitlines()
             ] + [""]
@@ -463,6 +473,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results", type=Path, default=RESULTS, help="folder of the JSON files (default %(default)s)")
     for key, (name, _) in INPUTS.items():
+        if key == "index_types":
+            parser.add_argument(
+                "--index-types", type=Path, nargs="+", default=None,
+                help="JSON files of bench_index_types.py, one per size (default RESULTS/index-types*.json)",
+            )
+            continue
         parser.add_argument(
             f"--{key.replace('_', '-')}", type=Path, default=None, help=f"JSON of that suite (default RESULTS/{name})"
         )
@@ -471,6 +487,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     docs: dict[str, dict] = {}
     for key, (name, _) in INPUTS.items():
+        if key == "index_types":
+            paths = args.index_types or sorted(args.results.glob("index-types*.json"))
+            if paths:
+                docs[key] = [{**json.loads(p.read_text()), "_file": p.name} for p in paths]
+            continue
         path = getattr(args, key) or args.results / name
         if path.is_file():
             docs[key] = json.loads(path.read_text())
