@@ -46,6 +46,7 @@ Normalization = Literal["pairs", "per_term", "none"]
 Schedule = Literal["constant", "cosine", "step"]
 Padding = Literal["valid", "same", "auto"]
 FeatureInit = Literal["forward", "random"]
+PairWeighting = Literal["none", "balanced", "auto"]
 Precision = Literal["auto", "fp32", "bf16"]
 
 
@@ -121,6 +122,15 @@ class TrainConfig:
             batch loss by batch × V (the pairs it sums over; keeps the paper's
             meaning of α, β, γ), "per_term" divides every term by its own element
             count, "none" keeps the raw sums of eq. (5).
+        pair_weighting: weights of the pairs in the pairwise terms (IRSC, IASC): "none"
+            (every pair weighs 1: eq. 5 as printed); "balanced" (HashNet's weighted
+            maximum likelihood: in each batch × V block, similar pairs weigh T / (2·|S_1|)
+            and dissimilar ones T / (2·|S_0|), so each half carries half of the loss;
+            :func:`hashsearch.training.pairwise.pair_weights`); "auto": "balanced" when
+            the training set's task is "instance" (a label is a pair id: one similar
+            pair per row among V, where unweighted training collapses to Ω ≈ 0), else
+            "none". The trainer records the choice in its config (measured in
+            ``docs/results.md``).
         grad_clip: clip the gradient norm of each net at this value (None: no clipping).
         feature_init: how the stored F^P, F^M start: "forward" (one inference pass
             of the initial networks over the training set) or "random" (N(0, 1), as DCMH).
@@ -164,6 +174,7 @@ class TrainConfig:
     schedule: Schedule = "cosine"
     lr_min_factor: float = 0.01
     normalization: Normalization = "pairs"
+    pair_weighting: PairWeighting = "auto"
     grad_clip: float | None = 1.0
     feature_init: FeatureInit = "forward"
     calibrate: bool = True
@@ -205,6 +216,8 @@ class TrainConfig:
             raise ValueError(f"lr_min_factor must be in [0, 1], got {self.lr_min_factor!r}")
         if self.normalization not in ("pairs", "per_term", "none"):
             raise ValueError(f"normalization must be 'pairs', 'per_term' or 'none', got {self.normalization!r}")
+        if self.pair_weighting not in ("none", "balanced", "auto"):
+            raise ValueError(f"pair_weighting must be 'none', 'balanced' or 'auto', got {self.pair_weighting!r}")
         if self.feature_init not in ("forward", "random"):
             raise ValueError(f"feature_init must be 'forward' or 'random', got {self.feature_init!r}")
         if self.precision not in ("auto", "fp32", "bf16"):
@@ -285,6 +298,17 @@ class TrainConfig:
         if set(data) == {"train"} and isinstance(data["train"], dict):
             data = data["train"]
         return cls.from_dict(data)
+
+    def resolve_pair_weighting(self, task: str | None) -> Literal["none", "balanced"]:
+        """``pair_weighting`` with "auto" resolved for a training set of ``task``.
+
+        Example:
+            >>> TrainConfig().resolve_pair_weighting("instance"), TrainConfig().resolve_pair_weighting("class")
+            ('balanced', 'none')
+        """
+        if self.pair_weighting == "auto":
+            return "balanced" if task == "instance" else "none"
+        return self.pair_weighting
 
     @classmethod
     def weight_fields(cls) -> tuple[str, ...]:

@@ -22,7 +22,8 @@ The evaluation follows the dataset's ``task`` (:func:`dataset_task`), through
   directions. MAP is not reported there: against the training database a test
   pair is never present, which is how a MAP of 0.0 used to appear.
 
-Imports :mod:`.config`, :mod:`.encoder`, :mod:`.trainer`, :mod:`hashsearch.eval`
+Imports :mod:`.config`, :mod:`.encoder`, :mod:`.run_state` (:func:`dataset_task`, defined
+there so the trainer can read it too), :mod:`.trainer`, :mod:`hashsearch.eval`
 (metrics, protocols, results) and NumPy / torch.
 """
 
@@ -45,6 +46,7 @@ from hashsearch.eval.results import EvalConfig
 
 from .config import TrainConfig
 from .encoder import Encoder
+from .run_state import dataset_task
 from .trainer import Trainer, dataset_labels
 
 __all__ = [
@@ -68,28 +70,6 @@ PROTOCOL_METRICS: dict[str, tuple[str, ...]] = {
 }
 #: Direction names of :mod:`hashsearch.eval` -> the suffix of the flat keys (``map_pan2ms``).
 DIRECTION_KEYS: dict[str, str] = {"PAN->MS": "pan2ms", "MS->PAN": "ms2pan"}
-
-
-def dataset_task(dataset: Any) -> str | None:
-    """The dataset's task, "class" or "instance", or None when nothing says.
-
-    Read from a ``task`` attribute (fake data, subsets), else ``meta["task"]`` (a stored
-    dual-source dataset), looking through wrappers (``.source`` of the torch adapter,
-    ``.dataset`` of a subset).
-    """
-    obj = dataset
-    for _ in range(4):
-        if obj is None:
-            break
-        task = getattr(obj, "task", None)
-        if isinstance(task, str):
-            return task
-        meta = getattr(obj, "meta", None)
-        if isinstance(meta, Mapping) and isinstance(meta.get("task"), str):
-            return str(meta["task"])
-        inner = getattr(obj, "source", None)
-        obj = inner if inner is not None else getattr(obj, "dataset", None)
-    return None
 
 
 @dataclass

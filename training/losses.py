@@ -132,6 +132,9 @@ class LossTerm(nn.Module):
     Args:
         fused: use the fused, chunked pairwise kernel (pairwise terms only).
         chunk: reference rows per chunk of that kernel.
+        balanced: pairwise terms only: the balanced pair weights of
+            :func:`~hashsearch.training.pairwise.pair_weights` (similar and dissimilar
+            pairs each carry half of the term; ``TrainConfig.pair_weighting``).
     """
 
     name: ClassVar[str] = ""
@@ -139,10 +142,11 @@ class LossTerm(nn.Module):
     fmt: ClassVar[str] = ".4f"
     skip_when_unweighted: ClassVar[bool] = False
 
-    def __init__(self, *, fused: bool = True, chunk: int = DEFAULT_CHUNK) -> None:
+    def __init__(self, *, fused: bool = True, chunk: int = DEFAULT_CHUNK, balanced: bool = False) -> None:
         super().__init__()
         self.fused = fused
         self.chunk = chunk
+        self.balanced = balanced
 
     def batch_loss(self, batch: Batch) -> Tensor:
         """The term's unweighted sum for the batch rows; its gradient w.r.t. ``batch.features``
@@ -195,7 +199,8 @@ class IRSCLoss(LossTerm):
     weight = None
 
     def forward(self, pan: Tensor, ms: Tensor, pan_labels: Tensor, ms_labels: Tensor) -> Tensor:
-        return pairwise_nll(pan, ms, pan_labels, ms_labels, fused=self.fused, chunk=self.chunk)
+        return pairwise_nll(pan, ms, pan_labels, ms_labels, fused=self.fused, chunk=self.chunk,
+                            balanced=self.balanced)
 
     def batch_loss(self, batch: Batch) -> Tensor:
         return self(batch.features, batch.other, batch.labels, batch.all_labels)
@@ -228,11 +233,13 @@ class IASCLoss(LossTerm):
         reference_labels: Tensor | None = None,
     ) -> Tensor:
         if reference is None:
-            return pairwise_nll(features, features, labels, labels, fused=self.fused, chunk=self.chunk)
+            return pairwise_nll(features, features, labels, labels, fused=self.fused, chunk=self.chunk,
+                                balanced=self.balanced)
         if reference_labels is None:
             raise ValueError("reference_labels are required with a reference matrix")
         return 2.0 * pairwise_nll(
-            features, reference.detach(), labels, reference_labels, fused=self.fused, chunk=self.chunk
+            features, reference.detach(), labels, reference_labels, fused=self.fused, chunk=self.chunk,
+            balanced=self.balanced,
         )
 
     def batch_loss(self, batch: Batch) -> Tensor:

@@ -139,6 +139,9 @@ class WeightedLoss(nn.Module):
               i.e. "pairs" with β scaled up by V / l.
             - "none": the raw sums of eq. (5) (needs a learning rate ~1 / (n·V)).
         fused, chunk: see :func:`~hashsearch.training.pairwise.pairwise_nll`.
+        balanced: the pairwise terms (IRSC, IASC) weight similar and dissimilar pairs
+            so each half carries half of the term (:func:`~hashsearch.training.pairwise.pair_weights`;
+            ``TrainConfig.pair_weighting="balanced"``). False: every pair weighs 1 (eq. 5).
 
     ``forward(features, labels, index, own, other, all_labels, codes)`` (the fields of
     :class:`~hashsearch.training.losses.Batch`):
@@ -162,6 +165,7 @@ class WeightedLoss(nn.Module):
         normalization: str = "pairs",
         fused: bool = True,
         chunk: int = DEFAULT_CHUNK,
+        balanced: bool = False,
     ) -> None:
         super().__init__()
         if normalization not in NORMALIZATIONS:
@@ -175,9 +179,10 @@ class WeightedLoss(nn.Module):
             if not float(w) >= 0:
                 raise ValueError(f"the weight of {name!r} must be >= 0, got {w!r}")
         self.normalization = normalization
+        self.balanced = bool(balanced)
         order = [n for n in TERMS if n in weights]
         self.weights: dict[str, float] = {n: float(weights[n]) for n in order}
-        self.terms = nn.ModuleDict({n: TERMS[n](fused=fused, chunk=chunk) for n in order})
+        self.terms = nn.ModuleDict({n: TERMS[n](fused=fused, chunk=chunk, balanced=self.balanced) for n in order})
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -238,7 +243,7 @@ class WeightedLoss(nn.Module):
 
     def extra_repr(self) -> str:
         weights = ", ".join(f"{n}={w:g}" for n, w in self.weights.items())
-        return f"weights=({weights}), normalization={self.normalization!r}"
+        return f"weights=({weights}), normalization={self.normalization!r}, balanced={self.balanced}"
 
 
 class SIDHCNNLoss(WeightedLoss):
@@ -270,7 +275,15 @@ class SIDHCNNLoss(WeightedLoss):
         self.alpha, self.beta, self.gamma = float(alpha), float(beta), float(gamma)
 
 
-def build_loss(config: TrainConfig, *, fused: bool = True, chunk: int = DEFAULT_CHUNK) -> WeightedLoss:
-    """The mini-batch objective of a config: its method's terms, weighted by its weight fields."""
+def build_loss(
+    config: TrainConfig, *, fused: bool = True, chunk: int = DEFAULT_CHUNK, task: str | None = None
+) -> WeightedLoss:
+    """The mini-batch objective of a config: its method's terms, weighted by its weight fields.
+
+    ``config.pair_weighting`` "auto" is resolved with ``task`` (the training set's task:
+    "instance" -> balanced pairs, else the paper's unweighted sums; see
+    :meth:`~hashsearch.training.config.TrainConfig.resolve_pair_weighting`).
+    """
     weights = method_weights(config.method, config.loss_weights())
-    return WeightedLoss(weights, normalization=config.normalization, fused=fused, chunk=chunk)
+    balanced = config.resolve_pair_weighting(task) == "balanced"
+    return WeightedLoss(weights, normalization=config.normalization, fused=fused, chunk=chunk, balanced=balanced)

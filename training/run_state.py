@@ -4,8 +4,9 @@ Owns :class:`EpochStats` (one epoch's summary) and :class:`TrainResult` (what
 :meth:`~hashsearch.training.trainer.Trainer.fit` returns), the device choice
 (:func:`resolve_device`), the derived seeds of the mini-batch orders
 (:func:`_derived_seed`), the one-source dataset view the loaders read
-(:class:`_Source`), and the dataset contract's readers :func:`dataset_labels` and
-:func:`dataset_pixel_stats` (see :mod:`.trainer` for the contract). All are
+(:class:`_Source`), and the dataset contract's readers :func:`dataset_labels`,
+:func:`dataset_pixel_stats` and :func:`dataset_task` (see :mod:`.trainer` for the
+contract; ``dataset_task`` is re-exported by :mod:`.experiments`). All are
 re-exported by :mod:`.trainer`, where they were first defined.
 
 Imports :mod:`.models` (the network type of a result) only; never :mod:`.trainer`
@@ -32,6 +33,7 @@ __all__ = [
     "TrainResult",
     "dataset_labels",
     "dataset_pixel_stats",
+    "dataset_task",
     "resolve_device",
 ]
 
@@ -168,3 +170,25 @@ def dataset_pixel_stats(dataset: Dataset) -> dict[str, dict[str, list[float]]] |
         out[key] = {name: [float(v) for v in np.asarray(entry[name], dtype=np.float64).reshape(-1)]
                     for name in ("mean", "std")}
     return out
+
+
+def dataset_task(dataset: Any) -> str | None:
+    """The dataset's task, "class" or "instance", or None when nothing says.
+
+    Read from a ``task`` attribute (fake data, subsets), else ``meta["task"]`` (a stored
+    dual-source dataset), looking through wrappers (``.source`` of the torch adapter,
+    ``.dataset`` of a subset).
+    """
+    obj = dataset
+    for _ in range(4):
+        if obj is None:
+            break
+        task = getattr(obj, "task", None)
+        if isinstance(task, str):
+            return task
+        meta = getattr(obj, "meta", None)
+        if isinstance(meta, Mapping) and isinstance(meta.get("task"), str):
+            return str(meta["task"])
+        inner = getattr(obj, "source", None)
+        obj = inner if inner is not None else getattr(obj, "dataset", None)
+    return None

@@ -87,6 +87,7 @@ from .run_state import (
     _Source,
     dataset_labels,
     dataset_pixel_stats,
+    dataset_task,
     resolve_device,
 )
 
@@ -147,6 +148,8 @@ class Trainer:
             raise ValueError(f"the training set needs at least 2 samples, got {v}")
         if config.model.padding == "auto":  # the choice is recorded in the config (and so in checkpoints)
             config = config.replace(model=resolve_padding(config.model))
+        if config.pair_weighting == "auto":  # "instance" data (pair ids) -> balanced pairs; recorded likewise
+            config = config.replace(pair_weighting=config.resolve_pair_weighting(dataset_task(dataset)))
         self.config = config
         self.dataset = dataset
         self.num_samples = v
@@ -346,6 +349,8 @@ class Trainer:
         """Restore a checkpoint's state into this trainer (config must match; see RUNTIME_FIELDS)."""
         saved = TrainConfig.from_dict(state["config"])
         mine, theirs = self.config.to_dict(), saved.to_dict()
+        if "pair_weighting" not in state["config"]:  # written before the field existed: unweighted pairs
+            theirs["pair_weighting"] = "none"
         diff = sorted(k for k in mine if k not in RUNTIME_FIELDS and mine[k] != theirs.get(k))
         if diff:
             raise ValueError(
@@ -461,9 +466,10 @@ class Trainer:
                 self._setup()
                 last = self._checkpoint()
             logger.info(
-                "training %s: V=%d, l=%d, weights %s, %d epochs, batch %d, lr %g, device %s, %d threads, "
+                "training %s: V=%d, l=%d, weights %s, pairs %s, %d epochs, batch %d, lr %g, device %s, %d threads, "
                 "channels_last=%s, micro_batch=%s, padding=%s, precision=%s", c.method, self.num_samples, c.bits,
-                " ".join(f"{n}={w:g}" for n, w in self.loss_fn.weights.items()), c.epochs, c.batch_size, c.lr,
+                " ".join(f"{n}={w:g}" for n, w in self.loss_fn.weights.items()), c.pair_weighting, c.epochs,
+                c.batch_size, c.lr,
                 self.device, threads, self.channels_last,
                 {"pan": self.micro_batch[id(self.pan_net)], "ms": self.micro_batch[id(self.ms_net)]},
                 c.model.padding, self.precision,
