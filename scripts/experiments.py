@@ -10,18 +10,30 @@ and the summary tables (``results.json`` and ``results.md`` in ``--out``).
 
 Modes:
 
-- ``quick``: l = 32, one seed, short schedules (10 epochs; 5 on fusebox), eurosat-ms
-  (class retrieval with the Table IV ablation), nc-landsat7 (class retrieval) and six
-  crops of fusebox-landsat7 (instance matching); 8 minutes on 2 shared cores (478 s
-  measured, docs/results.md).
+- ``quick``: l = 32, one seed, short schedules (10 epochs; 5 on aid-subset and the
+  instance sets), every set: eurosat-ms (class retrieval with the Table IV ablation),
+  nc-landsat7 and aid-subset (class retrieval; aid-subset at PAN 64 x 64 / MS 16 x 16),
+  fusebox-landsat7 (all crops) and pansharpening-pairs (instance matching, with the
+  unweighted-pairs ablation row); measured time in docs/results.md (one thread).
 - ``full``: the paper-sized plan: seeds 0, 1, 2 at l = 32 (ablation, SIDHCNN, DCMH,
   CCA-ITQ, SCM), l in {8, 16, 24, 64} with one seed (Table VIII's shape), every set,
   the demo's schedules; several hours on 2 cores (see docs/results.md). Not run here.
 
+``--validation`` trains the plan's networks on the training split minus a held-out part
+and evaluates them on that part (instance sets: the training pairs of the last scene;
+class sets: a seeded 20 % of each class), never on the test split: how the instance-matching
+settings were chosen (docs/results.md). It writes results.json / results.md, no reports.
+
+``--learning-curve`` trains SIDHCNN and DCMH of each chosen class set once with a
+checkpoint per epoch and evaluates every epoch's checkpoint on the test split (an analysis
+of a fixed schedule, not a selection): ``curves.json`` and ``curves-<set>.png`` in
+``--out``, with SCM's and CCA-ITQ's MAP as horizontal lines (docs/results.md).
+
 Usage::
 
-    HASHSEARCH_NUM_THREADS=2 OMP_NUM_THREADS=2 python scripts/experiments.py --mode quick --out /tmp/exp-quick
+    HASHSEARCH_NUM_THREADS=1 OMP_NUM_THREADS=1 python scripts/experiments.py --mode quick --out /tmp/exp-quick
     python scripts/experiments.py --mode full --out runs/exp-full --seeds 0,1,2
+    python scripts/experiments.py --sets fusebox-landsat7 --validation --epochs 20 --out /tmp/exp-val
 
 Imports hashsearch (data, eval, training) and NumPy; nothing imports it.
 """
@@ -50,18 +62,27 @@ INSTANCE_SETS = ("fusebox-landsat7", "pansharpening-pairs")
 ALL_SETS = CLASS_SETS + INSTANCE_SETS
 #: Table IV rows: preset -> label (the "fdc" row is eq. 5 with beta = 1; SIDHCNN is the final beta = 0.1).
 ABLATION = {"irsc": "IRSC", "iasc": "+IASC", "bqc": "+BQC", "fdc": "+FDC"}
-#: Method key -> label in the tables.
-LABELS = {"sidhcnn": "SIDHCNN", "dcmh": "DCMH", "cca": "CCA-ITQ", "scm": "SCM", **ABLATION}
+#: Method key -> label in the tables. "sidhcnn_plain" is SIDHCNN with pair_weighting="none" (eq. 5's
+#: unweighted sums), the "before" row of the instance sets, whose SIDHCNN / DCMH use "auto" (balanced pairs).
+LABELS = {"sidhcnn": "SIDHCNN", "sidhcnn_plain": "SIDHCNN, unweighted pairs", "dcmh": "DCMH", "cca": "CCA-ITQ",
+          "scm": "SCM", **ABLATION}
 #: Methods that train networks (seeded); the others are GIST baselines fitted once per code length.
-TRAINED = ("sidhcnn", "dcmh", *ABLATION)
+TRAINED = ("sidhcnn", "sidhcnn_plain", "dcmh", *ABLATION)
 #: Schedules (epochs) per set: quick mode, full mode (the demo's for eurosat-ms / nc-landsat7).
 QUICK_EPOCHS = {"eurosat-ms": 10, "nc-landsat7": 10, "fusebox-landsat7": 5, "aid-subset": 5,
                 "pansharpening-pairs": 5}
 FULL_EPOCHS = {"eurosat-ms": 100, "nc-landsat7": 60, "aid-subset": 30, "fusebox-landsat7": 30,
                "pansharpening-pairs": 30}
-#: Quick mode's recipe options: fusebox-landsat7 from one crop of each of its 6 path/row/dates
-#: (864 pairs instead of 5,616: a 2-core epoch of the full set takes ~160 s under load).
-QUICK_RECIPES: dict[str, dict[str, Any]] = {"fusebox-landsat7": {"scenes": (1, 7, 13, 19, 25, 32)}}
+#: Quick mode's recipe options: aid-subset's 128 x 128 crops averaged 2 x 2 to PAN 64 x 64 / MS 16 x 16
+#: (eurosat-ms's geometry; a quarter of the pixels of the default PAN 128 x 128, whose epoch of 4,800
+#: pairs would take several minutes on a core). fusebox-landsat7 is used whole (all 39 crops, 4,608
+#: training pairs): on six crops (576 pairs to fit) the networks did not generalise to a held-out crop,
+#: on all of them they did (validation split, docs/results.md); ``--fusebox-crops`` restores the subset.
+QUICK_RECIPES: dict[str, dict[str, Any]] = {"aid-subset": {"pan_size": 64}}
+#: One crop of each of fusebox-landsat7's 6 path/row/dates (the previous quick mode's subset).
+FUSEBOX_SIX_CROPS = (1, 7, 13, 19, 25, 32)
+#: --validation: fraction of each class of a class set held out of its training split.
+VALIDATION_FRACTION = 0.2
 
 
 @dataclass(frozen=True)
@@ -82,6 +103,9 @@ class ExperimentPlan:
         figures: draw the report figures (SIDHCNN at ``main_bits``, first seed).
         data_root: raw data folder ($HASHSEARCH_DATA).
         out: output folder (datasets/, runs/, reports/, results.json, results.md).
+        validation: evaluate on a part of the training split held out of training (see the
+            module docstring), never on the test split; trained methods only, no reports.
+        curves: run :func:`learning_curve` on the class sets instead of the plan.
     """
 
     mode: str
@@ -97,6 +121,8 @@ class ExperimentPlan:
     figures: bool = True
     data_root: str = "/work/shared/data"
     out: str = "runs/experiments"
+    validation: bool = False
+    curves: bool = False
 
 
 @dataclass(frozen=True)
@@ -120,12 +146,12 @@ class RunSpec:
 
 def make_plan(mode: str, *, out: str, data_root: str | None = None, seeds: Sequence[int] | None = None,
               sets: Sequence[str] | None = None, epochs: int | None = None, threads: int = 2,
-              figures: bool = True) -> ExperimentPlan:
+              figures: bool = True, validation: bool = False, curves: bool = False) -> ExperimentPlan:
     """The plan of a mode, with the command line's overrides."""
     if mode not in ("quick", "full"):
         raise ValueError(f"mode must be quick or full, got {mode!r}")
     quick = mode == "quick"
-    chosen = tuple(sets) if sets else (("eurosat-ms", "nc-landsat7", "fusebox-landsat7") if quick else ALL_SETS)
+    chosen = tuple(sets) if sets else ALL_SETS
     unknown = [s for s in chosen if s not in ALL_SETS]
     if unknown:
         raise ValueError(f"unknown set(s) {', '.join(unknown)}; known: {', '.join(ALL_SETS)}")
@@ -141,7 +167,8 @@ def make_plan(mode: str, *, out: str, data_root: str | None = None, seeds: Seque
                           extra_bits=() if quick else (8, 16, 24, 64), epochs=ep, threads=threads,
                           ablation_sets=("eurosat-ms",) if quick else CLASS_SETS,
                           recipe_options={k: v for k, v in QUICK_RECIPES.items() if k in chosen} if quick else {},
-                          figures=figures, data_root=str(root), out=str(out))
+                          figures=figures and not validation, data_root=str(root), out=str(out),
+                          validation=validation, curves=curves)
 
 
 def plan_runs(plan: ExperimentPlan) -> list[RunSpec]:
@@ -150,9 +177,12 @@ def plan_runs(plan: ExperimentPlan) -> list[RunSpec]:
     for ds in plan.sets:
         cls = ds in CLASS_SETS
         ep = plan.epochs[ds]
-        main = (*(ABLATION if cls and ds in plan.ablation_sets else ()), "sidhcnn", "dcmh")
+        main = (*(ABLATION if cls and ds in plan.ablation_sets else ()), *(() if cls else ("sidhcnn_plain",)),
+                "sidhcnn", "dcmh")
         for seed in plan.seeds:
             runs.extend(RunSpec(ds, m, plan.main_bits, seed, ep) for m in main)
+        if plan.validation:  # the networks only: the GIST baselines are evaluated on the stored splits
+            continue
         runs.extend(RunSpec(ds, m, plan.main_bits, plan.seeds[0], None) for m in (("cca", "scm") if cls else ("cca",)))
         for bits in plan.extra_bits:
             runs.extend(RunSpec(ds, m, bits, plan.seeds[0], ep) for m in ("sidhcnn", "dcmh"))
@@ -180,20 +210,23 @@ def _train_config(spec: RunSpec, plan: ExperimentPlan, train_set: Any) -> Any:
     from hashsearch.training.config import PRESETS, TrainConfig
     from hashsearch.training.models import resolve_padding
 
-    preset = PRESETS["full" if spec.method == "sidhcnn" else "fdc" if spec.method == "dcmh" else spec.method]
+    key = {"sidhcnn": "full", "sidhcnn_plain": "full", "dcmh": "fdc"}.get(spec.method, spec.method)
+    preset = PRESETS[key]
     item = train_set[0]
     pan, ms = tuple(item["pan"].shape), tuple(item["ms"].shape)
     cfg = TrainConfig().replace(**preset.loss_weights(), bits=spec.bits, epochs=spec.epochs, seed=spec.seed,
                                 batch_size=plan.batch_size, threads=plan.threads, pan_bands=pan[0],
-                                pan_size=pan[1], ms_bands=ms[0], ms_size=ms[1], padding="auto")
+                                pan_size=pan[1], ms_bands=ms[0], ms_size=ms[1], padding="auto",
+                                pair_weighting="none" if spec.method == "sidhcnn_plain" else "auto")
     if spec.method == "dcmh":
         cfg = dcmh_config(cfg)
     return cfg.replace(model=resolve_padding(cfg.model))
 
 
-def _row(spec: RunSpec, run: Any, train_seconds: float | None) -> dict[str, Any]:
+def _row(spec: RunSpec, run: Any, train_seconds: float | None, pair_weighting: str | None = None) -> dict[str, Any]:
     row: dict[str, Any] = {"dataset": spec.dataset, "method": spec.method, "label": spec.label, "bits": spec.bits,
                            "seed": spec.seed, "epochs": spec.epochs, "protocol": run.protocol,
+                           "pair_weighting": pair_weighting,
                            "train_seconds": None if train_seconds is None else round(train_seconds, 1),
                            "eval_seconds": round(float(run.timings.get("total", 0.0)), 1)}
     for direction, res in run.directions.items():
@@ -210,16 +243,153 @@ def _row(spec: RunSpec, run: Any, train_seconds: float | None) -> dict[str, Any]
     return row
 
 
+def validation_split(train_set: Any, task: str | None) -> tuple[Any, Any]:
+    """(fit, validation) subsets of a training split: never the test split.
+
+    Instance sets: the training pairs of the last scene id are held out (a whole crop, as
+    the stored test split holds out whole scene groups; fusebox's 6 crops: 576 / 144).
+    Class sets: a seeded :data:`VALIDATION_FRACTION` of each class.
+    """
+    from hashsearch.training.experiments import _Subset, split_dataset
+
+    source = getattr(train_set, "source", None)
+    if task == "instance" and source is not None and hasattr(source, "array"):
+        scene = np.asarray(source.array("scene"))
+        held = scene == scene.max()
+        if held.all():
+            raise ValueError("--validation needs at least two scenes in the training split")
+        return _Subset(train_set, np.flatnonzero(~held)), _Subset(train_set, np.flatnonzero(held))
+    return split_dataset(train_set, VALIDATION_FRACTION, seed=0)
+
+
+def _codes_summary(encoder: Any, dataset: Any) -> dict[str, Any]:
+    """Bit balance and code entropy of an encoder's codes of ``dataset``, and how far a pair's codes are apart."""
+    bits = {}
+    out: dict[str, Any] = {}
+    for key in ("pan", "ms"):
+        b = encoder.features(dataset, key, batch_size=256) >= 0
+        p = b.mean(axis=0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ent = -(np.where(p > 0, p * np.log2(p), 0.0) + np.where(p < 1, (1 - p) * np.log2(1 - p), 0.0))
+        out[f"{key}_bit_balance_max"] = float(np.abs(2 * p - 1).max())
+        out[f"{key}_bit_entropy_mean"] = float(ent.mean())
+        out[f"{key}_unique_codes"] = len({r.tobytes() for r in np.packbits(b, axis=1)})
+        bits[key] = b
+    perm = np.random.default_rng(0).permutation(len(bits["ms"]))
+    out["pair_hamming_mean"] = float((bits["pan"] != bits["ms"]).sum(axis=1).mean())
+    out["shuffled_hamming_mean"] = float((bits["pan"] != bits["ms"][perm]).sum(axis=1).mean())
+    return out
+
+
+def run_validation_set(plan: ExperimentPlan, name: str, specs: list[RunSpec]) -> list[dict[str, Any]]:
+    """Train the set's networks on its training split minus a held-out part and evaluate them on that part."""
+    from hashsearch.training.datasets import dual_source_splits
+    from hashsearch.training.encoder import Encoder
+    from hashsearch.training.experiments import dataset_task, run_experiment
+
+    path = _build(plan, name)
+    train_set, _ = dual_source_splits(path)
+    task = dataset_task(train_set)
+    fit, val = validation_split(train_set, task)
+    logger.info("%s: validation split: %d pairs to fit, %d held out", name, len(fit), len(val))
+    rows: list[dict[str, Any]] = []
+    for spec in specs:
+        cfg = _train_config(spec, plan, fit)
+        res = run_experiment(spec.name, cfg, fit, val, out_dir=Path(plan.out) / "runs" / name, progress=False)
+        row: dict[str, Any] = {"dataset": spec.dataset, "method": spec.method, "label": spec.label,
+                               "bits": spec.bits, "seed": spec.seed, "epochs": spec.epochs, "split": "validation",
+                               "protocol": res.protocol, "pair_weighting": cfg.resolve_pair_weighting(task),
+                               "train_seconds": round(float(res.train_seconds or 0.0), 1),
+                               "database_size": res.database_size, "num_queries": len(val), **res.summary()}
+        if res.checkpoint:
+            row["codes"] = _codes_summary(Encoder.load(res.checkpoint), val)
+        row["history"] = [{"epoch": h["epoch"], "pan": h["pan"], "ms": h["ms"], "bit_balance": h["bit_balance"],
+                           "source_agreement": h["source_agreement"]} for h in res.extra.get("history", [])]
+        rows.append(row)
+        logger.info("%s %s (validation): %s", name, spec.label, res.describe())
+    return rows
+
+
+def learning_curve(plan: ExperimentPlan, name: str) -> dict[str, Any]:
+    """MAP after every epoch of one SIDHCNN and one DCMH run (plan's epochs, first seed), both directions,
+    on the test split, with the loss terms of each epoch; and the GIST baselines' MAP for reference."""
+    from hashsearch.eval.encoders import open_splits
+    from hashsearch.eval.report import evaluate
+    from hashsearch.eval.results import EvalConfig
+    from hashsearch.training.datasets import dual_source_splits
+    from hashsearch.training.encoder import Encoder
+    from hashsearch.training.experiments import evaluate_cross_source
+    from hashsearch.training.trainer import Trainer
+
+    path = _build(plan, name)
+    train_set, test_set = dual_source_splits(path)
+    out: dict[str, Any] = {"dataset": name, "epochs": plan.epochs[name], "seed": plan.seeds[0], "curves": {}}
+    for method in ("sidhcnn", "dcmh"):
+        spec = RunSpec(name, method, plan.main_bits, plan.seeds[0], plan.epochs[name])
+        ckpt = Path(plan.out) / "runs" / name / f"curve-{spec.name}"
+        t0 = time.perf_counter()
+        result = Trainer(_train_config(spec, plan, train_set), train_set, checkpoint_dir=ckpt, keep_checkpoints=True,
+                         progress=False).fit()
+        seconds = time.perf_counter() - t0
+        points = []
+        for h in result.history:
+            enc = Encoder.load(ckpt / f"epoch-{h.epoch:03d}.pt")
+            res = evaluate_cross_source(enc, train_set, test_set, name=f"{method}-{h.epoch}")
+            points.append({"epoch": h.epoch, **res.summary(), "pan": h.pan, "ms": h.ms,
+                           "bit_balance": h.bit_balance, "source_agreement": h.source_agreement})
+            logger.info("%s %s epoch %d: %s", name, LABELS[method], h.epoch, res.describe())
+        out["curves"][method] = {"train_seconds": round(seconds, 1), "points": points}
+    splits = open_splits(str(path))
+    for method in ("scm", "cca"):
+        cfg = EvalConfig(name=LABELS[method], features=False, figures=False, progress=False,
+                         num_threads=plan.threads, seed=0)
+        run, _ = evaluate(method, None, config=cfg, bits=plan.main_bits, splits=splits)
+        out[method] = {d.lower().replace("->", "2"): float(r.map) for d, r in run.directions.items()}
+    _plot_curve(out, Path(plan.out) / f"curves-{name}.png")
+    return out
+
+
+def _plot_curve(curve: dict[str, Any], path: Path) -> None:
+    """MAP per epoch (both directions) of SIDHCNN and DCMH, SCM / CCA-ITQ as lines; IRSC per epoch beside it."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(9, 3.4), dpi=100)
+    ax, ax2 = fig.subplots(1, 2)
+    colours = {"sidhcnn": "tab:blue", "dcmh": "tab:orange", "scm": "tab:green", "cca": "tab:grey"}
+    for method, c in curve["curves"].items():
+        ep = [p["epoch"] for p in c["points"]]
+        for tag, style in (("pan2ms", "-"), ("ms2pan", "--")):
+            ax.plot(ep, [p[f"map_{tag}"] for p in c["points"]], style, color=colours[method],
+                    label=f"{LABELS[method]} {tag.replace('2', '->').upper()}")
+        ax2.plot(ep, [p["pan"]["irsc"] for p in c["points"]], "-", color=colours[method], label=f"{LABELS[method]} PAN")
+        ax2.plot(ep, [p["ms"]["irsc"] for p in c["points"]], "--", color=colours[method], label=f"{LABELS[method]} MS")
+    for method in ("scm", "cca"):
+        for tag, style in (("pan2ms", "-"), ("ms2pan", "--")):
+            ax.axhline(curve[method][tag], linestyle=style, color=colours[method], linewidth=1,
+                       label=f"{LABELS[method]} {tag.replace('2', '->').upper()}")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("test MAP (l = 32)")
+    ax.set_title(f"{curve['dataset']}: MAP during one {curve['epochs']}-epoch run")
+    ax.legend(fontsize=6, ncol=2)
+    ax2.set_xlabel("epoch")
+    ax2.set_ylabel("IRSC (mean per pair)")
+    ax2.set_title("inter-source likelihood term")
+    ax2.legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path)
+
+
 def run_set(plan: ExperimentPlan, name: str, specs: list[RunSpec]) -> list[dict[str, Any]]:
     """Build one set, train and evaluate its cells, write its report folder; returns the rows."""
     from hashsearch.eval.encoders import open_splits
     from hashsearch.eval.report import evaluate, run_figures, write_report
     from hashsearch.eval.results import EvalConfig
     from hashsearch.training.datasets import dual_source_splits
-    from hashsearch.training.experiments import run_experiment
+    from hashsearch.training.experiments import dataset_task, run_experiment
 
     path = _build(plan, name)
     train_set, test_set = dual_source_splits(path)
+    task = dataset_task(train_set)
     splits = open_splits(str(path))
     report_dir = Path(plan.out) / "reports" / name
     rows: list[dict[str, Any]] = []
@@ -228,8 +398,11 @@ def run_set(plan: ExperimentPlan, name: str, specs: list[RunSpec]) -> list[dict[
         cfg = EvalConfig(name=spec.label if spec.seed == plan.seeds[0] else f"{spec.label} s{spec.seed}",
                          features=True, figures=False, embedding="pca", progress=False,
                          num_threads=plan.threads, seed=0)
+        weighting: str | None = None
         if spec.epochs is not None:
-            res = run_experiment(spec.name, _train_config(spec, plan, train_set), train_set, test_set,
+            train_cfg = _train_config(spec, plan, train_set)
+            weighting = train_cfg.resolve_pair_weighting(task)
+            res = run_experiment(spec.name, train_cfg, train_set, test_set,
                                  out_dir=Path(plan.out) / "runs" / name, progress=False)
             run, art = evaluate(res.checkpoint, None, config=cfg, splits=splits)
             seconds: float | None = res.train_seconds
@@ -241,7 +414,7 @@ def run_set(plan: ExperimentPlan, name: str, specs: list[RunSpec]) -> list[dict[
             run_figures(run, art, report_dir, cfg, slug=f"sidhcnn-{spec.bits}")
         if spec.seed == plan.seeds[0]:
             runs.append(run)
-        row = _row(spec, run, seconds)
+        row = _row(spec, run, seconds, weighting)
         rows.append(row)
         logger.info("%s %s l=%d seed %d: %s (train %s s)", name, spec.label, spec.bits, spec.seed,
                     {k: round(v, 4) for k, v in row.items() if k.startswith(("map_", "recall", "mrr"))
@@ -283,7 +456,8 @@ def _fmt(cell: dict[str, Any], key: str) -> str:
 
 def markdown(cells: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     """The tables docs/results.md includes: class MAP and instance recall, per set and code length."""
-    lines = [f"<!-- written by scripts/experiments.py --mode {meta['mode']} ({meta['finished']}) -->", ""]
+    split = " --validation (held-out training pairs, not the test split)" if meta.get("validation") else ""
+    lines = [f"<!-- written by scripts/experiments.py --mode {meta['mode']}{split} ({meta['finished']}) -->", ""]
     cls = [c for c in cells if c["protocol"] == "class"]
     inst = [c for c in cells if c["protocol"] == "instance"]
     if cls:
@@ -306,6 +480,18 @@ def markdown(cells: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def run_curves(plan: ExperimentPlan) -> list[dict[str, Any]]:
+    """:func:`learning_curve` of every chosen class set; writes ``curves.json`` after each."""
+    out = Path(plan.out)
+    out.mkdir(parents=True, exist_ok=True)
+    curves = []
+    for name in plan.sets:
+        if name in CLASS_SETS:
+            curves.append(learning_curve(plan, name))
+            (out / "curves.json").write_text(json.dumps(curves, indent=1))
+    return curves
+
+
 def run(plan: ExperimentPlan) -> dict[str, Any]:
     """Run the whole plan; writes ``results.json`` / ``results.md`` after every set."""
     out = Path(plan.out)
@@ -314,12 +500,13 @@ def run(plan: ExperimentPlan) -> dict[str, Any]:
     meta: dict[str, Any] = {"mode": plan.mode, "plan": asdict(plan), "command": " ".join(sys.argv),
                             "started": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
                             "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
-                            "threads": plan.threads}
+                            "threads": plan.threads, "validation": plan.validation}
     start = time.perf_counter()
     rows: list[dict[str, Any]] = []
     for name in plan.sets:
         t0 = time.perf_counter()
-        rows += run_set(plan, name, [s for s in specs if s.dataset == name])
+        runner = run_validation_set if plan.validation else run_set
+        rows += runner(plan, name, [s for s in specs if s.dataset == name])
         meta.setdefault("set_seconds", {})[name] = round(time.perf_counter() - t0, 1)
         meta["wall_seconds"] = round(time.perf_counter() - start, 1)
         meta["finished"] = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
@@ -343,15 +530,24 @@ def parse_args(argv: Sequence[str] | None = None) -> ExperimentPlan:
     p.add_argument("--epochs", type=int, default=None, help="one schedule for every set (default per set and mode)")
     p.add_argument("--threads", type=int, default=int(os.environ.get("HASHSEARCH_NUM_THREADS", "2")))
     p.add_argument("--no-figures", action="store_true")
+    p.add_argument("--fusebox-crops", choices=("all", "six"), default="all",
+                   help="fusebox-landsat7: every crop (default) or one per path/row/date (the earlier quick subset)")
+    p.add_argument("--validation", action="store_true",
+                   help="evaluate on pairs held out of the training split (never the test split); networks only")
+    p.add_argument("--learning-curve", action="store_true",
+                   help="class sets: MAP after every epoch of SIDHCNN and DCMH (curves.json, curves-<set>.png)")
     p.add_argument("--dry-run", action="store_true", help="print the plan's runs as JSON and exit")
     a = p.parse_args(argv)
     seeds = [int(s) for s in a.seeds.split(",") if s.strip()] if a.seeds else None
     sets = [s.strip() for s in a.sets.split(",") if s.strip()] if a.sets else None
     try:
         plan = make_plan(a.mode, out=a.out or f"runs/experiments-{a.mode}", data_root=a.data, seeds=seeds,
-                         sets=sets, epochs=a.epochs, threads=a.threads, figures=not a.no_figures)
+                         sets=sets, epochs=a.epochs, threads=a.threads, figures=not a.no_figures,
+                         validation=a.validation, curves=a.learning_curve)
     except ValueError as exc:
         p.error(str(exc))
+    if a.fusebox_crops == "six" and "fusebox-landsat7" in plan.sets:
+        plan = replace(plan, recipe_options={**plan.recipe_options, "fusebox-landsat7": {"scenes": FUSEBOX_SIX_CROPS}})
     return replace(plan, out=str(plan.out)) if not a.dry_run else _dry(plan)
 
 
@@ -363,6 +559,10 @@ def _dry(plan: ExperimentPlan) -> ExperimentPlan:
 def main(argv: Sequence[str] | None = None) -> int:
     plan = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    if plan.curves:
+        curves = run_curves(plan)
+        print(json.dumps([{k: v for k, v in c.items() if k != "curves"} for c in curves]))
+        return 0
     result = run(plan)
     print(markdown(result["summary"], result["meta"]))
     print(f"wall time {result['meta']['wall_seconds']:.0f} s; results in {plan.out}/results.json")

@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "experiments.py"
@@ -21,20 +22,25 @@ def exp():
     return module
 
 
-def test_quick_plan_is_one_seed_32_bits_two_class_sets_and_one_instance_set(exp, tmp_path):
+def test_quick_plan_is_one_seed_32_bits_every_set(exp, tmp_path):
     plan = exp.make_plan("quick", out=str(tmp_path), data_root="/data")
     assert plan.seeds == (0,) and plan.main_bits == 32 and plan.extra_bits == ()
-    assert plan.sets == ("eurosat-ms", "nc-landsat7", "fusebox-landsat7")
+    assert plan.sets == exp.ALL_SETS
     runs = exp.plan_runs(plan)
     assert {r.bits for r in runs} == {32} and {r.seed for r in runs} == {0}
     euro = [r.method for r in runs if r.dataset == "eurosat-ms"]
     # Table IV's four rows, then the final SIDHCNN, DCMH and the two GIST baselines
     assert euro == ["irsc", "iasc", "bqc", "fdc", "sidhcnn", "dcmh", "cca", "scm"]
-    assert [r.method for r in runs if r.dataset == "nc-landsat7"] == ["sidhcnn", "dcmh", "cca", "scm"]
-    # instance matching: no SCM (it refuses pair-id labels), no ablation
-    assert [r.method for r in runs if r.dataset == "fusebox-landsat7"] == ["sidhcnn", "dcmh", "cca"]
+    for ds in ("nc-landsat7", "aid-subset"):
+        assert [r.method for r in runs if r.dataset == ds] == ["sidhcnn", "dcmh", "cca", "scm"]
+    # instance matching: no SCM (it refuses pair-id labels), no Table IV; the unweighted-pairs row first
+    for ds in exp.INSTANCE_SETS:
+        assert [r.method for r in runs if r.dataset == ds] == ["sidhcnn_plain", "sidhcnn", "dcmh", "cca"]
     assert all((r.epochs is None) == (r.method in ("cca", "scm")) for r in runs)
-    assert plan.recipe_options["fusebox-landsat7"]["scenes"]  # a subset of the crops in quick mode
+    # aid-subset at PAN 64 x 64 in quick mode; fusebox whole unless --fusebox-crops six
+    assert plan.recipe_options == {"aid-subset": {"pan_size": 64}}
+    six = exp.parse_args(["--fusebox-crops", "six", "--out", str(tmp_path)])
+    assert six.recipe_options["fusebox-landsat7"] == {"scenes": exp.FUSEBOX_SIX_CROPS}
 
 
 def test_full_plan_has_three_seeds_at_32_bits_and_one_seed_at_the_other_lengths(exp, tmp_path):
@@ -50,6 +56,7 @@ def test_full_plan_has_three_seeds_at_32_bits_and_one_seed_at_the_other_lengths(
         assert cell == ["cca", "dcmh", "scm", "sidhcnn"]
         assert {r.seed for r in runs if r.bits == bits} == {0}
     assert not any(r.method == "scm" for r in runs if r.dataset in exp.INSTANCE_SETS)
+    assert not any(r.method == "sidhcnn_plain" for r in runs if r.dataset in exp.CLASS_SETS)
     names = [(r.dataset, r.name) for r in runs]
     assert len(names) == len(set(names))  # every run has its own checkpoint folder
 
@@ -72,7 +79,8 @@ def test_dry_run_prints_the_plan_and_trains_nothing(exp, tmp_path, capsys):
         exp.parse_args(["--mode", "quick", "--out", str(tmp_path / "o"), "--dry-run"])
     assert info.value.code == 0
     doc = json.loads(capsys.readouterr().out)
-    assert len(doc["runs"]) == 15 and doc["plan"]["mode"] == "quick"
+    # eurosat-ms 8, nc-landsat7 4, aid-subset 4, each instance set 4
+    assert len(doc["runs"]) == 24 and doc["plan"]["mode"] == "quick"
     assert not (tmp_path / "o").exists()
 
 
@@ -90,3 +98,57 @@ def test_summary_mean_and_spread_over_seeds_and_markdown(exp):
     md = exp.markdown(cells, {"mode": "quick", "finished": "now"})
     assert "| eurosat-ms | 32 | SIDHCNN | 10 | 2 | 0.500 ± 0.141 | 0.250 ± 0.071 | 15 |" in md
     assert "| fusebox-landsat7 | 32 | CCA-ITQ | - | 144 | 0.250 |" in md
+
+
+def test_validation_plan_trains_networks_only(exp, tmp_path):
+    plan = exp.parse_args(["--sets", "fusebox-landsat7,eurosat-ms", "--validation", "--out", str(tmp_path)])
+    assert plan.validation and not plan.figures
+    runs = exp.plan_runs(plan)
+    assert {r.method for r in runs if r.dataset == "fusebox-landsat7"} == {"sidhcnn_plain", "sidhcnn", "dcmh"}
+    assert all(r.epochs is not None for r in runs)  # no GIST baseline: they are evaluated on the stored splits
+
+
+def test_train_config_sets_the_pair_weighting_of_each_row(exp, tmp_path):
+    from hashsearch.training import fake_dual_source
+
+    data = fake_dual_source(8, num_classes=2, pan_size=32, ms_size=8, task="instance")
+    plan = exp.make_plan("quick", out=str(tmp_path))
+    cfg = {m: exp._train_config(exp.RunSpec("fusebox-landsat7", m, 32, 0, 5), plan, data)
+           for m in ("sidhcnn_plain", "sidhcnn", "dcmh")}
+    assert cfg["sidhcnn_plain"].pair_weighting == "none" and cfg["sidhcnn"].pair_weighting == "auto"
+    assert cfg["sidhcnn"].resolve_pair_weighting("instance") == "balanced"
+    assert cfg["sidhcnn_plain"].loss_weights() == cfg["sidhcnn"].loss_weights() == {"alpha": 1.0, "beta": 0.1,
+                                                                                   "gamma": 1.0}
+    assert cfg["dcmh"].method == "dcmh" and cfg["dcmh"].model.padding == "same"
+
+
+class _Scenes:
+    """A stand-in for a stored view: per-sample scene ids."""
+
+    def __init__(self, scene):
+        self.scene = scene
+
+    def array(self, name):
+        assert name == "scene"
+        return self.scene
+
+
+class _TrainView:
+    def __init__(self, scene):
+        self.source = _Scenes(np.asarray(scene))
+        self.labels = np.arange(len(scene))
+        self.task = "instance"
+
+    def __len__(self):
+        return len(self.labels)
+
+    def __getitem__(self, i):
+        return {"pan": np.zeros((1, 4, 4)), "ms": np.zeros((1, 1, 1)), "label": int(self.labels[i])}
+
+
+def test_validation_split_holds_out_the_last_training_scene(exp):
+    fit, val = exp.validation_split(_TrainView([0, 0, 3, 1, 3, 1]), "instance")
+    assert fit.indices.tolist() == [0, 1, 3, 5] and val.indices.tolist() == [2, 4]
+    assert fit.task == val.task == "instance" and val.labels.tolist() == [2, 4]
+    with pytest.raises(ValueError, match="two scenes"):
+        exp.validation_split(_TrainView([2, 2]), "instance")
