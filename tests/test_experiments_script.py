@@ -30,9 +30,9 @@ def test_quick_plan_is_one_seed_32_bits_every_set(exp, tmp_path):
     assert {r.bits for r in runs} == {32} and {r.seed for r in runs} == {0}
     euro = [r.method for r in runs if r.dataset == "eurosat-ms"]
     # Table IV's four rows, then the final SIDHCNN, DCMH and the two GIST baselines
-    assert euro == ["irsc", "iasc", "bqc", "fdc", "sidhcnn", "dcmh", "cca", "scm"]
+    assert euro == ["irsc", "iasc", "bqc", "fdc", "sidhcnn", "sidhcnn_bal", "dcmh", "cca", "scm"]
     for ds in ("nc-landsat7", "aid-subset"):
-        assert [r.method for r in runs if r.dataset == ds] == ["sidhcnn", "dcmh", "cca", "scm"]
+        assert [r.method for r in runs if r.dataset == ds] == ["sidhcnn", "sidhcnn_bal", "dcmh", "cca", "scm"]
     # instance matching: no SCM (it refuses pair-id labels), no Table IV; the unweighted-pairs row first
     for ds in exp.INSTANCE_SETS:
         assert [r.method for r in runs if r.dataset == ds] == ["sidhcnn_plain", "sidhcnn", "dcmh", "cca"]
@@ -49,7 +49,7 @@ def test_full_plan_has_three_seeds_at_32_bits_and_one_seed_at_the_other_lengths(
     runs = exp.plan_runs(plan)
     aid32 = [r for r in runs if r.dataset == "aid-subset" and r.bits == 32]
     trained = [r for r in aid32 if r.epochs is not None]
-    assert len(trained) == 3 * 6  # 4 ablation rows + SIDHCNN + DCMH per seed
+    assert len(trained) == 3 * 7  # 4 ablation rows + SIDHCNN (unweighted and balanced pairs) + DCMH per seed
     assert {r.seed for r in trained} == {0, 1, 2}
     for bits in (8, 16, 24, 64):
         cell = sorted(r.method for r in runs if r.dataset == "aid-subset" and r.bits == bits)
@@ -57,6 +57,7 @@ def test_full_plan_has_three_seeds_at_32_bits_and_one_seed_at_the_other_lengths(
         assert {r.seed for r in runs if r.bits == bits} == {0}
     assert not any(r.method == "scm" for r in runs if r.dataset in exp.INSTANCE_SETS)
     assert not any(r.method == "sidhcnn_plain" for r in runs if r.dataset in exp.CLASS_SETS)
+    assert not any(r.method == "sidhcnn_bal" for r in runs if r.dataset in exp.INSTANCE_SETS)
     names = [(r.dataset, r.name) for r in runs]
     assert len(names) == len(set(names))  # every run has its own checkpoint folder
 
@@ -68,7 +69,9 @@ def test_overrides_and_bad_arguments(exp, tmp_path, monkeypatch):
     assert plan.data_root == "/somewhere" and plan.seeds == (3, 4) and plan.sets == ("nc-landsat7",)
     assert plan.epochs == {"nc-landsat7": 2}
     assert exp.parse_args(["--data", "/x", "--out", str(tmp_path)]).data_root == "/x"
-    for bad in (["--sets", "dsrsid"], ["--seeds", "1,1"], ["--epochs", "0"], ["--mode", "huge"]):
+    only = exp.parse_args(["--sets", "aid-subset", "--methods", "sidhcnn,sidhcnn_bal", "--out", str(tmp_path)])
+    assert [r.method for r in exp.plan_runs(only)] == ["sidhcnn", "sidhcnn_bal"]
+    for bad in (["--sets", "dsrsid"], ["--seeds", "1,1"], ["--epochs", "0"], ["--mode", "huge"], ["--methods", "x"]):
         with pytest.raises(SystemExit) as info:
             exp.parse_args([*bad, "--out", str(tmp_path)])
         assert info.value.code == 2
@@ -79,8 +82,8 @@ def test_dry_run_prints_the_plan_and_trains_nothing(exp, tmp_path, capsys):
         exp.parse_args(["--mode", "quick", "--out", str(tmp_path / "o"), "--dry-run"])
     assert info.value.code == 0
     doc = json.loads(capsys.readouterr().out)
-    # eurosat-ms 8, nc-landsat7 4, aid-subset 4, each instance set 4
-    assert len(doc["runs"]) == 24 and doc["plan"]["mode"] == "quick"
+    # eurosat-ms 9, nc-landsat7 5, aid-subset 5, each instance set 4
+    assert len(doc["runs"]) == 27 and doc["plan"]["mode"] == "quick"
     assert not (tmp_path / "o").exists()
 
 
@@ -114,8 +117,9 @@ def test_train_config_sets_the_pair_weighting_of_each_row(exp, tmp_path):
     data = fake_dual_source(8, num_classes=2, pan_size=32, ms_size=8, task="instance")
     plan = exp.make_plan("quick", out=str(tmp_path))
     cfg = {m: exp._train_config(exp.RunSpec("fusebox-landsat7", m, 32, 0, 5), plan, data)
-           for m in ("sidhcnn_plain", "sidhcnn", "dcmh")}
+           for m in ("sidhcnn_plain", "sidhcnn", "sidhcnn_bal", "dcmh")}
     assert cfg["sidhcnn_plain"].pair_weighting == "none" and cfg["sidhcnn"].pair_weighting == "auto"
+    assert cfg["sidhcnn_bal"].pair_weighting == "balanced" and cfg["dcmh"].pair_weighting == "auto"
     assert cfg["sidhcnn"].resolve_pair_weighting("instance") == "balanced"
     assert cfg["sidhcnn_plain"].loss_weights() == cfg["sidhcnn"].loss_weights() == {"alpha": 1.0, "beta": 0.1,
                                                                                    "gamma": 1.0}
