@@ -20,7 +20,11 @@ Grids (codes and queries are uniform random bytes from a seeded generator):
   comparisons/s over the roofline's is how much of the CPU's popcount throughput it
   reaches;
 - ``test_memory_bandwidth``: the roofline with one query over 128 MB of codes (4x this
-  CPU's last-level cache): streaming read bandwidth, the bound of single queries.
+  CPU's last-level cache): streaming read bandwidth, the bound of single queries;
+- ``test_result_floor``: allocating and writing the arrays a k-NN search returns
+  (int32 distances and int64 ids, nq x k) for nq = 1000 and k in K_VALUES, with no search:
+  what any implementation pays for large k before it finds a single neighbour (the
+  floor of issue 12's large-k goal; see benchmarks/README.md).
 
 1M-code cases are marked ``large``. Each benchmark records ``n``, ``bits``, ``nq``,
 ``k``, ``threads`` and ``comparisons`` (n * nq) in ``extra_info`` (benchmarks/make_docs.py
@@ -209,6 +213,26 @@ def test_roofline(benchmark, n, bits, nq, threads):
     sample = min(nq, 4)
     expected = core.roofline(queries[:sample], codes, 1)
     assert total >= expected  # the checksum covers every pair (exact sums: tests/backends)
+
+
+@pytest.mark.parametrize("k", K_VALUES)
+def test_result_floor(benchmark, k):
+    """Allocate and fill (1000, k) int32 + int64 result arrays: the output cost of a search."""
+    nq = 1000
+    src_d = np.arange(nq * k, dtype=np.int32).reshape(nq, k)
+    src_i = np.arange(nq * k, dtype=np.int64).reshape(nq, k)
+
+    def write() -> tuple[np.ndarray, np.ndarray]:
+        d = np.empty((nq, k), dtype=np.int32)
+        i = np.empty((nq, k), dtype=np.int64)
+        np.copyto(d, src_d)
+        np.copyto(i, src_i)
+        return d, i
+
+    benchmark.group = f"result floor nq={nq} k={k}"
+    benchmark.extra_info.update(kind="result-floor", nq=nq, k=k, threads=1, bytes=nq * k * 12)
+    d, i = benchmark.pedantic(write, rounds=20, iterations=1, warmup_rounds=2)
+    assert d[-1, -1] == nq * k - 1 and i[-1, -1] == nq * k - 1
 
 
 @pytest.mark.parametrize("threads", THREADS)
