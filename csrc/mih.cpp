@@ -127,6 +127,21 @@ double binomial(int32_t n, int32_t k) {
   return (k < 0 || k > n) ? 0.0 : table[n * W + k];
 }
 
+// The distance at which n uniform random codes of nbits bits hold k codes around a query,
+// on average: the smallest d with n * P(Binomial(nbits, 1/2) <= d) >= k (nbits if none).
+// The cost model's guess of the k-th distance while a query has found fewer than k codes.
+int64_t uniform_kth_distance(int32_t nbits, int64_t n, int64_t k) {
+  const double log_half = -double(nbits) * std::log(2.0);
+  double log_c = 0.0;  // log C(nbits, d)
+  double cdf = 0.0;
+  for (int32_t d = 0; d < nbits; ++d) {
+    cdf += std::exp(log_c + log_half);
+    if (double(n) * cdf >= double(k)) return d;
+    log_c += std::log(double(nbits - d)) - std::log(double(d + 1));
+  }
+  return nbits;
+}
+
 // Substring [offset, offset + bits) of a code (bit i of the code is bit i % 8 of byte i / 8).
 inline uint64_t substring(const uint8_t* code, int32_t offset, int32_t bits) {
   const int32_t byte = offset >> 3, shift = offset & 7;
@@ -544,7 +559,10 @@ bool MultiIndex::probe(const KernelTable& kt, const uint8_t* codes, const uint8_
       const double next = step_cost(t, rate);
       if (spent + next > kGiveUpShare * budget) {  // else giving up cannot be worth it yet
         // The steps still needed: up to the one proving the radius, or the current k-th
-        // distance (at least this step while fewer than k codes are known).
+        // distance; while fewer than k codes are known, the k-th distance of uniform
+        // codes (codes whose neighbours are near have found them by then: a query
+        // still short of k this late is most likely looking at uniform-like codes, and
+        // assuming it might finish with this step let it probe a whole scan's worth).
         int64_t last = t;
         if (range) {
           last = radius;
@@ -553,6 +571,8 @@ bool MultiIndex::probe(const KernelTable& kt, const uint8_t* codes, const uint8_
           int64_t dk = 0;
           while (dk <= nbits_ && (c += q.hist[dk]) < k) ++dk;
           last = std::max(t, dk);
+        } else {
+          last = std::max(t, uniform_kth_distance(nbits_, indexed_, k));
         }
         double remaining = next;
         for (int64_t u = t + 1; u <= last && spent + remaining <= budget; ++u) {

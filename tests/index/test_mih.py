@@ -305,6 +305,22 @@ def test_uniform_queries_give_up_probing_and_near_duplicates_do_not():
     assert forced.last_stats["candidates"] > 1000
 
 
+def test_a_query_short_of_k_gives_up_by_the_uniform_kth_distance():
+    # 1M uniform 64-bit codes in 3 tables of 21-22 bits: after radius 1 a uniform query
+    # has found ~0.5 codes per probed bucket, far fewer than k = 100, whose 100th
+    # neighbour lies ~18 bits away (radius 6). Projecting "maybe this step finishes"
+    # let such queries probe radius 2 (C(22, 2) = 231 buckets a table) before giving
+    # up; the uniform k-th distance ends them at radius 1.
+    codes = random_codes(1_000_000, 64, seed=28)
+    index = MultiIndexHashing(64, m=3, num_threads=THREADS)
+    index.add(codes)
+    far = random_codes(8, 64, seed=29)
+    assert_matches(index, far, ks=(100,), radii=(), path="flat")
+    assert index.last_stats["reason"] == "cost" and index.last_stats["max_radius"] == 1
+    near = flip_bits(codes[:8], 4, seed=30)  # a near duplicate still goes through the tables
+    assert_matches(index, near, ks=(1,), radii=(), path="mih")
+
+
 def test_a_wide_radius_goes_flat_and_policy_flat_never_probes():
     codes = random_codes(20_000, 64, seed=28)
     index = MultiIndexHashing(64, num_threads=THREADS)
