@@ -156,3 +156,54 @@ def test_validation_split_holds_out_the_last_training_scene(exp):
     assert fit.task == val.task == "instance" and val.labels.tolist() == [2, 4]
     with pytest.raises(ValueError, match="two scenes"):
         exp.validation_split(_TrainView([2, 2]), "instance")
+
+
+def _write_set(path, *, task, n=48, seed=0):
+    """A real dual-source Zarr set: PAN (1, 32, 32), MS (4, 8, 8) of the same ground, 4 scenes, split 3 : 1."""
+    from hashsearch.data.dual import DualDatasetWriter
+
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % 3 if task == "class" else np.arange(n)
+    ground = rng.integers(0, 4000, (n, 4, 32, 32))
+    pan = ground.mean(axis=1, keepdims=True).astype(np.uint16)
+    ms = ground.reshape(n, 4, 8, 4, 8, 4).mean(axis=(3, 5)).astype(np.uint16)
+    split = (np.arange(n) % 4 == 3).astype(np.int8)  # every fourth pair in test
+    scene = (np.arange(n) // (n // 4)).astype(np.int32)
+    with DualDatasetWriter(path, pan_shape=(1, 32, 32), ms_shape=(4, 8, 8), pan_dtype=np.uint16,
+                           ms_dtype=np.uint16) as w:
+        w.append(pan, ms, labels, split=split, scene=scene)
+        w.finalize(classes=["a", "b", "c"] if task == "class" else None, task=task,
+                   ms_bands=["blue", "green", "red", "nir"], pan_bands=["pan"], ratio=4)
+
+
+def test_validation_run_trains_on_the_training_split_and_evaluates_on_a_held_out_scene(exp, tmp_path):
+    out = tmp_path / "val"
+    _write_set(out / "datasets" / "fusebox-landsat7.zarr", task="instance")
+    plan = exp.parse_args(["--sets", "fusebox-landsat7", "--validation", "--methods", "sidhcnn_plain,sidhcnn",
+                           "--epochs", "1", "--threads", "1", "--out", str(out)])
+    doc = exp.run(plan)
+    rows = {r["method"]: r for r in doc["runs"]}
+    # 36 training pairs in 4 scenes of 9 (every fourth pair of the 48 is test): the last scene's 9 are held out
+    for method, weighting in (("sidhcnn_plain", "none"), ("sidhcnn", "balanced")):
+        row = rows[method]
+        assert row["split"] == "validation" and row["pair_weighting"] == weighting
+        assert row["database_size"] == row["num_queries"] == 9 and row["protocol"] == "instance"
+        assert 0 <= row["recall@1_pan2ms"] <= 1 and len(row["history"]) == 1
+        assert row["codes"]["pan_unique_codes"] <= 9 and 0 <= row["codes"]["pan_bit_entropy_mean"] <= 1
+    assert json.loads((out / "results.json").read_text())["meta"]["validation"] is True
+    assert "--validation" in (out / "results.md").read_text() and not (out / "reports").exists()
+
+
+def test_learning_curve_evaluates_every_epoch(exp, tmp_path):
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "curve"
+    _write_set(out / "datasets" / "eurosat-ms.zarr", task="class")
+    plan = exp.parse_args(["--sets", "eurosat-ms", "--learning-curve", "--epochs", "2", "--threads", "1",
+                           "--out", str(out)])
+    (curve,) = exp.run_curves(plan)
+    for method in ("sidhcnn", "dcmh"):
+        points = curve["curves"][method]["points"]
+        assert [p["epoch"] for p in points] == [1, 2]
+        assert all(0 < p["map_pan2ms"] <= 1 and "irsc" in p["pan"] for p in points)
+    assert set(curve["scm"]) == {"pan2ms", "ms2pan"} and (out / "curves-eurosat-ms.png").stat().st_size > 0
+    assert json.loads((out / "curves.json").read_text())[0]["dataset"] == "eurosat-ms"
