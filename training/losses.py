@@ -11,6 +11,10 @@ With Ω_ij = ½ ⟨x_i, y_j⟩ and S_ij = [L_i == L_j]::
     FDC     = ‖Σ_i F^P_i‖² + ‖Σ_i F^M_i‖²
     E       = IRSC + α·IASC + β·BQC + γ·FDC
 
+With ``TrainConfig.pair_weighting="balanced"`` (the default on instance data) each ℓ_ij of
+IRSC and IASC is scaled by the balanced weight of its pair (similar or dissimilar; see
+:mod:`.pairwise`); the closed form below is the unweighted one.
+
 The paper prints log(1 + Ω); the sigmoid likelihood gives softplus(Ω). The
 gradient with respect to one PAN row is (SPEC §2)::
 
