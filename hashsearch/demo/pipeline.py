@@ -291,7 +291,7 @@ def _train(name: str, config: DemoConfig, dataset: Path, run_dir: Path) -> tuple
     resume = None
     if last.exists():
         state = load_checkpoint(last)
-        if int(state["epoch"]) >= cfg.epochs and _same_config(state["config"], cfg):
+        if int(state["epoch"]) >= cfg.epochs and _same_config(state["config"], cfg, _dataset_task(dataset)):
             return last, True
         resume = last
     train_set, _ = dual_source_splits(dataset, preload=True)
@@ -304,11 +304,21 @@ def _train(name: str, config: DemoConfig, dataset: Path, run_dir: Path) -> tuple
     return last, False
 
 
-def _same_config(saved: dict[str, Any], cfg: Any) -> bool:
+def _dataset_task(dataset: Path) -> str | None:
+    """The stored dataset's task ("class" / "instance"), from its metadata alone."""
+    from hashsearch.data.dual import dataset_info
+
+    return dataset_info(dataset).get("task")
+
+
+def _same_config(saved: dict[str, Any], cfg: Any, task: str | None = None) -> bool:
+    """Whether a checkpoint's saved config is the run ``cfg`` asks for on data of ``task``."""
     mine = cfg.to_dict()
+    # the trainer records pair_weighting resolved for the data ("auto" -> "none" / "balanced")
+    mine["pair_weighting"] = cfg.resolve_pair_weighting(task)
     runtime = ("epochs", "threads", "device", "num_workers")  # a longer run of the same model serves a shorter one
     # fields added since a checkpoint was written take the value those runs had
-    older = {"precision": "auto"}
+    older = {"precision": "auto", "pair_weighting": "none"}
     return all(saved.get(k, older.get(k)) == v for k, v in mine.items() if k not in runtime)
 
 
