@@ -491,7 +491,7 @@ struct MultiIndex::Query {
 };
 
 bool MultiIndex::probe(const KernelTable& kt, const uint8_t* codes, const uint8_t* query, int64_t k,
-                       int64_t radius, MihPolicy policy, double budget, Query& q) const {
+                       int64_t radius, MihPolicy policy, double budget, int64_t uniform_dk, Query& q) const {
   const int64_t nb = nbytes();
   const int32_t mm = m();
   const bool range = radius >= 0;
@@ -572,7 +572,7 @@ bool MultiIndex::probe(const KernelTable& kt, const uint8_t* codes, const uint8_
           while (dk <= nbits_ && (c += q.hist[dk]) < k) ++dk;
           last = std::max(t, dk);
         } else {
-          last = std::max(t, uniform_kth_distance(nbits_, indexed_, k));
+          last = std::max(t, uniform_dk);
         }
         double remaining = next;
         for (int64_t u = t + 1; u <= last && spent + remaining <= budget; ++u) {
@@ -724,13 +724,14 @@ void MultiIndex::knn(const KernelTable& kt, const uint8_t* codes, int64_t n, con
   } else {
     SharedStats shared;
     const double budget = flat_cost(nq);
+    const int64_t uniform_dk = uniform_kth_distance(nbits_, indexed_, k);  // once per search
     std::vector<uint8_t> gave_up(nq, 0);
     parallel_for((nq + kQueriesPerTask - 1) / kQueriesPerTask, nq >= 2 ? nthreads : 1, [&](int64_t task) {
       Query& q = query_workspace();
       int64_t mih = 0, fell = 0, lookups = 0, hits = 0, cands = 0;
       int32_t radius = -1;
       for (int64_t i = task * kQueriesPerTask; i < std::min(nq, (task + 1) * kQueriesPerTask); ++i) {
-        const bool ok = probe(kt, codes, queries + i * nb, k, -1, policy, budget, q);
+        const bool ok = probe(kt, codes, queries + i * nb, k, -1, policy, budget, uniform_dk, q);
         lookups += q.lookups;
         hits += q.hits;
         cands += static_cast<int64_t>(q.found.size());
@@ -827,7 +828,7 @@ void MultiIndex::range_search(const KernelTable& kt, const uint8_t* codes, int64
       int64_t mih = 0, lookups = 0, hits = 0, cands = 0;
       int32_t r = -1;
       for (int64_t i = task * kQueriesPerTask; i < std::min(nq, (task + 1) * kQueriesPerTask); ++i) {
-        const bool ok = probe(kt, codes, queries + i * nb, 1, radius, policy, flat_cost(nq), q);
+        const bool ok = probe(kt, codes, queries + i * nb, 1, radius, policy, flat_cost(nq), 0, q);
         lookups += q.lookups;
         hits += q.hits;
         cands += static_cast<int64_t>(q.found.size());

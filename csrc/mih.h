@@ -127,9 +127,11 @@ class MultiIndex {
   void merge(const uint8_t* codes, int64_t from, int64_t to, int nthreads);
   // Probes one query until it is proven (returns true, results in q) or the cost model
   // gives up on it (returns false; budget: the flat scan's cost for this query).
-  // radius >= 0: range search (k unused); radius < 0: k-NN.
+  // radius >= 0: range search (k unused); radius < 0: k-NN, where uniform_dk is the
+  // cost model's k-th distance for queries short of k codes (uniform_kth_distance in
+  // mih.cpp, the same for every query of a search).
   bool probe(const KernelTable& kernels, const uint8_t* codes, const uint8_t* query,
-             int64_t k, int64_t radius, MihPolicy policy, double budget, Query& q) const;
+             int64_t k, int64_t radius, MihPolicy policy, double budget, int64_t uniform_dk, Query& q) const;
   // Model cost of the flat scan per query in a batch of nq queries.
   double flat_cost(int64_t nq) const;
 
