@@ -273,9 +273,11 @@ def _train_config(name: str, config: DemoConfig, dataset: Path) -> Any:
     # The paper's unpadded layers where the patches fit them, else every layer padded
     # (what padding="auto" chooses, said once here instead of as a warning).
     fits = sp >= DHCNN.min_patch_size(PAN_STAGES) and sm >= DHCNN.min_patch_size(MUL_STAGES)
-    return TrainConfig(bits=config.bits, epochs=epochs, batch_size=config.batch_size, lr=config.lr,
-                       threads=config.threads, seed=config.seed).replace(
+    cfg = TrainConfig(bits=config.bits, epochs=epochs, batch_size=config.batch_size, lr=config.lr,
+                      threads=config.threads, seed=config.seed).replace(
         pan_bands=cp, pan_size=sp, ms_bands=cm, ms_size=sm, padding="valid" if fits else "same")
+    # resolved here, as the trainer records it in the checkpoint ("auto" -> "none" / "balanced")
+    return cfg.replace(pair_weighting=cfg.resolve_pair_weighting(ds.meta.get("task")))
 
 
 def _train(name: str, config: DemoConfig, dataset: Path, run_dir: Path) -> tuple[Path, bool]:
@@ -291,7 +293,7 @@ def _train(name: str, config: DemoConfig, dataset: Path, run_dir: Path) -> tuple
     resume = None
     if last.exists():
         state = load_checkpoint(last)
-        if int(state["epoch"]) >= cfg.epochs and _same_config(state["config"], cfg, _dataset_task(dataset)):
+        if int(state["epoch"]) >= cfg.epochs and _same_config(state["config"], cfg):
             return last, True
         resume = last
     train_set, _ = dual_source_splits(dataset, preload=True)
@@ -304,18 +306,9 @@ def _train(name: str, config: DemoConfig, dataset: Path, run_dir: Path) -> tuple
     return last, False
 
 
-def _dataset_task(dataset: Path) -> str | None:
-    """The stored dataset's task ("class" / "instance"), from its metadata alone."""
-    from hashsearch.data.dual import dataset_info
-
-    return dataset_info(dataset).get("task")
-
-
-def _same_config(saved: dict[str, Any], cfg: Any, task: str | None = None) -> bool:
-    """Whether a checkpoint's saved config is the run ``cfg`` asks for on data of ``task``."""
+def _same_config(saved: dict[str, Any], cfg: Any) -> bool:
+    """Whether a checkpoint's saved config is the run ``cfg`` asks for."""
     mine = cfg.to_dict()
-    # the trainer records pair_weighting resolved for the data ("auto" -> "none" / "balanced")
-    mine["pair_weighting"] = cfg.resolve_pair_weighting(task)
     runtime = ("epochs", "threads", "device", "num_workers")  # a longer run of the same model serves a shorter one
     # fields added since a checkpoint was written take the value those runs had
     older = {"precision": "auto", "pair_weighting": "none"}
