@@ -53,7 +53,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
@@ -283,13 +283,12 @@ class MultiIndexHashing(IndexType):
         self._ids_are_positions = None
         m = self._m_for(n)
         try:
-            if m != self._core.m:
-                logger.info("MIH: %d codes, rebuilding the tables with m=%d (was %d)", n, m, self._core.m)
+            core = self._core
+            if m != core.m:
+                logger.info("MIH: %d codes, rebuilding the tables with m=%d (was %d)", n, m, core.m)
                 core = _require_core().MultiIndex(self.nbits, m)
-                core.add(self._flat.codes, self.num_threads)
-                self._core = core
-            else:
-                self._core.add(self._flat.codes, self.num_threads)
+            core.add(self._flat.codes, self.num_threads)
+            self._core = core
         except BaseException:
             # the tables failed (MemoryError...): take the rows back out of the flat index
             # (ids and their bookkeeping as before) and rebuild the tables if they were touched
@@ -407,20 +406,10 @@ class MultiIndexHashing(IndexType):
         Raises:
             StoreError: a store exists at ``path`` and ``overwrite`` is False.
         """
-        from hashsearch.index.persistence import save_arrays
-
         attrs = {"type": type(self).__name__, "m": self.config.m, "policy": self.policy}
-        flat = self._flat
-        save_arrays(
-            path,
-            self.nbits,
-            flat.codes,
-            flat.ids,
-            next_id=flat._id_policy.next_id,
-            overwrite=overwrite,
-            attrs={ATTRS_KEY: attrs},  # on the empty group, before any row: never a store without them
-            **store_kwargs,
-        )
+        # the flat index's own save; save_arrays writes attrs on the empty group, before any
+        # row: never a store without them
+        self._flat.save(path, overwrite=overwrite, attrs={ATTRS_KEY: attrs}, **store_kwargs)
 
     @classmethod
     def load(
@@ -445,7 +434,7 @@ class MultiIndexHashing(IndexType):
         """
         from hashsearch.index.persistence import open_store
 
-        saved = dict(_group(path, storage_options, "r").attrs.get(ATTRS_KEY) or {})
+        saved = dict(_group(path, storage_options).attrs.get(ATTRS_KEY) or {})
         if saved and saved.get("type") != cls.__name__:
             raise IncompatibleStoreError(f"{path} was saved by index type {saved.get('type')!r}, not {cls.__name__}")
         with open_store(path, storage_options) as store:
@@ -507,7 +496,7 @@ class MultiIndexHashing(IndexType):
         return out
 
 
-def _group(path: Any, storage_options: dict[str, Any] | None, mode: Literal["r"]) -> Any:
+def _group(path: Any, storage_options: dict[str, Any] | None) -> Any:
     """The Zarr group of the code store at ``path``, read-only (for the index attributes,
     which :meth:`MultiIndexHashing.save` writes through ``save_arrays(attrs=)``)."""
     import os
@@ -517,6 +506,6 @@ def _group(path: Any, storage_options: dict[str, Any] | None, mode: Literal["r"]
     if isinstance(path, (str, bytes)) or hasattr(path, "__fspath__"):
         location = os.fsdecode(os.fspath(path))
         if storage_options:
-            return zarr.open_group(location, mode=mode, storage_options=storage_options)
-        return zarr.open_group(location, mode=mode)
-    return zarr.open_group(store=path, mode=mode)
+            return zarr.open_group(location, mode="r", storage_options=storage_options)
+        return zarr.open_group(location, mode="r")
+    return zarr.open_group(store=path, mode="r")
