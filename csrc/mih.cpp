@@ -127,6 +127,18 @@ double binomial(int32_t n, int32_t k) {
   return (k < 0 || k > n) ? 0.0 : table[n * W + k];
 }
 
+// The first of the masks of `bits` bits with s bits set, in increasing order (Gosper's
+// hack steps them: next_mask), and whether a table's radius-s step probes buckets by
+// value (enumerated masks) rather than by a scan of its buckets.
+inline uint64_t first_mask(int32_t s) { return s == 64 ? ~uint64_t(0) : (uint64_t(1) << s) - 1; }
+inline bool next_mask(uint64_t& mask, int32_t bits) {  // false when none is left
+  if (mask == 0) return false;                         // s == 0: the one value only
+  const uint64_t r = mask + (mask & (~mask + 1));
+  if (r == 0 || (bits < 64 && r >= (uint64_t(1) << bits))) return false;  // r == 0: past 64 bits
+  mask = r | (((r ^ mask) >> 2) >> __builtin_ctzll(mask));
+  return true;
+}
+
 // The distance at which n uniform random codes of nbits bits hold k codes around a query,
 // on average: the smallest d with n * P(Binomial(nbits, 1/2) <= d) >= k (nbits if none).
 // The cost model's guess of the k-th distance while a query has found fewer than k codes.
@@ -520,13 +532,10 @@ bool MultiIndex::probe(const KernelTable& kt, const uint8_t* codes, const uint8_
     const int32_t s = static_cast<int32_t>(t / mm), j = static_cast<int32_t>(t % mm);
     const MihTable& tab = tables_[j];
     if (s > tab.bits || binomial(tab.bits, s) > double(tab.nbuckets())) return;
-    uint64_t mask = s == 64 ? ~uint64_t(0) : (uint64_t(1) << s) - 1;
+    uint64_t mask = first_mask(s);
     for (int c = 0; c < kPrefetchValues; ++c) {
       prefetch_bucket(tab, q.qkeys[j] ^ mask);
-      if (mask == 0) return;
-      const uint64_t r = mask + (mask & (~mask + 1));
-      if (r == 0 || (tab.bits < 64 && r >= (uint64_t(1) << tab.bits))) return;
-      mask = r | (((r ^ mask) >> 2) >> __builtin_ctzll(mask));
+      if (!next_mask(mask, tab.bits)) return;
     }
   };
   const int64_t ahead = mm - 1;  // steps prefetched up front: 0..ahead
@@ -607,21 +616,14 @@ bool MultiIndex::probe(const KernelTable& kt, const uint8_t* codes, const uint8_
     if (values <= double(tab.nbuckets())) {
       uint64_t keys[kBatch];
       uint32_t b[kBatch], e[kBatch];
-      // masks of tab.bits bits with s set, in increasing order (Gosper's hack)
-      uint64_t mask = s == 64 ? ~uint64_t(0) : (uint64_t(1) << s) - 1;
+      uint64_t mask = first_mask(s);
       bool more = true;
       while (more) {
         int c = 0;
         for (; c < kBatch && more; ++c) {
           keys[c] = qk ^ mask;
           prefetch_bucket(tab, keys[c]);
-          if (mask == 0) {
-            more = false;  // s == 0: the query's own value only
-          } else {
-            const uint64_t r = mask + (mask & (~mask + 1));
-            more = r != 0 && (tab.bits == 64 || r < (uint64_t(1) << tab.bits));  // r == 0: past 64 bits
-            mask = r | (((r ^ mask) >> 2) >> __builtin_ctzll(mask));
-          }
+          more = next_mask(mask, tab.bits);
         }
         for (int i = 0; i < c; ++i) {
           if (!find_bucket(tab, keys[i], &b[i], &e[i])) b[i] = e[i] = 0;
