@@ -275,15 +275,14 @@ class SIDHCNNLoss(WeightedLoss):
         self.alpha, self.beta, self.gamma = float(alpha), float(beta), float(gamma)
 
 
-def build_loss(
-    config: TrainConfig, *, fused: bool = True, chunk: int = DEFAULT_CHUNK, task: str | None = None
-) -> WeightedLoss:
+def build_loss(config: TrainConfig, *, fused: bool = True, chunk: int = DEFAULT_CHUNK) -> WeightedLoss:
     """The mini-batch objective of a config: its method's terms, weighted by its weight fields.
 
-    ``config.pair_weighting`` "auto" is resolved with ``task`` (the training set's task:
-    "instance" -> balanced pairs, else the paper's unweighted sums; see
-    :meth:`~hashsearch.training.config.TrainConfig.resolve_pair_weighting`).
+    Balanced pair weights only when ``config.pair_weighting`` is "balanced": the Trainer
+    resolves "auto" for its training set first
+    (:meth:`~hashsearch.training.config.TrainConfig.resolve_pair_weighting`); an
+    unresolved "auto" keeps the paper's unweighted sums.
     """
     weights = method_weights(config.method, config.loss_weights())
-    balanced = config.resolve_pair_weighting(task) == "balanced"
+    balanced = config.pair_weighting == "balanced"
     return WeightedLoss(weights, normalization=config.normalization, fused=fused, chunk=chunk, balanced=balanced)

@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import typing
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -52,7 +53,7 @@ __all__ = [
 logger = logging.getLogger("hashsearch")
 
 #: The settings of ``TrainConfig.precision``.
-PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16")
+PRECISIONS: tuple[str, ...] = typing.get_args(Precision)
 #: CPU flags (as in /proc/cpuinfo and ``lscpu``) of native bf16 arithmetic.
 BF16_CPU_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
 #: Whether "auto" chooses bf16 where the device computes it natively. Not yet: MAP is unchanged within seed
