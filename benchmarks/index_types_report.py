@@ -34,10 +34,11 @@ END = "<!-- generated:end -->"
 DEFAULT_OUTPUT = Path(__file__).resolve().parent.parent / "docs" / "index-types.md"
 
 
-def records(data: dict) -> list[dict]:
-    """One flat dict per benchmark of the JSON: its extra_info plus ``median_s`` and ``us_per_query``."""
+def records(*docs: dict) -> list[dict]:
+    """One flat dict per benchmark of the JSON documents (one per size, or one for all): its
+    extra_info plus ``median_s`` and ``us_per_query``."""
     out = []
-    for bench in data.get("benchmarks", []):
+    for bench in (b for data in docs for b in data.get("benchmarks", [])):
         info = dict(bench.get("extra_info") or {})
         stats = bench.get("stats") or {}
         if "index_type" not in info or "median" not in stats:
@@ -280,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("-o", "--output", type=Path, default=DEFAULT_OUTPUT, help="Markdown file to update")
     args = parser.parse_args(argv)
-    recs = [rec for path in args.json for rec in records(json.loads(path.read_text()))]
+    recs = records(*(json.loads(path.read_text()) for path in args.json))
     old = args.output.read_text() if args.output.exists() else "# Index types\n"
     args.output.write_text(replace_section(old, render(recs)))
     print(f"{args.output}: {len(recs)} benchmark records")

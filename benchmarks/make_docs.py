@@ -38,6 +38,7 @@ import json
 import math
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -67,28 +68,22 @@ report = _load_module("report")
 
 
 # -- machine ----------------------------------------------------------------------------
-def machine_lines(docs: dict[str, dict | list[dict]]) -> list[str]:
-    """The machine section: one bullet list per distinct setup, naming the JSON files run on it
-    (a suite given as several files, one per size, is named once per file)."""
-    if not docs:
+def machine_lines(runs: dict[str, dict]) -> list[str]:
+    """The machine section: one bullet list per distinct setup, naming the runs (JSON
+    documents, by suite or file name) made on it."""
+    if not runs:
         return ["No results yet.", ""]
-    runs_of: dict[str, dict] = {}
-    for name, data in docs.items():
-        if isinstance(data, list):
-            runs_of.update({str(d.get("_file") or f"{name}[{i}]"): d for i, d in enumerate(data)})
-        else:
-            runs_of[name] = data
     setups: dict[tuple, list[str]] = defaultdict(list)
     described: dict[tuple, list[tuple[str, str]]] = {}
-    for name, data in runs_of.items():
+    for name, data in runs.items():
         fields = _machine_fields(data)
         key = tuple(fields)
         setups[key].append(name)
         described[key] = fields
     lines = []
     for key, names in setups.items():
-        runs = ", ".join(f"`{n}` ({str(runs_of[n].get('datetime', '?'))[:16]})" for n in names)
-        lines += [f"Results {runs}:", ""]
+        named = ", ".join(f"`{n}` ({str(runs[n].get('datetime', '?'))[:16]})" for n in names)
+        lines += [f"Results {named}:", ""]
         lines += [f"- **{label}**: {value}" for label, value in described[key]]
         lines.append("")
     return lines
@@ -419,8 +414,12 @@ def _fmt(value) -> str:
 
 
 # -- the page ---------------------------------------------------------------------------
-def render(docs: dict[str, dict], plot_path: Path | None, plot_ref: str = PLOT) -> str:
-    """The whole Markdown page from the JSON documents found (keys of INPUTS)."""
+def render(
+    docs: dict[str, Any], plot_path: Path | None, plot_ref: str = PLOT, runs: dict[str, dict] | None = None
+) -> str:
+    """The whole Markdown page from the JSON documents found (keys of INPUTS; "index_types"
+    a list, one document per size). runs: the documents by name for the machine section
+    (default: docs, one per suite)."""
     lines = [
         "# Benchmarks",
         "",
@@ -435,7 +434,7 @@ def render(docs: dict[str, dict], plot_path: Path | None, plot_ref: str = PLOT) 
         "",
         "## Machine",
         "",
-        *machine_lines(docs),
+        *machine_lines(runs if runs is not None else docs),
         "## Table IX: the paper's timings beside ours",
         "",
     ]
@@ -460,7 +459,7 @@ def render(docs: dict[str, dict], plot_path: Path | None, plot_ref: str = PLOT) 
         elif key == "index_types":
             itr = _load_module("index_types_report")
             # one JSON per size (index-types-1m.json, index-types-10m-64.json, ...) or one for all
-            section = itr.render([rec for data in docs[key] for rec in itr.records(data)])
+            section = itr.render(itr.records(*docs[key]))
             lines += [
                 line.replace("## ", "### ", 1) if line.startswith("## ") else line for line in section.splitlines()
             ] + [""]
@@ -485,19 +484,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-o", "--output", type=Path, default=OUTPUT, help="Markdown page (default %(default)s)")
     parser.add_argument("--no-plot", action="store_true", help="skip the PNG plot")
     args = parser.parse_args(argv)
-    docs: dict[str, dict] = {}
+    docs: dict[str, Any] = {}
+    runs: dict[str, dict] = {}  # by name, for the machine section
     for key, (name, _) in INPUTS.items():
         if key == "index_types":
             paths = args.index_types or sorted(args.results.glob("index-types*.json"))
             if paths:
-                docs[key] = [{**json.loads(p.read_text()), "_file": p.name} for p in paths]
+                docs[key] = [json.loads(p.read_text()) for p in paths]
+                runs.update(zip((p.name for p in paths), docs[key], strict=True))
             continue
         path = getattr(args, key) or args.results / name
         if path.is_file():
-            docs[key] = json.loads(path.read_text())
+            docs[key] = runs[key] = json.loads(path.read_text())
     plot_path = None if args.no_plot else args.output.parent / PLOT
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(render(docs, plot_path))
+    args.output.write_text(render(docs, plot_path, runs=runs))
     print(f"wrote {args.output} from {', '.join(sorted(docs)) or 'no results'}")
     return 0
 
