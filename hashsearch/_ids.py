@@ -14,6 +14,9 @@ the append is accepted (:meth:`IdPolicy.accept`), so a rejected append changes
 nothing. Whoever stores the ids answers "is one of these already stored?"
 (the ``find_clash`` callback), because only it knows where its ids are.
 
+:func:`sorted_lookup` and :func:`find_positions` are the one "ids -> positions"
+lookup (binary search over the stored ids sorted) of the indexes and the retriever.
+
 Base layer: imports NumPy and :mod:`hashsearch._validate`.
 """
 
@@ -27,7 +30,7 @@ import numpy as np
 
 from hashsearch._validate import as_ids
 
-__all__ = ["IdPolicy"]
+__all__ = ["IdPolicy", "find_positions", "sorted_lookup"]
 
 
 @dataclass
@@ -107,3 +110,57 @@ class IdPolicy:
     def reserve(self, next_id: int) -> None:
         """Make default ids start at ``next_id`` or later."""
         self.next_id = max(self.next_id, int(next_id))
+
+
+def sorted_lookup(stored: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The stored ids sorted, for :func:`find_positions`.
+
+    Args:
+        stored: int64 (n,), ids in position order.
+
+    Returns:
+        (sorted ids int64 (n,), their positions int64 (n,)).
+    """
+    order = np.argsort(stored, kind="stable")
+    return stored[order], order.astype(np.int64, copy=False)
+
+
+def find_positions(
+    sorted_ids: np.ndarray,
+    order: np.ndarray | None,
+    ids: np.ndarray,
+    valid: np.ndarray | None = None,
+    *,
+    missing_in: str | None = None,
+) -> np.ndarray:
+    """Positions of ``ids`` among stored ids, by binary search over the ids sorted.
+
+    Args:
+        sorted_ids: int64 (n,), the stored ids in increasing order.
+        order: int64 (n,), the position of each of ``sorted_ids`` (as from
+            :func:`sorted_lookup`), or None when the ids increase with position.
+        ids: int64, any shape: the ids to find.
+        valid: bool, shape of ``ids``: the ids to look up (the others get -1); None for all.
+        missing_in: None: an absent id gets -1; a name ("store"): an absent valid id
+            raises ``KeyError("id 7 is not in the store")``.
+
+    Returns:
+        int64, shape of ``ids``: positions, -1 where absent or not valid.
+
+    Raises:
+        KeyError: a valid id is absent and ``missing_in`` is given.
+    """
+    if sorted_ids.size == 0 or ids.size == 0:
+        found = np.zeros(ids.shape, dtype=bool)
+        positions = np.full(ids.shape, -1, dtype=np.int64)
+    else:
+        where = np.minimum(np.searchsorted(sorted_ids, ids), sorted_ids.size - 1)
+        found = sorted_ids[where] == ids
+        if valid is not None:
+            found &= valid
+        positions = np.where(found, where if order is None else order[where], -1).astype(np.int64, copy=False)
+    if missing_in is not None:
+        missing = ~found if valid is None else valid & ~found
+        if missing.any():
+            raise KeyError(f"id {int(ids[missing][0])} is not in the {missing_in}")
+    return positions

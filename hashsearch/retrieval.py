@@ -44,6 +44,7 @@ from typing import Any, Self
 
 import numpy as np
 
+from hashsearch._ids import find_positions, sorted_lookup
 from hashsearch._validate import check_int
 
 __all__ = [
@@ -184,22 +185,8 @@ class _Target:
             return ids.copy()
         self._forget_if_grown()
         if self._sorted_ids is None:
-            stored = np.asarray(self.store.read_ids(), dtype=np.int64)
-            order = np.argsort(stored, kind="stable")
-            self._sorted_ids = (stored[order], order.astype(np.int64))
-        keys, order = self._sorted_ids
-        out = np.full(ids.shape, -1, np.int64)
-        valid = ids >= 0
-        if keys.size == 0:
-            if valid.any():
-                raise KeyError(f"id {int(ids[valid][0])} is not in the store")
-            return out
-        where = np.minimum(np.searchsorted(keys, ids[valid]), keys.size - 1)
-        missing = keys[where] != ids[valid]
-        if missing.any():
-            raise KeyError(f"id {int(ids[valid][missing][0])} is not in the store")
-        out[valid] = order[where]
-        return out
+            self._sorted_ids = sorted_lookup(np.asarray(self.store.read_ids(), dtype=np.int64))
+        return find_positions(*self._sorted_ids, ids, ids >= 0, missing_in="store")
 
     def _forget_if_grown(self) -> None:
         """Drop the cached labels and ids when the store's row count changed (a store

@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from hashsearch._ids import IdPolicy
+from hashsearch._ids import IdPolicy, find_positions, sorted_lookup
 from hashsearch._validate import as_codes, as_lookup_ids, check_int, check_k, check_nbits, check_radius
 from hashsearch.backends import PAD_DISTANCE, PAD_POSITION
 from hashsearch.errors import CorruptStoreError, IncompatibleStoreError
@@ -457,12 +457,8 @@ class FaissIndex(IndexType):
         if stored.size == 0 or ids.size == 0:
             return np.full(ids.shape, -1, dtype=np.int64)
         if self._lookup is None:
-            order = np.argsort(stored, kind="stable")
-            self._lookup = (stored[order], order)
-        sorted_ids, order = self._lookup
-        where = np.minimum(np.searchsorted(sorted_ids, ids), sorted_ids.size - 1)
-        found = (sorted_ids[where] == ids) & valid
-        return np.where(found, order[where], -1).astype(np.int64, copy=False)
+            self._lookup = sorted_lookup(stored)
+        return find_positions(*self._lookup, ids, valid)
 
 
 def _padding(nq: int, k: int) -> tuple[np.ndarray, np.ndarray]:

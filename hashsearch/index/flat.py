@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from hashsearch._ids import IdPolicy
+from hashsearch._ids import IdPolicy, find_positions, sorted_lookup
 from hashsearch._validate import as_codes, as_lookup_ids, check_int, check_k, check_nbits, check_radius
 from hashsearch.backends import PAD_POSITION, Backend, make_backend
 from hashsearch.index.base import IndexType
@@ -427,14 +427,7 @@ class BinaryIndex(IndexType):
         if stored.size == 0 or ids.size == 0:
             return np.full(ids.shape, -1, dtype=np.int64)
         if self._id_policy.increasing:
-            sorted_ids, order = stored, None
-        else:
-            if self._lookup is None:
-                order = np.argsort(stored, kind="stable")
-                self._lookup = (stored[order], order)
-            sorted_ids, order = self._lookup
-        where = np.searchsorted(sorted_ids, ids)
-        where_c = np.minimum(where, sorted_ids.size - 1)
-        found = (sorted_ids[where_c] == ids) & valid  # ids beyond int64 are never stored
-        pos = where_c if order is None else order[where_c]
-        return np.where(found, pos, -1).astype(np.int64, copy=False)
+            return find_positions(stored, None, ids, valid)  # ids beyond int64 (not valid) are never stored
+        if self._lookup is None:
+            self._lookup = sorted_lookup(stored)
+        return find_positions(*self._lookup, ids, valid)
