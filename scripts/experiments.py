@@ -33,6 +33,7 @@ Usage::
 
     HASHSEARCH_NUM_THREADS=1 OMP_NUM_THREADS=1 python scripts/experiments.py --mode quick --out /tmp/exp-quick
     python scripts/experiments.py --mode full --out runs/exp-full --seeds 0,1,2
+    python scripts/experiments.py --mode full --seeds 0 --bits 8,16,24,64 --sets eurosat-ms --out /tmp/exp-t8
     python scripts/experiments.py --sets fusebox-landsat7 --validation --epochs 20 --out /tmp/exp-val
 
 Imports hashsearch (data, eval, training) and NumPy; nothing imports it.
@@ -110,6 +111,7 @@ class ExperimentPlan:
             module docstring), never on the test split; trained methods only, no reports.
         curves: run :func:`learning_curve` on the class sets instead of the plan.
         methods: run only these methods (keys of :data:`LABELS`); None: all of the plan's.
+        bits: run only these code lengths (``main_bits`` and the others); None: all of the plan's.
     """
 
     mode: str
@@ -128,6 +130,7 @@ class ExperimentPlan:
     validation: bool = False
     curves: bool = False
     methods: tuple[str, ...] | None = None
+    bits: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -152,8 +155,12 @@ class RunSpec:
 def make_plan(mode: str, *, out: str, data_root: str | None = None, seeds: Sequence[int] | None = None,
               sets: Sequence[str] | None = None, epochs: int | None = None, threads: int = 2,
               figures: bool = True, validation: bool = False, curves: bool = False,
-              methods: Sequence[str] | None = None) -> ExperimentPlan:
-    """The plan of a mode, with the command line's overrides."""
+              methods: Sequence[str] | None = None, bits: Sequence[int] | None = None) -> ExperimentPlan:
+    """The plan of a mode, with the command line's overrides.
+
+    ``bits`` keeps only those code lengths; a length the mode does not plan becomes one of
+    its further lengths (first seed), so ``--bits 8,16,24,64`` runs Table VIII's shape alone.
+    """
     if mode not in ("quick", "full"):
         raise ValueError(f"mode must be quick or full, got {mode!r}")
     quick = mode == "quick"
@@ -172,12 +179,20 @@ def make_plan(mode: str, *, out: str, data_root: str | None = None, seeds: Seque
     bad = [m for m in (methods or ()) if m not in LABELS]
     if bad:
         raise ValueError(f"unknown method(s) {', '.join(bad)}; known: {', '.join(LABELS)}")
+    length_list = tuple(int(b) for b in bits) if bits else None
+    if length_list is not None and (len(set(length_list)) != len(length_list)
+                                    or any(b < 8 or b % 8 for b in length_list)):
+        raise ValueError(f"bits must be distinct positive multiples of 8, got {length_list}")
+    extra = () if quick else (8, 16, 24, 64)
+    if length_list is not None:
+        extra = tuple(sorted({*extra, *length_list} - {32}))
     return ExperimentPlan(mode=mode, sets=chosen, seeds=seed_list, main_bits=32,
-                          extra_bits=() if quick else (8, 16, 24, 64), epochs=ep, threads=threads,
+                          extra_bits=extra, epochs=ep, threads=threads,
                           ablation_sets=("eurosat-ms",) if quick else CLASS_SETS,
                           recipe_options={k: v for k, v in QUICK_RECIPES.items() if k in chosen} if quick else {},
                           figures=figures and not validation, data_root=str(root), out=str(out),
-                          validation=validation, curves=curves, methods=tuple(methods) if methods else None)
+                          validation=validation, curves=curves, methods=tuple(methods) if methods else None,
+                          bits=length_list)
 
 
 def plan_runs(plan: ExperimentPlan) -> list[RunSpec]:
@@ -198,6 +213,8 @@ def plan_runs(plan: ExperimentPlan) -> list[RunSpec]:
             runs.extend(RunSpec(ds, m, bits, plan.seeds[0], None) for m in (("cca", "scm") if cls else ("cca",)))
     if plan.methods is not None:
         runs = [r for r in runs if r.method in plan.methods]
+    if plan.bits is not None:
+        runs = [r for r in runs if r.bits in plan.bits]
     return runs
 
 
@@ -547,6 +564,8 @@ def parse_args(argv: Sequence[str] | None = None) -> ExperimentPlan:
     p.add_argument("--validation", action="store_true",
                    help="evaluate on pairs held out of the training split (never the test split); networks only")
     p.add_argument("--methods", default=None, help=f"comma-separated subset of {','.join(LABELS)} (default: all)")
+    p.add_argument("--bits", default=None,
+                   help="comma-separated code lengths to run (default: the mode's; 32 is the multi-seed length)")
     p.add_argument("--learning-curve", action="store_true",
                    help="class sets: MAP after every epoch of SIDHCNN and DCMH (curves.json, curves-<set>.png)")
     p.add_argument("--dry-run", action="store_true", help="print the plan's runs as JSON and exit")
@@ -557,7 +576,8 @@ def parse_args(argv: Sequence[str] | None = None) -> ExperimentPlan:
         plan = make_plan(a.mode, out=a.out or f"runs/experiments-{a.mode}", data_root=a.data, seeds=seeds,
                          sets=sets, epochs=a.epochs, threads=a.threads, figures=not a.no_figures,
                          validation=a.validation, curves=a.learning_curve,
-                         methods=[m.strip() for m in a.methods.split(",") if m.strip()] if a.methods else None)
+                         methods=[m.strip() for m in a.methods.split(",") if m.strip()] if a.methods else None,
+                         bits=[int(b) for b in a.bits.split(",") if b.strip()] if a.bits else None)
     except ValueError as exc:
         p.error(str(exc))
     if a.fusebox_crops == "six" and "fusebox-landsat7" in plan.sets:

@@ -71,7 +71,15 @@ def test_overrides_and_bad_arguments(exp, tmp_path, monkeypatch):
     assert exp.parse_args(["--data", "/x", "--out", str(tmp_path)]).data_root == "/x"
     only = exp.parse_args(["--sets", "aid-subset", "--methods", "sidhcnn,sidhcnn_bal", "--out", str(tmp_path)])
     assert [r.method for r in exp.plan_runs(only)] == ["sidhcnn", "sidhcnn_bal"]
-    for bad in (["--sets", "dsrsid"], ["--seeds", "1,1"], ["--epochs", "0"], ["--mode", "huge"], ["--methods", "x"]):
+    # --bits: Table VIII's lengths alone in full mode (no l = 32 cell); a new length in quick mode (first seed)
+    lengths = exp.parse_args(["--mode", "full", "--sets", "eurosat-ms", "--bits", "8,64", "--methods", "sidhcnn,scm",
+                              "--out", str(tmp_path)])
+    assert [(r.method, r.bits, r.seed) for r in exp.plan_runs(lengths)] == [
+        ("sidhcnn", 8, 0), ("scm", 8, 0), ("sidhcnn", 64, 0), ("scm", 64, 0)]
+    quick16 = exp.parse_args(["--sets", "nc-landsat7", "--bits", "16,32", "--methods", "dcmh", "--out", str(tmp_path)])
+    assert [(r.bits, r.epochs) for r in exp.plan_runs(quick16)] == [(32, 10), (16, 10)]
+    for bad in (["--sets", "dsrsid"], ["--seeds", "1,1"], ["--epochs", "0"], ["--mode", "huge"], ["--methods", "x"],
+                ["--bits", "12"], ["--bits", "16,16"], ["--bits", "0"]):
         with pytest.raises(SystemExit) as info:
             exp.parse_args([*bad, "--out", str(tmp_path)])
         assert info.value.code == 2
