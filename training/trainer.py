@@ -53,7 +53,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -97,6 +97,7 @@ __all__ = [
     "EpochStats",
     "TrainResult",
     "Trainer",
+    "config_differences",
     "dataset_labels",
     "dataset_pixel_stats",
     "train",
@@ -111,6 +112,29 @@ logger = logging.getLogger("hashsearch")
 RUNTIME_FIELDS = frozenset({"epochs", "threads", "device", "num_workers", "precision"})
 #: Mini-batches read ahead in a background thread when num_workers == 0 (worker processes prefetch themselves).
 PREFETCH_BATCHES = 2
+
+
+def config_differences(saved: Mapping[str, Any], config: TrainConfig) -> dict[str, tuple[Any, Any]]:
+    """The fields outside :data:`RUNTIME_FIELDS` in which a checkpoint's config differs from ``config``.
+
+    The rule for "a run of ``config`` may resume (or reuse) this checkpoint": empty result.
+    Fields the checkpoint lacks take their default, except ``pair_weighting``, which
+    takes "none" (checkpoints written before it existed trained on unweighted pairs).
+
+    Args:
+        saved: the checkpoint's ``"config"`` (as :meth:`TrainConfig.to_dict` wrote it).
+        config: the run's config.
+
+    Returns:
+        {field: (checkpoint's value, run's value)}, in field-name order.
+
+    Raises:
+        ValueError: ``saved`` holds unknown keys or invalid values.
+    """
+    mine, theirs = config.to_dict(), TrainConfig.from_dict(saved).to_dict()
+    if "pair_weighting" not in saved:  # written before the field existed: unweighted pairs
+        theirs["pair_weighting"] = "none"
+    return {k: (theirs.get(k), mine[k]) for k in sorted(mine) if k not in RUNTIME_FIELDS and mine[k] != theirs.get(k)}
 
 
 class Trainer:
@@ -346,16 +370,12 @@ class Trainer:
         return save_checkpoint(self.state_dict(), path)
 
     def load_state(self, state: dict[str, Any]) -> None:
-        """Restore a checkpoint's state into this trainer (config must match; see RUNTIME_FIELDS)."""
-        saved = TrainConfig.from_dict(state["config"])
-        mine, theirs = self.config.to_dict(), saved.to_dict()
-        if "pair_weighting" not in state["config"]:  # written before the field existed: unweighted pairs
-            theirs["pair_weighting"] = "none"
-        diff = sorted(k for k in mine if k not in RUNTIME_FIELDS and mine[k] != theirs.get(k))
+        """Restore a checkpoint's state into this trainer (config must match: :func:`config_differences`)."""
+        diff = config_differences(state["config"], self.config)
         if diff:
             raise ValueError(
                 "cannot resume: the checkpoint was trained with a different config ("
-                + ", ".join(f"{k}: {theirs.get(k)!r} != {mine[k]!r}" for k in diff) + ")"
+                + ", ".join(f"{k}: {theirs!r} != {mine!r}" for k, (theirs, mine) in diff.items()) + ")"
             )
         if state["features"]["pan"].shape[0] != self.num_samples:
             raise ValueError(f"cannot resume: the checkpoint has {state['features']['pan'].shape[0]} training rows, "

@@ -285,6 +285,7 @@ def _train(name: str, config: DemoConfig, dataset: Path, run_dir: Path) -> tuple
     from hashsearch.training import Trainer
     from hashsearch.training.checkpoint import load_checkpoint
     from hashsearch.training.datasets import dual_source_splits
+    from hashsearch.training.trainer import config_differences
 
     cfg = _train_config(name, config, dataset)
     last = run_dir / "last.pt"
@@ -293,7 +294,8 @@ def _train(name: str, config: DemoConfig, dataset: Path, run_dir: Path) -> tuple
     resume = None
     if last.exists():
         state = load_checkpoint(last)
-        if int(state["epoch"]) >= cfg.epochs and _same_config(state["config"], cfg):
+        # a longer run of the same model serves a shorter one
+        if int(state["epoch"]) >= cfg.epochs and not config_differences(state["config"], cfg):
             return last, True
         resume = last
     train_set, _ = dual_source_splits(dataset, preload=True)
@@ -304,15 +306,6 @@ def _train(name: str, config: DemoConfig, dataset: Path, run_dir: Path) -> tuple
             raise
         raise ValueError(f"{last} was trained with other settings ({exc}); run with --fresh to retrain") from exc
     return last, False
-
-
-def _same_config(saved: dict[str, Any], cfg: Any) -> bool:
-    """Whether a checkpoint's saved config is the run ``cfg`` asks for."""
-    mine = cfg.to_dict()
-    runtime = ("epochs", "threads", "device", "num_workers")  # a longer run of the same model serves a shorter one
-    # fields added since a checkpoint was written take the value those runs had
-    older = {"precision": "auto", "pair_weighting": "none"}
-    return all(saved.get(k, older.get(k)) == v for k, v in mine.items() if k not in runtime)
 
 
 # ------------------------------------------------------------------ stage 3: archive
