@@ -56,6 +56,7 @@ __all__ = [
     "dataset_task",
     "evaluate_codes",
     "evaluate_cross_source",
+    "protocol_of",
     "run_experiment",
     "run_experiments",
     "split_dataset",
@@ -136,7 +137,13 @@ def _images(dataset: Dataset, key: str) -> Any:
     return dataset
 
 
-def _protocol_of(protocol: str, *datasets: Dataset) -> str:
+def protocol_of(protocol: str, *datasets: Dataset) -> str:
+    """The protocol to run: ``protocol`` unless "auto", else the task of the first of
+    ``datasets`` that has one (:func:`dataset_task`; "class" when none has).
+
+    Raises:
+        ValueError: an unknown protocol or task.
+    """
     task = next((t for t in (dataset_task(ds) for ds in datasets) if t is not None), None)
     return resolve_protocol(protocol, task)
 
@@ -231,7 +238,7 @@ def evaluate_cross_source(
         :class:`CrossSourceResult`: MAP both directions (class), or recall@1, recall@10
         and MRR both directions (instance).
     """
-    protocol = _protocol_of(protocol, queries, database)
+    protocol = protocol_of(protocol, queries, database)
     nbytes = encoder.bits // 8
     codes: dict[str, dict[str, np.ndarray]] = {"train": {}, "test": {}}
     for split, ds in (("train", database), ("test", queries)):

@@ -340,7 +340,7 @@ def _run_gist_baseline(method: str, bits: int, train_set: Any, test_set: Any, co
     import time
 
     from hashsearch.training.baselines import CCAITQ, GistConfig, SCMSeq, gist_dataset
-    from hashsearch.training.experiments import dataset_task, evaluate_codes
+    from hashsearch.training.experiments import evaluate_codes, protocol_of
     from hashsearch.training.trainer import dataset_labels
 
     train_labels = dataset_labels(train_set)
@@ -358,7 +358,7 @@ def _run_gist_baseline(method: str, bits: int, train_set: Any, test_set: Any, co
     model.fit(desc["train", "pan"], desc["train", "ms"], train_labels)
     seconds = time.perf_counter() - start
     codes = {split: {key: model.encode(desc[split, key], key) for key in ("pan", "ms")} for split in ("train", "test")}
-    protocol = dataset_task(test_set) or dataset_task(train_set) or "class"
+    protocol = protocol_of("auto", test_set, train_set)
     res = evaluate_codes(codes, train_labels, test_labels, bits, protocol=protocol, name=model.name)
     common.out.mkdir(parents=True, exist_ok=True)
     res.checkpoint = str(model.save(common.out / f"{method}.npz"))
