@@ -15,7 +15,8 @@ sizeable share of ``n`` the tables cannot win, and MIH must fall back (``path ==
 Data (seeded):
 
 - ``clustered``: clusters of 16 codes, each its centre with up to 4 random bits flipped
-  (as trained hashing codes of one class are); ``near-centre`` queries: a centre with 2
+  (as trained hashing codes of one class are; :func:`hashsearch.synthetic.bounded_clusters`,
+  stored in random order); ``near-centre`` queries: a centre with 2
   bits flipped; k 1, 10, 100 (bar: k = 10 at 10M codes, MIH at least 30x faster than Flat);
 - ``uniform`` codes with ``near-f`` queries (a stored code with f = 0, 2, 4 bits flipped),
   k 1 (bar: at least 100x faster), and ``uniform`` queries (no near neighbour), k 1, 10,
@@ -45,7 +46,7 @@ import numpy as np
 import pytest
 
 from hashsearch import BinaryIndex
-from hashsearch.synthetic import random_codes
+from hashsearch.synthetic import bounded_clusters, random_codes
 
 faiss = pytest.importorskip("faiss")
 mih = pytest.importorskip("hashsearch.index.mih")
@@ -72,23 +73,6 @@ CASES = (
 
 
 # -- data ------------------------------------------------------------------------------
-def flip_bits(codes: np.ndarray, counts: np.ndarray, seed: int) -> np.ndarray:
-    """Copies of ``codes`` with up to ``counts[i]`` random bits flipped in row i (positions
-    drawn with repetition, so a row may change in fewer bits, never in more)."""
-    out = codes.copy()
-    if out.shape[0] == 0 or counts.max() == 0:
-        return out
-    rng = np.random.default_rng(seed)
-    nbits = codes.shape[1] * 8
-    width = int(counts.max())
-    bits = rng.integers(0, nbits, size=(codes.shape[0], width))
-    use = np.arange(width)[None, :] < counts[:, None]
-    rows = np.repeat(np.arange(codes.shape[0])[:, None], width, axis=1)[use]
-    picked = bits[use]
-    np.bitwise_xor.at(out, (rows, picked // 8), (1 << (picked % 8)).astype(np.uint8))
-    return out
-
-
 def exact_flips(codes: np.ndarray, nflip: int, seed: int) -> np.ndarray:
     """Copies of ``codes`` with exactly ``nflip`` distinct bits flipped in each row."""
     rng = np.random.default_rng(seed)
@@ -111,10 +95,8 @@ def data(kind: str, n: int, nbits: int) -> tuple[np.ndarray, np.ndarray | None]:
         if kind == "uniform":
             _DATA[key] = (random_codes(n, nbits, seed=41 + nbits), None)
         else:
-            centres = random_codes(math.ceil(n / CLUSTER), nbits, seed=43 + nbits)
-            base = np.repeat(centres, CLUSTER, axis=0)[:n]
-            counts = np.random.default_rng(44).integers(0, SPREAD + 1, size=n)
-            _DATA[key] = (flip_bits(base, counts, seed=45), centres)
+            codes, _, centres = bounded_clusters(n, nbits, cluster_size=CLUSTER, radius=SPREAD, seed=43 + nbits)
+            _DATA[key] = (codes, centres)
     return _DATA[key]
 
 
