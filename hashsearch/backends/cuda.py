@@ -113,11 +113,11 @@ class CudaBackend(Backend):
             raise ValueError(f"batch_limit must be >= 0, got {batch_limit}")
         self._db: Any = None
         # what the device copy mirrors: the array owning the index's buffer (a weak
-        # reference: a dropped buffer never matches, even if its address is reused), the
-        # address of the copy's row 0 in it, and the hook generation it was set at
+        # reference: a dropped buffer never matches, even if its address is reused) and the
+        # address of the copy's row 0 in it
         self._owner: weakref.ref[np.ndarray] | None = None
         self._base: int | None = None
-        self.generation = 0  # bumped by every hook (attach, extend, reset)
+        self.generation = 0  # bumped once by every hook (attach, extend, reset)
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
@@ -135,7 +135,7 @@ class CudaBackend(Backend):
     # -- device state (the index's hooks: attach, extend, reset) ---------------------------
     def attach(self, codes: np.ndarray) -> None:
         """Upload the index's whole database (uint8 (n, nbytes)); the old copy is freed first."""
-        self.reset()  # bumps the generation
+        self.reset()  # the hook's one generation bump
         if codes.shape[0]:
             self._db = self._upload(codes)
             self._mirror(codes, 0)
@@ -160,7 +160,6 @@ class CudaBackend(Backend):
 
     def _mirror(self, rows: np.ndarray, first: int) -> None:
         """The device copy mirrors the buffer holding ``rows``, which are its row ``first`` on."""
-        self.generation += 1
         self._owner = weakref.ref(_owner(rows))
         self._base = _address(rows) - first * rows.shape[1]
 
