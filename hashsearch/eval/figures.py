@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -133,14 +134,14 @@ def plot_radius_precision(runs: Sequence[EvalRun], path: str | os.PathLike[str])
         ax.set_xticks(lengths)
         ax.set_xlabel("code length l")
     else:
-        labels = [r.name for r in runs]
+        labels = [textwrap.fill(r.name, 14) for r in runs]  # long names ("SIDHCNN, balanced pairs") wrap
         x = np.arange(len(runs))
         width = 0.8 / max(1, len(dirs))
         for j, d in enumerate(dirs):
             vals = [r.directions[d].precision_radius if d in r.directions else 0.0 for r in runs]
             bars = ax.bar(x + (j - (len(dirs) - 1) / 2) * width, vals, width, label=d)
             ax.bar_label(bars, fmt="%.3f", fontsize=7)
-        ax.set_xticks(x, labels, fontsize=8)
+        ax.set_xticks(x, labels, fontsize=7 if len(runs) > 6 else 8)
         ax.set_xlabel(f"l = {lengths[0]}" if lengths else "")
     ax.set_ylabel(f"precision within radius {radius}")
     ax.set_ylim(0, 1.05)
