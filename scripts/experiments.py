@@ -448,7 +448,11 @@ def run_set(plan: ExperimentPlan, name: str, specs: list[RunSpec]) -> list[dict[
         logger.info("%s %s l=%d seed %d: %s (train %s s)", name, spec.label, spec.bits, spec.seed,
                     {k: round(v, 4) for k, v in row.items() if k.startswith(("map_", "recall", "mrr"))
                      and "tie" not in k}, row["train_seconds"])
-    write_report(runs, report_dir, title=f"hashsearch experiments ({plan.mode}): {name}", figures=plan.figures)
+    seeds = f"seed {plan.seeds[0]}"
+    if len(plan.seeds) > 1:  # the report holds the first seed's runs; the means are the script's tables
+        seeds += f"; mean ± std over seeds {', '.join(map(str, plan.seeds))} in ../../results.md"
+    write_report(runs, report_dir, title=f"hashsearch experiments ({plan.mode}): {name} ({seeds})",
+                 figures=plan.figures)
     return rows
 
 
