@@ -223,12 +223,13 @@ def pairwise_nll(
                         f"and {ref.dtype}/{ref.device}")
     ql = _check_labels("query_labels", query_labels, query.shape[0], query.device)
     rl = _check_labels("ref_labels", ref_labels, ref.shape[0], ref.device)
-    q_codes, r_codes, k = _class_codes(ql, rl)
-    w0, w1 = _block_weights(q_codes, r_codes, k) if balanced else (1.0, 1.0)
-    if not fused:
+    if not fused:  # the plain expression: class codes only for the balanced weights
+        w0, w1 = _block_weights(*_class_codes(ql, rl)) if balanced else (1.0, 1.0)
         omega = 0.5 * query @ ref.t()
         s = similarity(ql, rl, omega.dtype)
         weights = w0 + (w1 - w0) * s
         return (weights * (F.softplus(omega) - s * omega)).sum()
+    q_codes, r_codes, k = _class_codes(ql, rl)
+    w0, w1 = _block_weights(q_codes, r_codes, k) if balanced else (1.0, 1.0)
     return _FusedPairwiseNLL.apply(query, ref, q_codes, r_codes, k, chunk, w0, w1)
 
