@@ -59,16 +59,19 @@ class LinearCrossSourceHash:
         self.w_x: np.ndarray | None = None
         self.w_y: np.ndarray | None = None
 
-    def _check_fitted(self) -> None:
-        if self.w_x is None:
+    def _fitted(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The fitted ``(mean_x, mean_y, w_x, w_y)``; raises RuntimeError before :meth:`fit`."""
+        mean_x, mean_y, w_x, w_y = self.mean_x, self.mean_y, self.w_x, self.w_y
+        if mean_x is None or mean_y is None or w_x is None or w_y is None:
             raise RuntimeError(f"{type(self).__name__} is not fitted; call fit() first")
+        return mean_x, mean_y, w_x, w_y
 
     def project(self, features: Any, source: str) -> np.ndarray:
         """Real-valued projections (n, l) of one source's descriptors."""
-        self._check_fitted()
+        mean_x, mean_y, w_x, w_y = self._fitted()
         if source not in ("pan", "ms"):
             raise ValueError(f"source must be 'pan' or 'ms', got {source!r}")
-        mean, w = (self.mean_x, self.w_x) if source == "pan" else (self.mean_y, self.w_y)
+        mean, w = (mean_x, w_x) if source == "pan" else (mean_y, w_y)
         f = np.asarray(features, dtype=np.float64)
         if f.ndim != 2 or f.shape[1] != w.shape[0]:
             raise ValueError(f"{source} descriptors must have shape (n, {w.shape[0]}), got {f.shape}")
@@ -82,10 +85,9 @@ class LinearCrossSourceHash:
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the fitted model to an ``.npz`` file."""
-        self._check_fitted()
+        mean_x, mean_y, w_x, w_y = self._fitted()
         path = Path(path)
-        np.savez(path, name=self.name, bits=self.bits, mean_x=self.mean_x, mean_y=self.mean_y, w_x=self.w_x,
-                 w_y=self.w_y)
+        np.savez(path, name=self.name, bits=self.bits, mean_x=mean_x, mean_y=mean_y, w_x=w_x, w_y=w_y)
         return path if path.suffix == ".npz" else path.with_name(path.name + ".npz")
 
     @classmethod
