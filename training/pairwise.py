@@ -129,7 +129,7 @@ class _FusedPairwiseNLL(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(  # type: ignore[override]
+    def forward(
         ctx: Any, query: Tensor, ref: Tensor, q_codes: Tensor, r_codes: Tensor, num_classes: int, chunk: int,
         w0: float = 1.0, w1: float = 1.0,
     ) -> Tensor:
@@ -155,18 +155,18 @@ class _FusedPairwiseNLL(torch.autograd.Function):
                 sig = torch.sigmoid_(omega)
                 if wmat is not None:
                     sig.mul_(wmat)
-                if need_q:
+                if grad_q is not None:  # need_q
                     grad_q.addmm_(sig, r, alpha=0.5)
-                if need_r:
+                if grad_r is not None:  # need_r
                     torch.mm(sig.t(), query, out=grad_r[start : start + step]).mul_(0.5)
         # S part: Σ_ij S_ij ½⟨q_i, r_j⟩ = ½ Σ_i ⟨q_i, R[c_i]⟩ with R the class sums of ref.
         bits = query.shape[1]
         r_sums = torch.zeros(num_classes, bits, dtype=ref.dtype, device=ref.device).index_add_(0, r_codes, ref)
         r_of_q = r_sums.index_select(0, q_codes)
         total -= 0.5 * w1 * (query * r_of_q).sum(dtype=acc).double()
-        if need_q:
+        if grad_q is not None:  # need_q
             grad_q.sub_(r_of_q, alpha=0.5 * w1)
-        if need_r:
+        if grad_r is not None:  # need_r
             q_sums = torch.zeros(num_classes, bits, dtype=query.dtype, device=query.device)
             q_sums.index_add_(0, q_codes, query)
             grad_r.sub_(q_sums.index_select(0, r_codes), alpha=0.5 * w1)
@@ -176,7 +176,7 @@ class _FusedPairwiseNLL(torch.autograd.Function):
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
         saved = list(ctx.saved_tensors)
         need_q, need_r = ctx.have
         gq = saved.pop(0) * grad_out if need_q else None
