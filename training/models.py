@@ -194,6 +194,10 @@ class DHCNN(nn.Module):
             (the message gives the minimum and the setting that takes it).
     """
 
+    # Buffers (registered in __init__; declared here for the type checker).
+    input_mean: torch.Tensor
+    input_std: torch.Tensor
+
     def __init__(
         self,
         stages: Sequence[ConvStage],
@@ -264,8 +268,10 @@ class DHCNN(nn.Module):
         for module in self.modules():
             if isinstance(module, (nn.Conv2d, nn.Linear)):
                 nn.init.kaiming_normal_(module.weight, mode="fan_in", nonlinearity="relu")
-                nn.init.zeros_(module.bias)
+                if module.bias is not None:  # every layer here has one
+                    nn.init.zeros_(module.bias)
         code_layer = self.head[-1]
+        assert isinstance(code_layer, nn.Linear)
         nn.init.normal_(code_layer.weight, std=1.0 / math.sqrt(code_layer.in_features * self.bits))
 
     # ------------------------------------------------------------ geometry
@@ -333,10 +339,11 @@ class DHCNN(nn.Module):
             raise ValueError(f"{self.name}.calibrate expects images of shape (n >= 2, "
                              f"{', '.join(map(str, self.input_shape))}), got {tuple(images.shape)}")
         layers = [*self.features, *self.head]
-        targets = [i for i, m in enumerate(layers) if isinstance(m, (nn.Conv2d, nn.Linear))]
+        targets = [(i, m) for i, m in enumerate(layers) if isinstance(m, (nn.Conv2d, nn.Linear))]
         x_all = (images - self.input_mean.view(1, -1, 1, 1)) / self.input_std.view(1, -1, 1, 1)
-        for t in targets:
-            s1 = s2 = None
+        for t, layer in targets:
+            s1: torch.Tensor | None = None
+            s2: torch.Tensor | None = None
             count = 0
             for start in range(0, x_all.shape[0], chunk):
                 a = x_all[start : start + chunk]
@@ -347,9 +354,10 @@ class DHCNN(nn.Module):
                 s1 = a.sum(dim=dims) if s1 is None else s1 + a.sum(dim=dims)
                 s2 = (a * a).sum(dim=dims) if s2 is None else s2 + (a * a).sum(dim=dims)
                 count += a.numel() // a.shape[1]
+            assert s1 is not None and s2 is not None  # images has n >= 2 rows: the loop ran
+            assert layer.bias is not None  # every layer here has one
             mean = s1 / count
             std = torch.sqrt(torch.clamp(s2 / count - mean * mean, min=0.0)).clamp_min(1e-6)
-            layer = layers[t]
             shape = (-1,) + (1,) * (layer.weight.dim() - 1)
             layer.weight.div_(std.view(shape).to(layer.weight))
             layer.bias.sub_(mean.to(layer.bias)).div_(std.to(layer.bias))
