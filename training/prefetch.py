@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import queue
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable
 from typing import TypeVar
 
 __all__ = ["prefetch"]
@@ -36,7 +36,7 @@ class _Failure:
         self.exc = exc
 
 
-def prefetch(items: Iterable[T], depth: int = 2, *, name: str = "hashsearch-prefetch") -> Iterator[T]:
+def prefetch(items: Iterable[T], depth: int = 2, *, name: str = "hashsearch-prefetch") -> Generator[T, None, None]:
     """Yield ``items`` in order, reading up to ``depth`` of them ahead in a daemon thread.
 
     Args:
