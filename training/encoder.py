@@ -187,7 +187,7 @@ class Encoder:
         net = self.nets[key]
         channels_last = self.device.type == "cpu"
         if channels_last:
-            net.to(memory_format=torch.channels_last)
+            net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch stubs lack memory_format
         n = self._num_images(images)
         out = np.empty((n, self.bits), dtype=np.float32)
         done = 0
@@ -201,10 +201,10 @@ class Encoder:
                 step = _CPU_CHUNK if self.device.type == "cpu" else x.shape[0]
                 with autocast(self.device, self.precision):
                     f = torch.cat([net(x[s : s + step]) for s in range(0, x.shape[0], step)])
-                f = f.float().cpu().numpy()
-                out[done : done + f.shape[0]] = f
-                done += f.shape[0]
-                bar.update(f.shape[0])
+                feats = f.float().cpu().numpy()
+                out[done : done + feats.shape[0]] = feats
+                done += feats.shape[0]
+                bar.update(feats.shape[0])
         return out[:done]
 
     def encode(

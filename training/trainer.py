@@ -197,8 +197,8 @@ class Trainer:
                             net.name, net.patch_size, net.patch_size, list(net.dropped_pools))
         self.micro_batch = {id(net): self._micro_batch_for(net) for net in (self.pan_net, self.ms_net)}
         if self.channels_last:
-            self.pan_net.to(memory_format=torch.channels_last)
-            self.ms_net.to(memory_format=torch.channels_last)
+            self.pan_net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch stubs lack memory_format
+            self.ms_net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch stubs lack memory_format
         self.opt_pan = self._optimizer(self.pan_net)
         self.opt_ms = self._optimizer(self.ms_net)
         self.loss_fn: WeightedLoss = build_loss(config)
@@ -207,7 +207,7 @@ class Trainer:
         self.features = {s: torch.zeros(v, config.bits, device=self.device) for s in _SOURCES}
         self.epoch = 0  # epochs completed
         self.history: list[EpochStats] = []
-        self.input_stats: dict[str, dict[str, list[float]]] | None = None
+        self.input_stats: dict[str, dict[str, list[float] | int]] | None = None  # {source: {"mean", "std", "samples"}}
         self.pixel_stats = dataset_pixel_stats(dataset)
         self._initialized = False
 
@@ -281,7 +281,7 @@ class Trainer:
         n = min(self.num_samples, self.config.stats_samples)
         gen = torch.Generator().manual_seed(_derived_seed(self.config.seed, 7))
         subset = torch.randperm(self.num_samples, generator=gen)[:n].sort().values
-        stats: dict[str, dict[str, list[float]]] = {}
+        stats: dict[str, dict[str, list[float] | int]] = {}
         for key, net in (("pan", self.pan_net), ("ms", self.ms_net)):
             s1 = torch.zeros(net.in_bands, dtype=torch.float64)
             s2 = torch.zeros(net.in_bands, dtype=torch.float64)
@@ -385,7 +385,7 @@ class Trainer:
         for key, net in (("pan", self.pan_net), ("ms", self.ms_net)):
             net.load_state_dict(state["networks"][key]["state_dict"])
             if self.channels_last:
-                net.to(memory_format=torch.channels_last)
+                net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch stubs lack memory_format
         self.opt_pan.load_state_dict(state["optimizers"]["pan"])
         self.opt_ms.load_state_dict(state["optimizers"]["ms"])
         for s in _SOURCES:
