@@ -36,13 +36,13 @@ import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from torch.utils.data import Dataset
 
 from hashsearch.eval.protocols import EncodedSplits, evaluate_encoded, resolve_protocol
-from hashsearch.eval.results import EvalConfig
+from hashsearch.eval.results import EvalConfig, Protocol
 
 from .config import TrainConfig
 from .encoder import Encoder
@@ -185,8 +185,9 @@ def evaluate_codes(
                for split in ("train", "test")},
         labels={"train": np.asarray(train_labels, dtype=np.int64), "test": np.asarray(test_labels, dtype=np.int64)},
     )
-    config = EvalConfig(protocol=protocol, ks=(1, 10), features=False, figures=False, backend=backend,
-                        progress=progress, distractors=distractors)  # type: ignore[arg-type]
+    # resolve_protocol returned "class" or "instance" (it raises on anything else); its annotation says str.
+    config = EvalConfig(protocol=cast(Protocol, protocol), ks=(1, 10), features=False, figures=False,
+                        backend=backend, progress=progress, distractors=distractors)
     results, _ = evaluate_encoded(enc, protocol, config)
     metrics: dict[str, dict[str, float]] = {}
     for direction, r in results.items():
