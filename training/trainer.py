@@ -196,9 +196,9 @@ class Trainer:
                 logger.info("%s: %d×%d patches shrink to 1×1 before the pooling of stage(s) %s, which is left out",
                             net.name, net.patch_size, net.patch_size, list(net.dropped_pools))
         self.micro_batch = {id(net): self._micro_batch_for(net) for net in (self.pan_net, self.ms_net)}
-        if self.channels_last:
-            self.pan_net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch stubs lack memory_format
-            self.ms_net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch stubs lack memory_format
+        if self.channels_last:  # (the ignores: torch's stubs of Module.to lack memory_format)
+            self.pan_net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+            self.ms_net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.opt_pan = self._optimizer(self.pan_net)
         self.opt_ms = self._optimizer(self.ms_net)
         self.loss_fn: WeightedLoss = build_loss(config)
@@ -384,8 +384,8 @@ class Trainer:
             raise ValueError("cannot resume: the dataset's labels differ from the checkpoint's")
         for key, net in (("pan", self.pan_net), ("ms", self.ms_net)):
             net.load_state_dict(state["networks"][key]["state_dict"])
-            if self.channels_last:
-                net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch stubs lack memory_format
+            if self.channels_last:  # (the ignore: torch's stubs of Module.to lack memory_format)
+                net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.opt_pan.load_state_dict(state["optimizers"]["pan"])
         self.opt_ms.load_state_dict(state["optimizers"]["ms"])
         for s in _SOURCES:
