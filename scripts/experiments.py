@@ -112,6 +112,10 @@ class ExperimentPlan:
         curves: run :func:`learning_curve` on the class sets instead of the plan.
         methods: run only these methods (keys of :data:`LABELS`); None: all of the plan's.
         bits: run only these code lengths (``main_bits`` and the others); None: all of the plan's.
+        train_fraction: train the networks on this seeded fraction of each class of the
+            training split (1: all of it); the evaluation keeps the whole training split as
+            the database, so only what the networks learn from changes (MAP against the
+            number of training pairs).
     """
 
     mode: str
@@ -131,6 +135,7 @@ class ExperimentPlan:
     curves: bool = False
     methods: tuple[str, ...] | None = None
     bits: tuple[int, ...] | None = None
+    train_fraction: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -414,11 +419,16 @@ def run_set(plan: ExperimentPlan, name: str, specs: list[RunSpec]) -> list[dict[
     from hashsearch.eval.report import evaluate, run_figures, write_report
     from hashsearch.eval.results import EvalConfig
     from hashsearch.training.datasets import dual_source_splits
-    from hashsearch.training.experiments import dataset_task, run_experiment
+    from hashsearch.training.experiments import dataset_task, run_experiment, split_dataset
 
     path = _build(plan, name)
     train_set, test_set = dual_source_splits(path)
     task = dataset_task(train_set)
+    fit_set = train_set
+    if plan.train_fraction < 1:
+        fit_set = split_dataset(train_set, plan.train_fraction, seed=0)[1]
+        logger.info("%s: training on %d of the %d training pairs (--train-fraction %g)", name, len(fit_set),
+                    len(train_set), plan.train_fraction)
     splits = open_splits(str(path))
     report_dir = Path(plan.out) / "reports" / name
     rows: list[dict[str, Any]] = []
@@ -431,7 +441,7 @@ def run_set(plan: ExperimentPlan, name: str, specs: list[RunSpec]) -> list[dict[
         if spec.epochs is not None:
             train_cfg = _train_config(spec, plan, train_set)
             weighting = train_cfg.resolve_pair_weighting(task)
-            res = run_experiment(spec.name, train_cfg, train_set, test_set,
+            res = run_experiment(spec.name, train_cfg, fit_set, test_set,
                                  out_dir=Path(plan.out) / "runs" / name, progress=False)
             run, art = evaluate(res.checkpoint, None, config=cfg, splits=splits)
             seconds: float | None = res.train_seconds
@@ -444,6 +454,8 @@ def run_set(plan: ExperimentPlan, name: str, specs: list[RunSpec]) -> list[dict[
         if spec.seed == plan.seeds[0]:
             runs.append(run)
         row = _row(spec, run, seconds, weighting)
+        if spec.epochs is not None:
+            row["train_pairs"] = len(fit_set)
         rows.append(row)
         logger.info("%s %s l=%d seed %d: %s (train %s s)", name, spec.label, spec.bits, spec.seed,
                     {k: round(v, 4) for k, v in row.items() if k.startswith(("map_", "recall", "mrr"))
@@ -570,6 +582,8 @@ def parse_args(argv: Sequence[str] | None = None) -> ExperimentPlan:
     p.add_argument("--methods", default=None, help=f"comma-separated subset of {','.join(LABELS)} (default: all)")
     p.add_argument("--bits", default=None,
                    help="comma-separated code lengths to run (default: the mode's; 32 is the multi-seed length)")
+    p.add_argument("--train-fraction", type=float, default=1.0,
+                   help="train the networks on this seeded fraction of each class (database: the whole split)")
     p.add_argument("--learning-curve", action="store_true",
                    help="class sets: MAP after every epoch of SIDHCNN and DCMH (curves.json, curves-<set>.png)")
     p.add_argument("--dry-run", action="store_true", help="print the plan's runs as JSON and exit")
@@ -584,6 +598,11 @@ def parse_args(argv: Sequence[str] | None = None) -> ExperimentPlan:
                          bits=[int(b) for b in a.bits.split(",") if b.strip()] if a.bits else None)
     except ValueError as exc:
         p.error(str(exc))
+    if not 0 < a.train_fraction <= 1:
+        p.error(f"--train-fraction must be in (0, 1], got {a.train_fraction}")
+    if a.train_fraction < 1 and (a.validation or a.learning_curve):
+        p.error("--train-fraction applies to the test-split runs, not to --validation or --learning-curve")
+    plan = replace(plan, train_fraction=a.train_fraction)
     if a.fusebox_crops == "six" and "fusebox-landsat7" in plan.sets:
         plan = replace(plan, recipe_options={**plan.recipe_options, "fusebox-landsat7": {"scenes": FUSEBOX_SIX_CROPS}})
     return replace(plan, out=str(plan.out)) if not a.dry_run else _dry(plan)

@@ -78,8 +78,11 @@ def test_overrides_and_bad_arguments(exp, tmp_path, monkeypatch):
         ("sidhcnn", 8, 0), ("scm", 8, 0), ("sidhcnn", 64, 0), ("scm", 64, 0)]
     quick16 = exp.parse_args(["--sets", "nc-landsat7", "--bits", "16,32", "--methods", "dcmh", "--out", str(tmp_path)])
     assert [(r.bits, r.epochs) for r in exp.plan_runs(quick16)] == [(32, 10), (16, 10)]
+    assert exp.parse_args(["--out", str(tmp_path)]).train_fraction == 1.0
+    assert exp.parse_args(["--train-fraction", "0.25", "--out", str(tmp_path)]).train_fraction == 0.25
     for bad in (["--sets", "dsrsid"], ["--seeds", "1,1"], ["--epochs", "0"], ["--mode", "huge"], ["--methods", "x"],
-                ["--bits", "12"], ["--bits", "16,16"], ["--bits", "0"]):
+                ["--bits", "12"], ["--bits", "16,16"], ["--bits", "0"], ["--train-fraction", "0"],
+                ["--train-fraction", "1.5"], ["--train-fraction", "0.5", "--validation"]):
         with pytest.raises(SystemExit) as info:
             exp.parse_args([*bad, "--out", str(tmp_path)])
         assert info.value.code == 2
